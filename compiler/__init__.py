@@ -1,0 +1,21 @@
+"""tosac: a tensor compiler for quantized neural networks with exact TOSA integer semantics."""
+from tosac.errors import (
+    CodegenError,
+    FrontendError,
+    InterpreterError,
+    SerializationError,
+    TosacError,
+    ToolchainMissingError,
+    TuningError,
+    UnpredictableError,
+    UnsupportedError,
+    VerificationError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "TosacError", "VerificationError", "UnsupportedError", "SerializationError",
+    "InterpreterError", "UnpredictableError", "FrontendError", "CodegenError",
+    "ToolchainMissingError", "TuningError", "__version__",
+]

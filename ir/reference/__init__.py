@@ -1,0 +1,1 @@
+"""Exact numpy semantics of every op: the law every compiled kernel is checked against."""
