@@ -1,0 +1,47 @@
+# Two commands do everything on a fresh Debian/Ubuntu machine:
+#   make demo   installs tosac into .venv and runs the built-in example
+#   make test   installs tosac with its test and conformance extras and runs the tests
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# Cross toolchains and qemu for the ARM targets (Debian packages).
+DEBS   := qemu-user gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-full system-deps clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,conformance]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+# Installs the Debian packages that are missing (needs root; apt-get update first).
+system-deps:
+	@missing=""; \
+	command -v qemu-aarch64 >/dev/null || missing="$$missing qemu-user"; \
+	command -v aarch64-linux-gnu-gcc >/dev/null || missing="$$missing gcc-aarch64-linux-gnu"; \
+	command -v arm-linux-gnueabihf-gcc >/dev/null || missing="$$missing gcc-arm-linux-gnueabihf"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "warning: missing Debian packages:$$missing (run as root to install; ARM tests will skip)"; \
+	  fi; \
+	fi
+
+demo: $(STAMP)
+	$(VENV)/bin/tosac demo --out-dir demo-out
+
+test: $(STAMP) system-deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The full official conformance suite on the reference interpreter (about 15 minutes).
+test-full: $(STAMP)
+	$(VENV)/bin/tosac conformance tosa-cts --target reference --json cts-reference.json --junit cts-reference.xml
+
+clean:
+	rm -rf $(VENV) demo-out .pytest_cache .hypothesis

@@ -1,0 +1,183 @@
+"""The `tosac` command line.
+
+    tosac inspect MODEL                 print a graph: ops, shapes, dtypes
+    tosac run MODEL --input x=x.npy     run a graph on the reference interpreter
+    tosac demo                          build, save, inspect and run the built-in example
+    tosac conformance tosa-cts ...      the official TOSA conformance tests
+
+Errors the user can fix (a bad file, an invalid graph) print one clear line
+and exit with status 2; nothing prints a traceback unless --debug is given.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tosac.errors import TosacError
+
+
+def _load(path: str):
+    from tosac.ir.serialize import load
+    return load(Path(path))
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from tosac.ir.serialize import format_graph
+    from tosac.ir.verifier import verify
+
+    graph = _load(args.model)
+    print(format_graph(graph))
+    verify(graph)
+    print("verified: OK")
+    return 0
+
+
+def _parse_inputs(pairs: list[str]) -> dict[str, np.ndarray]:
+    inputs = {}
+    for pair in pairs:
+        name, sep, file = pair.partition("=")
+        if not sep:
+            raise TosacError(f"--input '{pair}': expected NAME=FILE.npy")
+        try:
+            inputs[name] = np.load(file)
+        except (OSError, ValueError) as e:
+            raise TosacError(f"--input {name}: cannot read '{file}' as a .npy array: {e}") from None
+    return inputs
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from tosac.ir.reference.interpreter import run
+
+    graph = _load(args.model)
+    inputs = _parse_inputs(args.input or [])
+    if args.random_inputs:
+        rng = np.random.default_rng(args.seed)
+        for name, ttype in graph.input_types().items():
+            if name not in inputs:
+                inputs[name] = _random_array(rng, ttype)
+    outputs = run(graph, inputs)
+    out_dir = Path(args.output_dir) if args.output_dir else None
+    for name, value in outputs.items():
+        print(f"{name}: {value.dtype}{list(value.shape)}")
+        print(np.array2string(value, threshold=64, edgeitems=4))
+        if out_dir:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            np.save(out_dir / f"{name}.npy", value)
+    return 0
+
+
+def _random_array(rng: np.random.Generator, ttype) -> np.ndarray:
+    dt = ttype.dtype
+    if dt.is_int:
+        return rng.integers(dt.min, dt.max, size=ttype.shape, endpoint=True).astype(dt.storage)
+    if dt.kind == "bool":
+        return rng.integers(0, 1, size=ttype.shape, endpoint=True).astype(bool)
+    return rng.standard_normal(ttype.shape).astype(dt.storage)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from tosac.examples import demo
+    return demo(Path(args.out_dir))
+
+
+def cmd_tosa_cts(args: argparse.Namespace) -> int:
+    from tosac.conformance import results as res
+    from tosac.conformance.tosa_cts import run_cts
+
+    started = time.monotonic()
+    results = run_cts(target=args.target, ops_regex=args.ops, seed=args.seed, jobs=args.jobs,
+                      full=not args.sample, per_op=args.per_op,
+                      tests_dir=Path(args.tests) if args.tests else None,
+                      keep=Path(args.keep) if args.keep else None)
+    print(res.format_table(results))
+    print(f"time: {time.monotonic() - started:.0f} s")
+    meta = {"suite": "tosa-cts", "target": args.target, "seed": args.seed, "sample": args.sample,
+            "ops": args.ops}
+    if args.json:
+        res.write_json(results, Path(args.json), meta)
+    if args.junit:
+        res.write_junit(results, Path(args.junit), f"tosa-cts.{args.target}")
+    return 1 if res.counts(results)["failed"] else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tosac", description="A tensor compiler for quantized neural networks with exact TOSA "
+        "integer semantics.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("inspect", help="print a graph's ops, shapes and dtypes, and verify it",
+                       description="Print a model (.tosa flatbuffer or tosac .json) block by block: inputs, "
+                       "every op with operand and result types and attributes, outputs; then verify it "
+                       "against the TOSA specification's ERROR_IF rules.")
+    p.add_argument("model", help="a .tosa or .json model file")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("run", help="run a model on the reference interpreter",
+                       description="Run a model on the exact reference interpreter and print its outputs.")
+    p.add_argument("model", help="a .tosa or .json model file")
+    p.add_argument("--input", action="append", metavar="NAME=FILE.npy", help="an input array (repeatable)")
+    p.add_argument("--random-inputs", action="store_true", help="fill missing inputs with seeded random values")
+    p.add_argument("--seed", type=int, default=0, help="seed for --random-inputs (default 0)")
+    p.add_argument("--output-dir", help="also save each output as NAME.npy here")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="build, save, inspect and run the built-in example model",
+                       description="Build the built-in int8 example (conv2d+rescale+clamp, depthwise, "
+                       "avg-pool, fully connected, table), write it as .tosa and .json, read it back, "
+                       "run it on the reference interpreter and, when tosa-tools is installed, on the "
+                       "official TOSA reference model, and compare the bits.")
+    p.add_argument("--out-dir", default="demo-out", help="where to write the example files (default demo-out)")
+    p.set_defaults(func=cmd_demo)
+
+    conf = sub.add_parser("conformance", help="run conformance suites",
+                          description="Conformance suites that prove tosac's results bit-exact.")
+    csub = conf.add_subparsers(dest="suite", required=True, metavar="SUITE")
+    p = csub.add_parser(
+        "tosa-cts", help="the official TOSA conformance tests (needs the 'conformance' extra)",
+        description="Generate the official TOSA 1.0.2 conformance tests for the integer profile "
+        "(with the int16, int4, doubleround, inexactround and controlflow extensions) using tosa-tools, run "
+        "them with tosac as the system under test through the official runner, and check the results "
+        "with the official compliance rules (EXACT for integers). Negative (ERROR_IF) tests pass only when "
+        "the tosac verifier rejects the graph. Prints a per-operator table and 'N passed, N failed, N "
+        "skipped'; exits 1 on any failure.")
+    p.add_argument("--target", default="reference", choices=["reference"],
+                   help="where tosac runs the graphs (default: reference interpreter)")
+    p.add_argument("--ops", metavar="REGEX", help="only operators whose lower-case name matches REGEX")
+    p.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+    p.add_argument("--jobs", "-j", type=int, default=2, help="parallel jobs (default 2)")
+    p.add_argument("--sample", action="store_true",
+                   help="a fast seeded sample (small shapes, --per-op tests per operator) instead of the "
+                   "full conformance suite")
+    p.add_argument("--per-op", type=int, default=6, help="tests per operator with --sample (default 6)")
+    p.add_argument("--tests", metavar="DIR", help="run already generated tests found under DIR instead of "
+                   "generating (e.g. the output of tosa_verif_conformance_generator)")
+    p.add_argument("--json", metavar="FILE", help="write per-test results as JSON")
+    p.add_argument("--junit", metavar="FILE", help="write JUnit XML")
+    p.add_argument("--keep", metavar="DIR", help="keep generated tests, results and runner log in DIR")
+    p.set_defaults(func=cmd_tosa_cts)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except TosacError as e:
+        if args.debug:
+            raise
+        print(f"tosac: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tosac: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

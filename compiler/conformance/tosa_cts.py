@@ -1,0 +1,212 @@
+"""The official TOSA conformance tests, generated and checked by `tosa-tools`.
+
+Generation and result checking are the official tools'; tosac is only the
+system under test (see ``tosa_sut``). Two sizes:
+
+* ``full``: ``tosa_verif_conformance_generator`` for the integer profile and
+  its extensions — the real conformance suite (about 2,900 tests).
+* ``sample``: ``tosa_verif_build_tests`` per operator with small shapes, then a
+  seeded sample of at most ``per_op`` tests per operator — every operator,
+  positive and negative, in a few minutes (what ``make test`` runs).
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from tosac.conformance.results import CaseResult
+from tosac.errors import ToolchainMissingError, TosacError
+
+TOSA_VERSION = "1.0.2"
+PROFILE = "tosa-pro-int"
+EXTENSIONS = ("tosa-ext-int16", "tosa-ext-int4", "tosa-ext-doubleround", "tosa-ext-inexactround",
+              "tosa-ext-controlflow")
+SUT_MODULE = "tosac.conformance.tosa_sut"
+
+# Operators of the integer profile and its extensions in TOSA 1.0.2, by the
+# generator's (lower-case) names.
+INT_OPERATORS = (
+    "argmax avg_pool2d conv2d conv3d depthwise_conv2d matmul max_pool2d transpose_conv2d clamp add "
+    "arithmetic_right_shift bitwise_and bitwise_or bitwise_xor intdiv logical_and logical_left_shift "
+    "logical_right_shift logical_or logical_xor maximum minimum mul sub table abs bitwise_not clz "
+    "logical_not negate select equal greater greater_equal reduce_all reduce_any reduce_max reduce_min "
+    "reduce_product reduce_sum concat pad reshape reverse slice tile transpose gather scatter resize cast "
+    "rescale const identity cond_if while_loop"
+).split()
+
+
+@dataclass(frozen=True)
+class Tools:
+    """Where the tosa-tools executables and the generate library are."""
+    bin_dir: Path
+    generate_lib: Path
+
+    def exe(self, name: str) -> str:
+        return str(self.bin_dir / name)
+
+
+def find_tools() -> Tools:
+    """Locate tosa-tools in the running Python environment, or say how to install it."""
+    try:
+        import tosa_reference_model  # noqa: F401  (from tosa-tools)
+    except ImportError:
+        raise ToolchainMissingError(
+            "the official TOSA tools are not installed: pip install 'tosac[conformance]' "
+            "(PyPI package tosa-tools==2026.8.0)") from None
+    lib = Path(tosa_reference_model.__file__).parent / "libtosa_reference_generate_lib.so"
+    bin_dir = Path(sys.executable).parent
+    if not (bin_dir / "tosa_verif_run_tests").exists() or not lib.exists():
+        raise ToolchainMissingError(f"tosa-tools looks incomplete (no tosa_verif_run_tests in {bin_dir} "
+                                    f"or no {lib.name}); reinstall the 'conformance' extra")
+    return Tools(bin_dir, lib)
+
+
+def select_operators(ops_regex: str | None) -> list[str]:
+    ops = [op for op in INT_OPERATORS if not ops_regex or re.search(ops_regex, op)]
+    if not ops:
+        raise TosacError(f"--ops '{ops_regex}' matches no operator; operators are: {' '.join(INT_OPERATORS)}")
+    return ops
+
+
+def _run(cmd: list[str], cwd: Path, what: str) -> None:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout)[-2000:]
+        raise TosacError(f"{what} failed (exit {proc.returncode}): {' '.join(cmd[:3])} ...\n{tail}")
+
+
+def test_dirs_under(root: Path) -> list[Path]:
+    """Every directory holding a desc.json below ``root``."""
+    return sorted(p.parent for p in root.rglob("desc.json"))
+
+
+def generate_full(tools: Tools, out: Path, ops: list[str], seed: int | None, jobs: int) -> list[Path]:
+    """The official conformance suite for ``ops`` (integer profile + extensions)."""
+    cmd = [tools.exe("tosa_verif_conformance_generator"), "--profile", PROFILE, "--extension", *EXTENSIONS,
+           "--tosa-version", TOSA_VERSION, "--output-type", "binary", "--generate-lib-path",
+           str(tools.generate_lib), "--build-directory", str(out / "build"), "--output-directory",
+           str(out / "suite"), "-j", str(jobs), "--operators", *ops]
+    if seed is not None:
+        cmd += ["--seed", str(seed)]
+    _run(cmd, out, "tosa_verif_conformance_generator")
+    return test_dirs_under(out / "suite")
+
+
+def _build_one(tools: Tools, out: Path, op: str, seed: int) -> list[Path]:
+    dest = out / op
+    cmd = [tools.exe("tosa_verif_build_tests"), "--filter", f"^{op}$", "--profile", PROFILE,
+           "--extension", *EXTENSIONS, "--tosa-version", TOSA_VERSION, "--generate-lib-path",
+           str(tools.generate_lib), "--seed", str(seed), "--test-type", "both",
+           "--tensor-dim-range", "1,8", "--max-batch-size", "1", "--num-rand-permutations", "1",
+           "-o", str(dest)]
+    _run(cmd, out, f"tosa_verif_build_tests for {op}")
+    return test_dirs_under(dest)
+
+
+def generate_sample(tools: Tools, out: Path, ops: list[str], seed: int, per_op: int, jobs: int) -> list[Path]:
+    """Small generated tests for each op, then a seeded choice of ``per_op`` per op (half negative)."""
+    rng = random.Random(seed)
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        built = list(pool.map(lambda op: _build_one(tools, out, op, seed), ops))
+    chosen: list[Path] = []
+    for dirs in built:
+        neg = [d for d in dirs if "_ERRORIF_" in d.name]
+        pos = [d for d in dirs if "_ERRORIF_" not in d.name]
+        n_neg = min(len(neg), per_op // 2)
+        n_pos = min(len(pos), per_op - n_neg)
+        chosen += rng.sample(pos, n_pos) + rng.sample(neg, min(len(neg), per_op - n_pos))
+    return sorted(chosen)
+
+
+def copy_tests(dirs: list[Path], dest: Path) -> list[Path]:
+    """Copy test directories: the runner writes result files into them."""
+    copies = []
+    for i, d in enumerate(dirs):
+        target = dest / f"{i:05d}_{d.name}"
+        shutil.copytree(d, target)
+        copies.append(target)
+    return copies
+
+
+def run_tests(tools: Tools, dirs: list[Path], target: str, jobs: int, work: Path) -> list[CaseResult]:
+    """Run ``dirs`` through ``tosa_verif_run_tests`` with tosac as system under test."""
+    test_list = work / "tests.txt"
+    test_list.write_text("\n".join(str(d) for d in dirs) + "\n")
+    xunit = work / "runner-result.xml"
+    cmd = [tools.exe("tosa_verif_run_tests"), "--test-list", str(test_list), "--sut-module", SUT_MODULE,
+           "--sut-module-args", f"{SUT_MODULE}:target={target}", "--xunit-file", str(xunit),
+           "-j", str(jobs), "--profile", PROFILE, "--extension", *EXTENSIONS]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, env=env)
+    (work / "runner.log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0 or not xunit.exists():
+        raise TosacError(f"tosa_verif_run_tests failed (exit {proc.returncode}); log in {work / 'runner.log'}:\n"
+                         f"{(proc.stderr or proc.stdout)[-2000:]}")
+    return parse_xunit(xunit, dirs)
+
+
+def _op_of(test_dir: Path) -> str:
+    try:
+        return json.loads((test_dir / "desc.json").read_text())["test_details"]["operator"]
+    except (OSError, KeyError, ValueError):
+        return test_dir.name.split("_")[1].upper()
+
+
+def parse_xunit(xunit: Path, dirs: list[Path]) -> list[CaseResult]:
+    """Our SUT's results from the runner's xunit file, one per test directory."""
+    by_name = {d.name: d for d in dirs}
+    results = []
+    for suite in ET.parse(xunit).getroot().iter("testsuite"):
+        if suite.get("name") != SUT_MODULE:
+            continue
+        for case in suite.iter("testcase"):
+            name = case.get("name", "")
+            key = Path(name).name
+            test_dir = by_name.get(key)
+            failure = case.find("failure")
+            skipped = case.find("skipped")
+            if skipped is not None:
+                outcome, message = "skipped", skipped.get("message") or (skipped.text or "")
+            elif failure is not None:
+                outcome, message = "failed", (failure.get("message") or "") + (failure.text or "")
+            else:
+                outcome, message = "passed", ""
+            results.append(CaseResult(
+                name=key.split("_", 1)[1] if re.match(r"^\d{5}_", key) else key,
+                op=_op_of(test_dir) if test_dir else "?",
+                negative="_ERRORIF_" in key, outcome=outcome, message=message.strip()[:2000]))
+    return results
+
+
+def run_cts(*, target: str = "reference", ops_regex: str | None = None, seed: int = 0, jobs: int = 2,
+            full: bool = False, per_op: int = 6, tests_dir: Path | None = None,
+            keep: Path | None = None) -> list[CaseResult]:
+    """Generate (or reuse ``tests_dir``), run and check the official tests; return per-test results."""
+    tools = find_tools()
+    ops = select_operators(ops_regex)
+    work = Path(tempfile.mkdtemp(prefix="tosac-cts-")) if keep is None else keep
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        if tests_dir is not None:
+            dirs = [d for d in test_dirs_under(tests_dir) if _op_of(d).lower() in ops]
+        elif full:
+            dirs = generate_full(tools, work / "generated", ops, seed, jobs)
+        else:
+            dirs = generate_sample(tools, work / "generated", ops, seed, per_op, jobs)
+        if not dirs:
+            raise TosacError("no conformance tests were generated or found")
+        copies = copy_tests(dirs, work / "run")
+        return run_tests(tools, copies, target, jobs, work)
+    finally:
+        if keep is None:
+            shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,27 @@
+"""Shared pytest setup.
+
+Tests that need an optional tool (tosa-tools, later qemu and the cross gcc)
+call ``require(...)``: on a user's machine without the tool they skip with the
+reason; under CI (CI=true) a missing tool is a failure, never a silent skip.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+def _require(available: bool, what: str, how: str) -> None:
+    if available:
+        return
+    message = f"{what} is not installed ({how})"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true but {message}", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def require_tosa_tools() -> None:
+    from tosac.conformance.official_model import available
+
+    _require(available(), "tosa-tools (the official TOSA reference model)", "pip install 'tosac[conformance]'")

@@ -1,0 +1,43 @@
+"""The official TOSA conformance tests on the reference interpreter.
+
+The default run covers a seeded sample of every integer-profile operator
+(positive and ERROR_IF tests, small shapes). The whole suite runs with
+``TOSAC_FULL_CTS=1`` (or ``make test-full``).
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tosac.conformance.results import format_table, summary_line
+from tosac.conformance.tosa_cts import INT_OPERATORS, run_cts
+
+
+@pytest.fixture(scope="module")
+def sample_results(request):
+    request.getfixturevalue("require_tosa_tools")
+    return run_cts(target="reference", seed=int(os.environ.get("TOSAC_CTS_SEED", "7")), full=False,
+                   per_op=4, jobs=2)
+
+
+def test_sample_covers_every_operator(sample_results):
+    covered = {r.op.lower() for r in sample_results}
+    missing = set(INT_OPERATORS) - covered
+    assert not missing, f"no sampled conformance test for {sorted(missing)}"
+
+
+def test_sample_all_pass(sample_results):
+    failed = [r for r in sample_results if r.outcome != "passed"]
+    assert not failed, format_table(sample_results)
+    assert summary_line(sample_results).startswith(f"{len(sample_results)} passed")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("TOSAC_FULL_CTS"), reason="the full suite runs with TOSAC_FULL_CTS=1")
+def test_full_suite(require_tosa_tools):
+    results = run_cts(target="reference", full=True, jobs=2)
+    pos = [r for r in results if not r.negative]
+    neg = [r for r in results if r.negative]
+    assert sum(r.outcome == "passed" for r in pos) >= 0.99 * len(pos), format_table(results)
+    assert sum(r.outcome == "passed" for r in neg) >= 0.95 * len(neg), format_table(results)
