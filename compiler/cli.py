@@ -149,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default="reference", choices=["reference"],
                    help="where tosac runs the graphs (default: reference interpreter)")
     p.add_argument("--ops", metavar="REGEX", help="only operators whose lower-case name matches REGEX")
-    p.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="test-data seed for the generator and the --sample choice (default: the official data)")
     p.add_argument("--jobs", "-j", type=int, default=2, help="parallel jobs (default 2)")
     p.add_argument("--sample", action="store_true",
                    help="a fast seeded sample (small shapes, --per-op tests per operator) instead of the "

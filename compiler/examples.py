@@ -37,7 +37,7 @@ def example_int8_net(seed: int = 0) -> Graph:
                   shift=[40] * 16, input_zp=0, output_zp=-128, rounding_mode=RoundingMode.DOUBLE_ROUND)
     y = g.clamp(y, min_val=-128, max_val=40)
     w2 = g.const(rng.integers(-127, 128, (3, 3, 16, 1), dtype=np.int8))
-    acc = g.depthwise_conv2d(y, w2, pad=(1, 1, 1, 1), stride=(2, 2), input_zp=-128)
+    acc = g.depthwise_conv2d(y, w2, pad=(1, 0, 1, 0), stride=(2, 2), input_zp=-128)
     y = g.rescale(acc, DType.INT8, multiplier=[1 << 30], shift=[38], output_zp=3)
     y = g.avg_pool2d(y, kernel=(2, 2), stride=(2, 2), input_zp=3, output_zp=3)      # [1,4,4,16]
     y = g.reshape(y, (1, 1, 256))

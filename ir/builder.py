@@ -130,7 +130,7 @@ class GraphBuilder:
         attrs = {k: tuple(int(x) for x in v) if isinstance(v, (list, np.ndarray)) else v
                  for k, v in attrs.items()}
         op = Op(op_name, [v.name for v in inputs], [], attrs)
-        types = infer_types(op, self.blk, list(out_dtypes) if out_dtypes else None)
+        types = infer_types(op, self.blk, list(out_dtypes) if out_dtypes else None, blocks=self.graph.blocks)
         outs = list(names) if names else [self._fresh(op_name.lower()) for _ in types]
         for name, ttype in zip(outs, types):
             self._declare(name, ttype)

@@ -1,0 +1,70 @@
+"""The `tosac` command line: help texts, inspect, run, and clear errors on bad input."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tosac.cli import main
+from tosac.examples import example_int8_net
+from tosac.ir.reference.interpreter import run
+from tosac.ir.serialize import save
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "net.tosa"
+    save(example_int8_net(), path)
+    return path
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["inspect", "--help"], ["run", "--help"], ["demo", "--help"],
+                                  ["conformance", "--help"], ["conformance", "tosa-cts", "--help"]])
+def test_help_texts(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert "usage: tosac" in text and len(text.splitlines()) > 4
+
+
+def test_console_script_is_installed():
+    proc = subprocess.run([sys.executable, "-m", "tosac.cli", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "conformance" in proc.stdout
+
+
+def test_inspect_lists_ops_shapes_and_dtypes(model_file, capsys):
+    assert main(["inspect", str(model_file)]) == 0
+    out = capsys.readouterr().out
+    for needle in ("CONV2D", "RESCALE", "DEPTHWISE_CONV2D", "AVG_POOL2D", "MATMUL", "TABLE", "i8[1,16,16,8]"):
+        assert needle in out, needle
+    assert "verified: OK" in out
+
+
+def test_run_writes_outputs_equal_to_the_interpreter(model_file, tmp_path, capsys):
+    x = np.random.default_rng(3).integers(-128, 128, (1, 16, 16, 8), dtype=np.int8)
+    np.save(tmp_path / "x.npy", x)
+    assert main(["run", str(model_file), "--input", f"x={tmp_path / 'x.npy'}", "--output-dir", str(tmp_path)]) == 0
+    graph = example_int8_net()
+    expected = run(graph, {"x": x})[graph.outputs[0]]
+    got = np.load(tmp_path / f"{graph.outputs[0]}.npy")
+    assert got.dtype == expected.dtype and np.array_equal(got, expected)
+
+
+@pytest.mark.parametrize("content", [b"", b"not a model", b"\x00" * 64])
+def test_malformed_file_is_one_clear_error(tmp_path, capsys, content):
+    bad = tmp_path / "bad.tosa"
+    bad.write_bytes(content)
+    assert main(["inspect", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tosac: error:") and "Traceback" not in err
+
+
+def test_missing_file_and_wrong_input_are_clear_errors(model_file, tmp_path, capsys):
+    assert main(["inspect", str(tmp_path / "nope.tosa")]) == 2
+    np.save(tmp_path / "x.npy", np.zeros((2, 2), np.int8))
+    assert main(["run", str(model_file), "--input", f"x={tmp_path / 'x.npy'}"]) == 2
+    err = capsys.readouterr().err
+    assert "nope.tosa" in err and "shape (2, 2)" in err
