@@ -165,7 +165,8 @@ def table(call: OpCall) -> list[np.ndarray]:
     index = (x + 32768) >> 7
     fraction = (x + 32768) & 0x7F
     base, nxt = tab[index], tab[index + 1]
-    require(np.abs(nxt - base) <= 32767, call.label, "table slope fits int16")
+    # The spec REQUIREs the slope to fit int16; the official model and conformance tests compute the
+    # int32 interpolation regardless, and so do we (a defined value is a valid unpredictable result).
     return _out(call, (base << 7) + (nxt - base) * fraction)
 
 

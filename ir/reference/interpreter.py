@@ -40,6 +40,9 @@ def coerce_input(name: str, value: object, ttype: TensorType) -> np.ndarray:
         if arr.dtype != np.bool_:
             raise InterpreterError(f"input '{name}': dtype {arr.dtype} given, bool expected")
         return arr
+    if dt in (DType.UINT8, DType.UINT16) and arr.dtype == np.dtype(f"int{dt.bits}"):
+        # TOSA stores unsigned data in signed containers of the same width: same bits.
+        return arr.view(dt.storage)
     if dt.is_int or dt is DType.SHAPE:
         if arr.dtype.kind not in "iu":
             raise InterpreterError(f"input '{name}': dtype {arr.dtype} given, integer {dt.name} expected")
