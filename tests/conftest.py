@@ -11,7 +11,7 @@ import os
 import pytest
 
 
-def _require(available: bool, what: str, how: str) -> None:
+def require_tool(available: bool, what: str, how: str) -> None:
     if available:
         return
     message = f"{what} is not installed ({how})"
@@ -20,8 +20,8 @@ def _require(available: bool, what: str, how: str) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def require_tosa_tools() -> None:
     from tosac.conformance.official_model import available
 
-    _require(available(), "tosa-tools (the official TOSA reference model)", "pip install 'tosac[conformance]'")
+    require_tool(available(), "tosa-tools (the official TOSA reference model)", "pip install 'tosac[conformance]'")

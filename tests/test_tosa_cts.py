@@ -15,8 +15,7 @@ from tosac.conformance.tosa_cts import INT_OPERATORS, run_cts
 
 
 @pytest.fixture(scope="module")
-def sample_results(request):
-    request.getfixturevalue("require_tosa_tools")
+def sample_results(require_tosa_tools):
     return run_cts(target="reference", seed=None, full=False,
                    per_op=4, jobs=2)
 

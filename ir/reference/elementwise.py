@@ -165,8 +165,8 @@ def table(call: OpCall) -> list[np.ndarray]:
     index = (x + 32768) >> 7
     fraction = (x + 32768) & 0x7F
     base, nxt = tab[index], tab[index + 1]
-    # The spec REQUIREs the slope to fit int16; the official model and conformance tests compute the
-    # int32 interpolation regardless, and so do we (a defined value is a valid unpredictable result).
+    slope = nxt - base
+    require((slope >= -32768) & (slope <= 32767), call.label, "the table slope at each used entry fits int16")
     return _out(call, (base << 7) + (nxt - base) * fraction)
 
 
