@@ -74,7 +74,8 @@ def demo(out_dir: Path) -> int:
     if official_model.available():
         status, official = official_model.run_official(graph, {"x": x})
         same = status == "TOSA_VALID" and np.array_equal(official[name], ours[name])
-        print(f"official TOSA reference model: {status}, {name} = {official.get(name, np.array([])).reshape(-1).tolist()}")
+        values = official.get(name, np.array([])).reshape(-1).tolist()
+        print(f"official TOSA reference model: {status}, {name} = {values}")
         print("bit-exact agreement with the official reference model: " + ("YES" if same else "NO"))
         return 0 if same else 1
     print("(install the 'conformance' extra to compare with the official TOSA reference model)")

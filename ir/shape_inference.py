@@ -321,8 +321,6 @@ def _control_flow(ctx: _Ctx) -> list[TensorType]:
     graph_attr = "then_graph" if ctx.op.name == "COND_IF" else "body_graph"
     name = ctx.attr(graph_attr)
     graph_blocks = getattr(ctx.block, "_graph_blocks", None)
-    if ctx.out_dtypes is not None and graph_blocks is None:
-        raise ctx.fail(graph_attr, "control-flow output types come from the body block")
     if graph_blocks is None or name not in graph_blocks:
         raise ctx.fail(graph_attr, f"block '{name}' is not defined in this graph")
     body = graph_blocks[name]

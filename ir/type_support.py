@@ -50,8 +50,7 @@ def _fail(label: str, operand: str, rule: str) -> VerificationError:
 
 def check_types(op: Op, block: Block, label: str) -> None:
     """Raise VerificationError if ``op``'s element types are not a supported combination."""
-    schema_operands = [n for n in op.inputs]
-    ins = [block.type_of(n).dtype for n in schema_operands]
+    ins = [block.type_of(n).dtype for n in op.inputs]
     outs = [block.type_of(n).dtype for n in op.outputs]
     name = op.name
 

@@ -118,7 +118,8 @@ def generate_full(tools: Tools, ops: list[str], seed: int | None, jobs: int) -> 
     from importlib.metadata import version
 
     key = hashlib.sha256(" ".join(sorted(ops)).encode()).hexdigest()[:12]
-    suite = cache_root() / f"tosa-tools-{version('tosa-tools')}_v{TOSA_VERSION}_seed{seed if seed is not None else 'default'}_{key}"
+    seed_tag = "default" if seed is None else str(seed)
+    suite = cache_root() / f"tosa-tools-{version('tosa-tools')}_v{TOSA_VERSION}_seed{seed_tag}_{key}"
     if not (suite / "COMPLETE").exists():
         suite.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix="generating-", dir=suite.parent))

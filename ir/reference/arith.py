@@ -80,7 +80,3 @@ def check_range(values: np.ndarray, dtype: DType, label: str, what: str) -> None
     """REQUIRE that exact ``values`` fit ``dtype`` (the spec's overflow REQUIREs)."""
     if values.size:
         require((values >= dtype.min) & (values <= dtype.max), label, f"{what} fits {dtype.name}")
-
-
-def tensor_index_dims(shape: tuple[int, ...]) -> int:
-    return int(np.prod(shape, dtype=np.int64)) if shape else 1

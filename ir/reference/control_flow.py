@@ -11,7 +11,8 @@ MAX_ITERATIONS = 1_000_000   # a guard, not spec behaviour: a non-terminating lo
 
 @kernel("COND_IF")
 def cond_if(call: OpCall) -> list[np.ndarray]:
-    branch = call.attrs["then_graph"] if bool(np.asarray(call.args[0]).reshape(-1)[0]) else call.attrs["else_graph"]
+    taken = bool(np.asarray(call.args[0]).reshape(-1)[0])
+    branch = call.attrs["then_graph"] if taken else call.attrs["else_graph"]
     return call.run_block(branch, list(call.args[1:]))
 
 

@@ -123,13 +123,12 @@ def negate(call: OpCall) -> list[np.ndarray]:
     if dtype.is_float:
         return _out(call, -x)
     zp_in, zp_out = call.scalar("input1_zp"), call.scalar("output_zp")
-    acc_t = DType.INT32
-    v = i64(x) - zp_in
-    check_range(v, acc_t, call.label, "input1 - input1_zp")
+    v = i64(x) - zp_in                                  # acc_t is int32 for every integer type
+    check_range(v, DType.INT32, call.label, "input1 - input1_zp")
     r = -v
-    check_range(r, acc_t, call.label, "the negation")
+    check_range(r, DType.INT32, call.label, "the negation")
     r = r + zp_out
-    check_range(r, acc_t, call.label, "the result before clipping")
+    check_range(r, DType.INT32, call.label, "the result before clipping")
     return _out(call, np.clip(r, dtype.min, dtype.max))
 
 
