@@ -18,10 +18,14 @@ from tosac.ir.ops import SCHEMAS, AttrKind, ResizeMode, RoundingMode
 from tosac.ir.shape_inference import infer_types
 from tosac.ir.type_support import check_types
 
-MAX_RANK = 6                 # level 8K
+# Level 8K of the specification (tosa.xml <levels>).
+MAX_RANK = 6
 MAX_KERNEL = 8192
 MAX_STRIDE = 8192
+MAX_SCALE = 256
+MAX_LOG2_SIZE = 31
 MAX_NESTING = 6
+MAX_TENSOR_LIST_SIZE = 64
 _ATTR_TYPES = {AttrKind.INT: int, AttrKind.BOOL: bool, AttrKind.INTS: tuple, AttrKind.DTYPE: DType,
                AttrKind.STRING: str, AttrKind.SCALAR: (int, float)}
 
@@ -32,6 +36,25 @@ def verify(graph: Graph) -> None:
         raise VerificationError("graph", None, "the graph has no blocks")
     for block in graph.blocks.values():
         _verify_block(graph, block)
+    _check_nesting(graph, graph.main, 0, ())
+
+
+def _check_nesting(graph: Graph, block: Block, depth: int, path: tuple[str, ...]) -> None:
+    """ERROR_IF(tosa_nesting_depth >= MAX_NESTING) for COND_IF/WHILE_LOOP, and no recursion."""
+    for index, op in enumerate(block.ops):
+        if op.name not in ("COND_IF", "WHILE_LOOP"):
+            continue
+        label = f"{block.name}:{op.label(index)}"
+        if depth >= MAX_NESTING:
+            raise VerificationError(label, None, f"control flow nested {depth + 1} deep exceeds level 8K "
+                                    f"MAX_NESTING={MAX_NESTING}")
+        for attr in ("then_graph", "else_graph", "cond_graph", "body_graph"):
+            name = op.attrs.get(attr)
+            if name is None:
+                continue
+            if name in path or name == block.name:
+                raise VerificationError(label, attr, f"block '{name}' calls itself (recursion is not allowed)")
+            _check_nesting(graph, graph.blocks[name], depth + 1, path + (block.name,))
 
 
 def _verify_block(graph: Graph, block: Block) -> None:
@@ -48,7 +71,10 @@ def _verify_block(graph: Graph, block: Block) -> None:
                                     f"'{tensor.name}'")
         if any(d < 0 for d in tensor.shape) or len(tensor.shape) > MAX_RANK:
             raise VerificationError(f"block {block.name}", name, f"shape {list(tensor.shape)} must have "
-                                    f"non-negative dimensions and rank <= {MAX_RANK}")
+                                    f"non-negative dimensions and rank <= {MAX_RANK} (level 8K)")
+        if tensor.type.size >= 1 << MAX_LOG2_SIZE:
+            raise VerificationError(f"block {block.name}", name, f"{tensor.type.size} elements exceed level 8K "
+                                    f"(MAX_LOG2_SIZE={MAX_LOG2_SIZE})")
     for index, op in enumerate(block.ops):
         label = f"{block.name}:{op.label(index)}"
         if op.name not in SCHEMAS:
@@ -98,6 +124,7 @@ def _verify_op(graph: Graph, block: Block, op: Op, label: str) -> None:
         _verify_control_flow(graph, block, op, label)
         return
     check_types(op, block, label)
+    _check_levels(block, op, label)
     declared = [block.type_of(n) for n in op.outputs]
     try:
         inferred = infer_types(op, block, [t.dtype for t in declared])
@@ -107,6 +134,37 @@ def _verify_op(graph: Graph, block: Block, op: Op, label: str) -> None:
         if want != got:
             raise VerificationError(label, name, f"declared output {got} but the inputs and attributes give {want}")
     _ERROR_IF.get(op.name, lambda *a: None)(block, op, label)
+
+
+def _check_levels(block: Block, op: Op, label: str) -> None:
+    """The level 8K limits on kernel, stride, padding, scale and list sizes (tosa.xml <levellimit>)."""
+    a = op.attrs
+
+    def limit(operand: str, values, bound: int, what: str) -> None:
+        if any(v > bound for v in values):
+            raise VerificationError(label, operand, f"{what} {list(values)} exceeds level 8K limit {bound}")
+
+    if op.name in ("CONV2D", "CONV3D", "DEPTHWISE_CONV2D"):
+        w = block.type_of(op.inputs[1]).shape
+        kernel = w[:2] if op.name == "DEPTHWISE_CONV2D" else w[1:-1]
+        limit("weight", [d * k for d, k in zip(a["dilation"], kernel)], MAX_KERNEL, "dilation * kernel")
+        limit("pad", a["pad"], MAX_KERNEL, "pad")
+        limit("stride", a["stride"], MAX_STRIDE, "stride")
+    elif op.name == "TRANSPOSE_CONV2D":
+        limit("weight", block.type_of(op.inputs[1]).shape[1:3], MAX_KERNEL, "kernel")
+        limit("out_pad", a["out_pad"], MAX_KERNEL, "out_pad")
+        limit("stride", a["stride"], MAX_STRIDE, "stride")
+    elif op.name in ("AVG_POOL2D", "MAX_POOL2D"):
+        limit("kernel", a["kernel"], MAX_KERNEL, "kernel")
+        limit("pad", a["pad"], MAX_KERNEL, "pad")
+        limit("stride", a["stride"], MAX_STRIDE, "stride")
+    elif op.name == "RESIZE":
+        scale = block.constant(op.inputs[1])
+        if scale is not None and len(scale) == 4 and min(scale) > 0:
+            limit("scale", [scale[0] / scale[1], scale[2] / scale[3]], MAX_SCALE, "scale_n / scale_d")
+    elif op.name in ("CONCAT", "COND_IF", "WHILE_LOOP"):
+        limit("input_list", [len(op.inputs), len(op.outputs)], MAX_TENSOR_LIST_SIZE + (op.name == "COND_IF"),
+              "list length")
 
 
 def _verify_control_flow(graph: Graph, block: Block, op: Op, label: str) -> None:

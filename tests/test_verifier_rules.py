@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tosac.errors import InterpreterError, UnsupportedError, VerificationError
-from tosac.ir.builder import GraphBuilder
+from tosac.ir.builder import GraphBuilder, Value
 from tosac.ir.dtypes import DType
 from tosac.ir.graph import Op, Tensor, TensorType
 from tosac.ir.ops import ResizeMode, RoundingMode
@@ -163,3 +163,37 @@ def test_control_flow_runs_the_right_branch():
     args = {"a": np.array([5, 7], np.int32), "b": np.array([1, 2], np.int32)}
     assert run(graph, {"cond": np.array([True]), **args})[out.name].tolist() == [6, 9]
     assert run(graph, {"cond": np.array([False]), **args})[out.name].tolist() == [4, 5]
+
+
+def test_level_8k_kernel_and_stride_limits():
+    g = GraphBuilder()
+    x = g.input("x", DType.INT8, (1, 1, 8200, 1))
+    w = g.const(np.zeros((1, 1, 4100, 1), np.int8))
+    g.output(g.conv2d(x, w, dilation=(1, 2)))            # dilation * KW = 8200 > 8192
+    _rejects(g.build, "weight", "level 8K")
+
+
+def _nested_cond_ifs(levels: int):
+    """A graph whose COND_IFs nest ``levels`` deep (each then-branch holds the next COND_IF)."""
+    g = GraphBuilder()
+    for depth in reversed(range(levels)):               # innermost blocks first: their outputs type the op
+        for kind in ("then", "else"):
+            blk = g.block(f"{kind}{depth}")
+            c, x = blk.input("c", DType.BOOL, (1,)), blk.input("x", DType.INT32, (1,))
+            if kind == "then" and depth + 1 < levels:
+                (y,) = blk.cond_if(c, c, x, then_graph=f"then{depth + 1}", else_graph=f"else{depth + 1}")
+            else:
+                y = blk.identity(x)
+            blk.output(y)
+    main = g.graph.blocks.pop("main")                   # the entry block must come first
+    g.graph.blocks = {"main": main, **g.graph.blocks}
+    c, a = g.input("c", DType.BOOL, (1,)), g.input("a", DType.INT32, (1,))
+    (out,) = g.cond_if(c, c, a, then_graph="then0", else_graph="else0")
+    g.output(out)
+    return g
+
+
+def test_level_8k_nesting_limit():
+    graph = _nested_cond_ifs(6).build()                 # depths 0..5: allowed
+    assert run(graph, {"c": np.array([True]), "a": np.array([7], np.int32)})[graph.outputs[0]].tolist() == [7]
+    _rejects(_nested_cond_ifs(7).build, None, "MAX_NESTING")
