@@ -21,8 +21,9 @@ _ACC_OUT = {DType.INT32: DType.INT32, DType.INT48: DType.INT48, DType.FP16: DTyp
 class _Ctx:
     """What an inference rule needs: the op, its input types and constant values."""
 
-    def __init__(self, op: Op, block: Block, out_dtypes: list[DType] | None):
-        self.op, self.block, self.out_dtypes = op, block, out_dtypes
+    def __init__(self, op: Op, block: Block, out_dtypes: list[DType] | None,
+                 blocks: dict[str, Block] | None):
+        self.op, self.block, self.out_dtypes, self.blocks = op, block, out_dtypes, blocks
         self.label = f"{block.name}:{op.name}"
         self.types = []
         for name in op.inputs:
@@ -86,37 +87,22 @@ def _conv_size(ctx: _Ctx, size: int, k: int, pad_a: int, pad_b: int, stride: int
     return span // stride + 1
 
 
-def _conv2d(ctx: _Ctx) -> list[TensorType]:
+def _conv(ctx: _Ctx) -> list[TensorType]:
+    """CONV2D, CONV3D and DEPTHWISE_CONV2D: one output-size rule per spatial axis."""
     x, w = ctx.t(0), ctx.t(1)
-    if x.rank != 4 or w.rank != 4:
-        raise ctx.fail("input" if x.rank != 4 else "weight", "CONV2D input and weight must be rank 4")
+    spatial = 3 if ctx.op.name == "CONV3D" else 2
+    if x.rank != spatial + 2 or w.rank != spatial + 2:
+        raise ctx.fail("input" if x.rank != spatial + 2 else "weight",
+                       f"{ctx.op.name} input and weight must be rank {spatial + 2}")
+    _lens(ctx, pad=2 * spatial, stride=spatial, dilation=spatial)
     pad, stride, dil = ctx.attr("pad"), ctx.attr("stride"), ctx.attr("dilation")
-    _lens(ctx, pad=4, stride=2, dilation=2)
-    oh = _conv_size(ctx, x.shape[1], w.shape[1], pad[0], pad[1], stride[0], dil[0], "height")
-    ow = _conv_size(ctx, x.shape[2], w.shape[2], pad[2], pad[3], stride[1], dil[1], "width")
-    return [TensorType(_acc_out(ctx), (x.shape[0], oh, ow, w.shape[0]))]
-
-
-def _conv3d(ctx: _Ctx) -> list[TensorType]:
-    x, w = ctx.t(0), ctx.t(1)
-    if x.rank != 5 or w.rank != 5:
-        raise ctx.fail("input" if x.rank != 5 else "weight", "CONV3D input and weight must be rank 5")
-    pad, stride, dil = ctx.attr("pad"), ctx.attr("stride"), ctx.attr("dilation")
-    _lens(ctx, pad=6, stride=3, dilation=3)
-    dims = [_conv_size(ctx, x.shape[1 + i], w.shape[1 + i], pad[2 * i], pad[2 * i + 1], stride[i], dil[i], axis)
-            for i, axis in enumerate(("depth", "height", "width"))]
-    return [TensorType(_acc_out(ctx), (x.shape[0], *dims, w.shape[0]))]
-
-
-def _depthwise(ctx: _Ctx) -> list[TensorType]:
-    x, w = ctx.t(0), ctx.t(1)
-    if x.rank != 4 or w.rank != 4:
-        raise ctx.fail("input" if x.rank != 4 else "weight", "DEPTHWISE_CONV2D input and weight must be rank 4")
-    pad, stride, dil = ctx.attr("pad"), ctx.attr("stride"), ctx.attr("dilation")
-    _lens(ctx, pad=4, stride=2, dilation=2)
-    oh = _conv_size(ctx, x.shape[1], w.shape[0], pad[0], pad[1], stride[0], dil[0], "height")
-    ow = _conv_size(ctx, x.shape[2], w.shape[1], pad[2], pad[3], stride[1], dil[1], "width")
-    return [TensorType(_acc_out(ctx), (x.shape[0], oh, ow, w.shape[2] * w.shape[3]))]
+    depthwise = ctx.op.name == "DEPTHWISE_CONV2D"
+    kernel = w.shape[:2] if depthwise else w.shape[1:-1]     # [KH,KW,C,M] or [OC,(KD,)KH,KW,IC]
+    axes = ("depth", "height", "width")[-spatial:]
+    dims = [_conv_size(ctx, x.shape[1 + i], kernel[i], pad[2 * i], pad[2 * i + 1], stride[i], dil[i], axis)
+            for i, axis in enumerate(axes)]
+    channels = w.shape[2] * w.shape[3] if depthwise else w.shape[0]
+    return [TensorType(_acc_out(ctx), (x.shape[0], *dims, channels))]
 
 
 def _transpose_conv(ctx: _Ctx) -> list[TensorType]:
@@ -320,16 +306,15 @@ def _const(ctx: _Ctx) -> list[TensorType]:
 def _control_flow(ctx: _Ctx) -> list[TensorType]:
     graph_attr = "then_graph" if ctx.op.name == "COND_IF" else "body_graph"
     name = ctx.attr(graph_attr)
-    graph_blocks = getattr(ctx.block, "_graph_blocks", None)
-    if graph_blocks is None or name not in graph_blocks:
+    if ctx.blocks is None or name not in ctx.blocks:
         raise ctx.fail(graph_attr, f"block '{name}' is not defined in this graph")
-    body = graph_blocks[name]
+    body = ctx.blocks[name]
     return [body.type_of(n) for n in body.outputs]
 
 
 _RULES: dict[str, Callable[[_Ctx], list[TensorType]]] = {
-    "ARGMAX": _argmax, "AVG_POOL2D": _pool, "MAX_POOL2D": _pool, "CONV2D": _conv2d, "CONV3D": _conv3d,
-    "DEPTHWISE_CONV2D": _depthwise, "TRANSPOSE_CONV2D": _transpose_conv, "MATMUL": _matmul,
+    "ARGMAX": _argmax, "AVG_POOL2D": _pool, "MAX_POOL2D": _pool, "CONV2D": _conv, "CONV3D": _conv,
+    "DEPTHWISE_CONV2D": _conv, "TRANSPOSE_CONV2D": _transpose_conv, "MATMUL": _matmul,
     "TABLE": _table, "CONCAT": _concat, "PAD": _pad, "RESHAPE": _reshape, "REVERSE": _reverse,
     "SLICE": _slice, "TILE": _tile, "TRANSPOSE": _transpose, "GATHER": _gather, "SCATTER": _scatter,
     "RESIZE": _resize, "CAST": _with_out_dtype, "RESCALE": _with_out_dtype, "CONST": _const,
@@ -355,17 +340,4 @@ def infer_types(op: Op, block: Block, out_dtypes: list[DType] | None = None,
     from tosac.ir.ops import schema
 
     schema(op.name)
-    ctx = _Ctx(op, block, out_dtypes)
-    if blocks is not None:
-        ctx.block = _BlockView(block, blocks)
-    return _RULES[op.name](ctx)
-
-
-class _BlockView:
-    """A block plus the graph's other blocks (control-flow inference needs both)."""
-
-    def __init__(self, block: Block, blocks: dict[str, Block]):
-        self._block, self._graph_blocks = block, blocks
-
-    def __getattr__(self, name: str):
-        return getattr(self._block, name)
+    return _RULES[op.name](_Ctx(op, block, out_dtypes, blocks))

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from tosac.errors import SerializationError
+from tosac.ir.serialize.guard import parse_guarded
 from tosac.ir.dtypes import DType
 from tosac.ir.graph import Block, Graph, Op, Tensor, TensorType
 from tosac.ir.ops import SCHEMAS, AttrKind, NanMode, ResizeMode, RoundingMode
@@ -108,13 +109,7 @@ def from_json(text: str, source: str = "<json>") -> Graph:
         doc = json.loads(text)
     except (json.JSONDecodeError, TypeError, RecursionError) as e:
         raise SerializationError(f"{source}: not valid JSON: {e}") from None
-    try:
-        return _graph(doc, source)
-    except SerializationError as e:
-        msg = str(e)
-        raise SerializationError(msg if msg.startswith(source) else f"{source}: {msg}") from None
-    except Exception as e:   # noqa: BLE001 - contract: malformed input only raises SerializationError
-        raise SerializationError(f"{source}: malformed tosac graph JSON ({type(e).__name__}: {e})") from None
+    return parse_guarded(lambda: _graph(doc, source), source, "tosac graph JSON")
 
 
 def _graph(doc: Any, source: str) -> Graph:

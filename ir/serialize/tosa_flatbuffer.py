@@ -27,6 +27,7 @@ from flatbuffers.table import Table
 from flatbuffers.util import BufferHasIdentifier
 
 from tosac.errors import SerializationError
+from tosac.ir.serialize.guard import parse_guarded
 from tosac.ir.dtypes import DType
 from tosac.ir.graph import Block, Graph, Op, Tensor, TensorType
 from tosac.ir.ops import SCHEMAS, AttrKind, NanMode, ResizeMode, RoundingMode
@@ -260,13 +261,7 @@ def read_tosa(data: bytes | str | os.PathLike, source: str | None = None) -> Gra
             raise SerializationError(f"{source}: cannot read: {e.strerror}") from None
     source = source or "<tosa bytes>"
     buf = bytes(data)
-    try:
-        return _read_graph(buf, source)
-    except SerializationError as e:
-        msg = str(e)
-        raise SerializationError(msg if msg.startswith(source) else f"{source}: {msg}") from None
-    except Exception as e:   # noqa: BLE001 - contract: malformed input only raises SerializationError
-        raise SerializationError(f"{source}: malformed TOSA flatbuffer ({type(e).__name__}: {e})") from None
+    return parse_guarded(lambda: _read_graph(buf, source), source, "TOSA flatbuffer")
 
 
 def _read_graph(buf: bytes, source: str) -> Graph:
