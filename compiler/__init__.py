@@ -19,3 +19,6 @@ __all__ = [
     "InterpreterError", "UnpredictableError", "FrontendError", "CodegenError",
     "ToolchainMissingError", "TuningError", "__version__",
 ]
+from tosac.driver import compile  # noqa: E402
+
+__all__.append("compile")

@@ -1,0 +1,179 @@
+"""``tosac.compile``: graph -> passes -> fused kernels -> schedules -> LLVM -> executable.
+
+Each pass is followed by the verifier. Each fused op group gets a kernel from
+its template with the config the caller gives (by kernel name) or the
+template's default. All kernels of a graph go into one LLVM module, one
+object file (cached by content hash), loaded once.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Mapping
+
+import llvmlite.ir as ir
+import numpy as np
+
+from tosac.errors import UnpredictableError, UnsupportedError
+from tosac.ir.graph import Block, Graph
+from tosac.ir.reference.control_flow import MAX_ITERATIONS
+from tosac.ir.reference.interpreter import coerce_input
+from tosac.ir.verifier import verify
+from tosac.lower.fusion import CONTROL_FLOW, OpGroup, group_ops
+from tosac.lower.kernels import KernelBuilder
+from tosac.memory_plan import liveness, plan_memory
+from tosac.passes import fold_constants, remove_dead_code, run_passes
+from tosac.runtime.executable import BufferSpec, Executable, HostStep, KernelStep, Program
+from tosac.runtime.objects import compile_object
+from tosac.schedules.emit_llvm import Emitter
+from tosac.schedules.space import Config
+from tosac.targets import Target, get_target
+
+
+@dataclass
+class KernelInfo:
+    """What the compiler chose for one kernel (for reports and the tuner)."""
+    name: str
+    pattern: str
+    template: str
+    config: Config
+    mac_count: int
+
+
+def optimise_graph(graph: Graph) -> Graph:
+    """The graph passes, each followed by the verifier."""
+    verify(graph)
+    return run_passes(graph, [fold_constants, remove_dead_code])
+
+
+def kernel_name(index: int, group: OpGroup) -> str:
+    return f"tosac_k{index}_" + re.sub(r"[^a-z0-9]+", "_", group.pattern.lower())[:48]
+
+
+def kernel_builders(graph: Graph, target: Target, block: Block | None = None) -> list[KernelBuilder]:
+    """The kernels of an optimised graph's block, in execution order (control flow excluded)."""
+    block = block or graph.main
+    return [KernelBuilder(block, g, kernel_name(i, g), target)
+            for i, g in enumerate(group_ops(block)) if g.anchor.name not in CONTROL_FLOW]
+
+
+def compile(graph: Graph, target: str | Target = "host", config: Mapping[str, Config] | None = None) -> Executable:
+    """Compile ``graph`` for ``target``; ``config`` maps kernel names to knob values (default: heuristics)."""
+    target = get_target(target)
+    started = time.perf_counter()
+    optimised = optimise_graph(graph)
+    program = _compile_block(optimised, optimised.main, target, dict(config or {}))
+    program.info["compile_seconds"] = time.perf_counter() - started
+    return _load(program, target)
+
+
+def _load(program: Program, target: Target) -> Executable:
+    """An executable; its kernels are loaded into this process when the target can run here."""
+    loaded = None
+    if target.is_host:
+        from tosac.runtime.jit import LoadedObject
+        loaded = LoadedObject(program.object_code, [s.function for s in _kernel_steps(program)])
+    return Executable(program, loaded)
+
+
+def _kernel_steps(program: Program) -> list[KernelStep]:
+    return [s for s in program.steps if isinstance(s, KernelStep)]
+
+
+def _compile_block(graph: Graph, block: Block, target: Target, configs: dict[str, Config]) -> Program:
+    module = ir.Module(name="tosac")
+    module.triple = target.triple
+    emitter = Emitter(module)
+    steps, buffers, constants, infos = [], {}, {}, []
+    for name in block.tensors:
+        ttype = block.type_of(name)
+        buffers[name] = BufferSpec(name, ttype.dtype.storage, ttype.shape)
+        if block.constant(name) is not None:
+            constants[name] = np.ascontiguousarray(block.constant(name))
+    scratch_names: set[str] = set()
+    for index, group in enumerate(group_ops(block)):
+        if group.anchor.name in CONTROL_FLOW:
+            steps.append(_control_step(graph, group, target, configs))
+            continue
+        kb = KernelBuilder(block, group, kernel_name(index, group), target)
+        chosen = kb.space.resolve(configs.get(kb.name))
+        schedule = kb.schedule(chosen)
+        constants.update(kb.constants)
+        for cname, data in kb.constants.items():
+            buffers[cname] = BufferSpec(cname, data.dtype, data.shape)
+        for param in schedule.scratch:
+            buffers[param.name] = BufferSpec(param.name, np.dtype(_numpy_type(param.type)), (param.size,))
+            scratch_names.add(param.name)
+        for kernel, threads in schedule.kernels():
+            emitter.emit_kernel(kernel)
+            steps.append(KernelStep(kernel.name, [p.name for p in kernel.params], threads, kernel.parallel_extent,
+                                    group.pattern))
+        infos.append(KernelInfo(kb.name, kb.pattern, kb.space.template, chosen, kb.mac_count))
+    object_code = compile_object(str(module), target) if _kernel_steps_in(steps) else b""
+    external = set(block.inputs) | set(block.outputs) | set(constants)
+    step_io = [(list(s.buffers if isinstance(s, KernelStep) else s.reads),
+                [] if isinstance(s, KernelStep) else list(s.writes)) for s in steps]
+    _mark_writes(steps, step_io, block)
+    sizes = {n: b.nbytes for n, b in buffers.items()}
+    plan = plan_memory(liveness(step_io, sizes, external))
+    return Program(object_code, steps, buffers, constants, list(block.inputs), list(block.outputs), plan,
+                   lambda n, v: coerce_input(n, v, block.type_of(n)),
+                   {"target": target.name, "kernels": infos, "scratch": sorted(scratch_names)})
+
+
+def _kernel_steps_in(steps) -> bool:
+    return any(isinstance(s, KernelStep) for s in steps)
+
+
+def _mark_writes(steps, step_io, block: Block) -> None:
+    """A kernel writes its last buffer(s): the group output and its scratch; everything else it reads."""
+    written: set[str] = set(block.inputs)
+    for (reads, writes), step in zip(step_io, steps):
+        if isinstance(step, KernelStep):
+            fresh = [n for n in step.buffers if n not in written and block.constant(n) is None]
+            writes.extend(fresh)
+            reads[:] = [n for n in step.buffers if n not in fresh]
+        written.update(writes)
+
+
+def _numpy_type(type_: str) -> str:
+    return {"i8": "int8", "i16": "int16", "i32": "int32", "i64": "int64", "f32": "float32", "f16": "float16",
+            "f64": "float64"}[type_]
+
+
+def _control_step(graph: Graph, group: OpGroup, target: Target, configs: dict[str, Config]) -> HostStep:
+    """COND_IF / WHILE_LOOP: each body is compiled; Python picks the branch or iterates."""
+    op = group.anchor
+    if not target.is_host:
+        raise UnsupportedError(f"{op.name} is compiled for the host only in this version")
+    attrs = op.attrs
+    bodies = [attrs["then_graph"], attrs["else_graph"]] if op.name == "COND_IF" else [
+        attrs["cond_graph"], attrs["body_graph"]]
+    compiled = {}
+    for name in bodies:
+        sub = Graph({name: graph.blocks[name], **{k: v for k, v in graph.blocks.items() if k != name}})
+        compiled[name] = _load(_compile_block(sub, sub.blocks[name], target, configs), target)
+
+    def run_body(name: str, values: list[np.ndarray]) -> list[np.ndarray]:
+        exe = compiled[name]
+        out = exe.run(dict(zip(exe.input_names, values)))
+        return [out[n] for n in exe.output_names]
+
+    def run(arrays: dict[str, np.ndarray]) -> None:
+        if op.name == "COND_IF":
+            taken = bool(np.asarray(arrays[op.inputs[0]]).reshape(-1)[0])
+            results = run_body(attrs["then_graph"] if taken else attrs["else_graph"],
+                               [arrays[n] for n in op.inputs[1:]])
+        else:
+            results = [arrays[n] for n in op.inputs]
+            for _ in range(MAX_ITERATIONS):
+                (cond,) = run_body(attrs["cond_graph"], results)
+                if not bool(np.asarray(cond).reshape(-1)[0]):
+                    break
+                results = run_body(attrs["body_graph"], results)
+            else:
+                raise UnpredictableError(f"{op.name}: did not terminate within {MAX_ITERATIONS} iterations")
+        for name, value in zip(op.outputs, results):
+            np.copyto(arrays[name], value.reshape(arrays[name].shape))
+    return HostStep(run, list(op.inputs), list(op.outputs), op.name)

@@ -1,0 +1,276 @@
+"""Element-wise TOSA semantics as loop-nest expressions.
+
+Each function gives one output element from the input elements, following the
+spec pseudo-code (and ``tosac.ir.reference``, the law) exactly. Where the spec
+says REQUIRE (a result that must fit, a shift in range, a nonzero divisor),
+the reference raises and any result is acceptable, but the generated code
+must still never trap: divisors and shift amounts are guarded here because
+LLVM makes them undefined behaviour.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from tosac.errors import UnsupportedError
+from tosac.ir.dtypes import DType
+from tosac.ir.graph import Op
+from tosac.ir.ops import SCHEMAS, NanMode, RoundingMode
+from tosac.lower.values import Operands, i64, storage_type, to_i64, value_type
+from tosac.schedules import loopnest as ln
+from tosac.schedules.loopnest import binary, cast, select, smax, smin
+
+# How many leading operands are element-wise data; the rest are parameters (shift, zero points, table).
+DATA_OPERANDS = {"MUL": 2, "NEGATE": 1, "TABLE": 1, "RESCALE": 1}
+
+
+@dataclass
+class ElementOp:
+    """One op applied to element values ``x`` (expressions of the operands' value types)."""
+    op: Op
+    operands: Operands
+    in_dtypes: list[DType]
+    out_dtype: DType
+    channel: ln.Expr | None          # index along the last output dimension (per-channel RESCALE)
+
+    @property
+    def attrs(self) -> dict:
+        filled = {k: spec.default for k, spec in SCHEMAS[self.op.name].attrs.items()}
+        filled.update(self.op.attrs)
+        return filled
+
+
+def is_elementwise(op_name: str) -> bool:
+    return op_name in _RULES
+
+
+def uses_channel(op: Op, operands: Operands) -> bool:
+    """True when the element function needs the channel index (per-channel RESCALE with varying values)."""
+    if op.name != "RESCALE" or not op.attrs.get("per_channel", False):
+        return False
+    for i in (1, 2):
+        data = operands.const(i)
+        if data is None or data.size > 1 and not (data == data.reshape(-1)[0]).all():
+            return True
+    return False
+
+
+def element(e: ElementOp, x: list[ln.Expr]) -> ln.Expr:
+    rule = _RULES.get(e.op.name)
+    if rule is None:
+        raise UnsupportedError(f"{e.op.name} is not an element-wise op")
+    if e.out_dtype.is_float or any(d.is_float for d in e.in_dtypes):
+        if e.op.name not in _FLOAT_OK:
+            raise UnsupportedError(f"{e.op.name} on {e.in_dtypes[0].name} has no code generation")
+    return rule(e, x)
+
+
+# ----------------------------------------------------------------------------- integer arithmetic
+
+def _add_sub(e: ElementOp, x):
+    if e.out_dtype.is_float:
+        return binary("fadd" if e.op.name == "ADD" else "fsub", *x)
+    return binary("add" if e.op.name == "ADD" else "sub", *x)          # int32, wraps (REQUIRE in range)
+
+
+def _max_min(e: ElementOp, x):
+    if e.out_dtype.is_float:
+        ignore = e.attrs["nan_mode"] is NanMode.IGNORE
+        name = {("MAXIMUM", True): "maxnum", ("MAXIMUM", False): "maximum",
+                ("MINIMUM", True): "minnum", ("MINIMUM", False): "minimum"}[(e.op.name, ignore)]
+        return ln.Intrinsic(name, tuple(x), x[0].type)
+    return binary("smax" if e.op.name == "MAXIMUM" else "smin", *x)
+
+
+def _mul(e: ElementOp, x):
+    if e.out_dtype.is_float:
+        return binary("fmul", *x)
+    a, b = (to_i64(v, d) for v, d in zip(x, e.in_dtypes))
+    product = a * b
+    shift = e.operands.scalar(2)
+    if isinstance(shift, ln.Const) and shift.value == 0:
+        return cast(product, "i32")                                     # low 32 bits
+    s = smin(smax(shift, i64(0)), i64(63))
+    rounded = binary("ashr", product + binary("shl", i64(1), smax(s - i64(1), i64(0))), s)
+    if isinstance(shift, ln.Const):
+        return cast(rounded, "i32")
+    return cast(select(binary("sgt", s, i64(0)), rounded, product), "i32")
+
+
+def _intdiv(e: ElementOp, x):
+    a, b = (to_i64(v, DType.INT32) for v in x)
+    safe = select(binary("eq", b, i64(0)), i64(1), b)                  # REQUIRE(b != 0): never trap
+    return cast(binary("sdiv", a, safe), "i32")                         # truncates toward zero
+
+
+def _shift_amount(e: ElementOp, b: ln.Expr) -> ln.Expr:
+    bits = e.in_dtypes[0].bits
+    return binary("umin", b, ln.Const(bits - 1, b.type))
+
+
+def _arith_shift(e: ElementOp, x):
+    a = to_i64(x[0], e.in_dtypes[0])
+    s = to_i64(_shift_amount(e, x[1]), e.in_dtypes[1], unsigned=True)
+    r = binary("ashr", a, s)
+    if e.attrs["round"]:
+        bit = binary("and", binary("ashr", a, smax(s - i64(1), i64(0))), i64(1))
+        r = r + select(binary("sgt", s, i64(0)), bit, i64(0))
+    return cast(r, x[0].type)
+
+
+def _logical_shift(e: ElementOp, x):
+    s = _shift_amount(e, x[1])
+    return binary("shl" if e.op.name == "LOGICAL_LEFT_SHIFT" else "lshr", x[0], s)
+
+
+def _bitwise(e: ElementOp, x):
+    return binary(e.op.name.split("_")[1].lower(), *x)
+
+
+def _not(e: ElementOp, x):
+    return binary("xor", x[0], ln.Const(-1 if x[0].type != "i1" else 1, x[0].type))
+
+
+def _abs(e: ElementOp, x):
+    if e.out_dtype.is_float:
+        return ln.Intrinsic("fabs", (x[0],), x[0].type)
+    zero = ln.Const(0, x[0].type)
+    return select(binary("slt", x[0], zero), zero - x[0], x[0])
+
+
+def _clz(e: ElementOp, x):
+    return ln.Intrinsic("ctlz", (x[0],), x[0].type)
+
+
+def _clip(value: ln.Expr, dtype: DType) -> ln.Expr:
+    return smin(smax(value, i64(dtype.min)), i64(dtype.max))
+
+
+def _negate(e: ElementOp, x):
+    if e.out_dtype.is_float:
+        return binary("fsub", ln.Const(-0.0, x[0].type), x[0])
+    dt = e.in_dtypes[0]
+    v = to_i64(x[0], dt) - e.operands.scalar(1)
+    r = (i64(0) - v) + e.operands.scalar(2)
+    return cast(_clip(r, dt), storage_type(dt))
+
+
+def _clamp(e: ElementOp, x):
+    lo, hi = e.attrs["min_val"], e.attrs["max_val"]
+    v = x[0]
+    if e.out_dtype.is_float:
+        ignore = e.attrs["nan_mode"] is NanMode.IGNORE
+        lo_c, hi_c = ln.Const(float(lo), v.type), ln.Const(float(hi), v.type)
+        r = ln.Intrinsic("minimum", (ln.Intrinsic("maximum", (v, lo_c), v.type), hi_c), v.type)
+        return select(binary("funo", v, v), lo_c, r) if ignore else r
+    return smin(smax(v, ln.Const(int(lo), v.type)), ln.Const(int(hi), v.type))
+
+
+def _select(e: ElementOp, x):
+    return select(*x)
+
+
+def _compare(e: ElementOp, x):
+    float_ = e.in_dtypes[0].is_float
+    op = {"EQUAL": "eq", "GREATER": "sgt", "GREATER_EQUAL": "sge"}[e.op.name]
+    return binary(("fo" + op[-2:]) if float_ else op, *x)
+
+
+def _table(e: ElementOp, x):
+    table = e.operands.names[1]
+    t_type = storage_type(e.operands.type(1).dtype)
+    v = to_i64(x[0], e.in_dtypes[0])
+    if e.in_dtypes[0] is DType.INT8:
+        return ln.Load(table, v + i64(128), t_type)
+    biased = v + i64(32768)
+    index = binary("ashr", biased, i64(7))
+    fraction = binary("and", biased, i64(0x7F))
+    base = to_i64(ln.Load(table, index, t_type), DType.INT16)
+    nxt = to_i64(ln.Load(table, index + i64(1), t_type), DType.INT16)
+    return cast(binary("shl", base, i64(7)) + (nxt - base) * fraction, "i32")
+
+
+# ----------------------------------------------------------------------------- conversions
+
+def _cast(e: ElementOp, x):
+    v, src, dst = x[0], e.in_dtypes[0], e.out_dtype
+    if dst is DType.BOOL:
+        return binary("fune", v, ln.Const(0.0, v.type)) if src.is_float else binary("ne", v, ln.Const(0, v.type))
+    if dst.is_float:
+        if src.is_float:
+            return cast(v, value_type(dst))
+        return cast(v, value_type(dst), signed=src is not DType.BOOL)
+    if src.is_float:
+        wide = cast(v, "f64")
+        rounded = ln.Intrinsic("rint", (wide,), "f64")
+        finite = select(binary("funo", rounded, rounded), ln.Const(0.0, "f64"), rounded)
+        clipped = ln.Intrinsic("minnum", (ln.Intrinsic("maxnum", (finite, ln.Const(float(dst.min), "f64")), "f64"),
+                                          ln.Const(float(dst.max), "f64")), "f64")
+        return cast(cast(clipped, "i64"), storage_type(dst))
+    return cast(v, storage_type(dst), signed=src is not DType.BOOL)    # sign-extend or truncate (wrap)
+
+
+_UNSIGNED_RANGE = {DType.INT8: DType.UINT8, DType.INT16: DType.UINT16, DType.UINT8: DType.UINT8,
+                   DType.UINT16: DType.UINT16}
+
+
+def rescale_value(value: ln.Expr, multiplier: ln.Expr, shift: ln.Expr, scale32: bool, double_round: bool) -> ln.Expr:
+    """apply_scale_32 / apply_scale_16 on an exact i64 value (spec pseudo-code)."""
+    s = smin(smax(shift, i64(2)), i64(62))                  # REQUIRE 2 <= shift <= 62
+    rnd = binary("shl", i64(1), s - i64(1))
+    if scale32 and double_round:
+        half = select(binary("sge", value, i64(0)), i64(1 << 30), i64(-(1 << 30)))
+        rnd = rnd + select(binary("sgt", s, i64(31)), half, i64(0))
+    return binary("ashr", value * multiplier + rnd, s)
+
+
+def _rescale(e: ElementOp, x):
+    a = e.attrs
+    in_t, out_t = e.in_dtypes[0], e.out_dtype
+    in_u, out_u = a["input_unsigned"], a["output_unsigned"]
+    value = to_i64(x[0], in_t, unsigned=in_u) - e.operands.scalar(3, unsigned=in_u)
+    channel = e.channel if a["per_channel"] else None
+    mult, shift = e.operands.per_channel(1, channel), e.operands.per_channel(2, channel)
+    double = a["rounding_mode"] is RoundingMode.DOUBLE_ROUND
+    result = rescale_value(value, mult, shift, a["scale32"], double) + e.operands.scalar(4, unsigned=out_u)
+    target = _UNSIGNED_RANGE[out_t] if out_u else out_t
+    return cast(_clip(result, target), storage_type(out_t))
+
+
+# ----------------------------------------------------------------------------- float-only math
+
+def _float_unary(e: ElementOp, x):
+    v = cast(x[0], "f64")
+    one = ln.Const(1.0, "f64")
+    name = e.op.name
+    if name == "SIGMOID":
+        r = binary("fdiv", one, binary("fadd", one, ln.Intrinsic("exp", (binary("fsub", ln.Const(0.0, "f64"), v),),
+                                                                "f64")))
+    elif name == "RECIPROCAL":
+        r = binary("fdiv", one, v)
+    elif name == "RSQRT":
+        r = binary("fdiv", one, ln.Intrinsic("sqrt", (v,), "f64"))
+    elif name == "POW":
+        r = ln.Intrinsic("pow", (v, cast(x[1], "f64")), "f64")
+    elif name == "ERF":
+        r = ln.Intrinsic("erf", (v,), "f64")
+    else:
+        r = ln.Intrinsic({"TANH": "tanh", "CEIL": "ceil", "FLOOR": "floor", "COS": "cos", "SIN": "sin",
+                          "EXP": "exp", "LOG": "log"}[name], (v,), "f64")
+    return cast(r, x[0].type)
+
+
+_RULES: dict[str, Callable[[ElementOp, list[ln.Expr]], ln.Expr]] = {
+    "ADD": _add_sub, "SUB": _add_sub, "MAXIMUM": _max_min, "MINIMUM": _max_min, "MUL": _mul,
+    "INTDIV": _intdiv, "ARITHMETIC_RIGHT_SHIFT": _arith_shift, "LOGICAL_LEFT_SHIFT": _logical_shift,
+    "LOGICAL_RIGHT_SHIFT": _logical_shift, "BITWISE_AND": _bitwise, "BITWISE_OR": _bitwise,
+    "BITWISE_XOR": _bitwise, "LOGICAL_AND": _bitwise, "LOGICAL_OR": _bitwise, "LOGICAL_XOR": _bitwise,
+    "BITWISE_NOT": _not, "LOGICAL_NOT": _not, "ABS": _abs, "CLZ": _clz, "NEGATE": _negate, "CLAMP": _clamp,
+    "SELECT": _select, "EQUAL": _compare, "GREATER": _compare, "GREATER_EQUAL": _compare, "TABLE": _table,
+    "CAST": _cast, "RESCALE": _rescale,
+    **{n: _float_unary for n in ("ERF", "SIGMOID", "TANH", "POW", "CEIL", "COS", "EXP", "FLOOR", "LOG",
+                                 "RECIPROCAL", "RSQRT", "SIN")},
+}
+_FLOAT_OK = {"ADD", "SUB", "MAXIMUM", "MINIMUM", "MUL", "ABS", "NEGATE", "CLAMP", "SELECT", "EQUAL", "GREATER",
+             "GREATER_EQUAL", "CAST", "ERF", "SIGMOID", "TANH", "POW", "CEIL", "COS", "EXP", "FLOOR", "LOG",
+             "RECIPROCAL", "RSQRT", "SIN"}

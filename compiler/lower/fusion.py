@@ -1,0 +1,90 @@
+"""Fusion: partition a block's ops into kernels.
+
+A kernel is an *anchor* (any op) followed by a chain of element-wise ops that
+consume its result: CONV2D -> RESCALE -> CLAMP -> ADD(residual) becomes one
+kernel whose int32 accumulator is requantized before it is ever stored.
+Element-wise ops also chain after each other. An op joins the kernel that
+produces one of its data inputs when that value has no other reader, is not a
+block output, and has the op's output shape (so the epilogue is per element).
+
+A kernel runs at the position of its last op: its other inputs (a residual
+branch) are computed by then, and its inner values are read by no one else.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from tosac.ir.graph import Block, Op
+from tosac.lower.elementwise import DATA_OPERANDS, is_elementwise
+
+CONST_OPS = ("CONST", "CONST_SHAPE")
+CONTROL_FLOW = ("COND_IF", "WHILE_LOOP")
+# Anchors whose template applies an epilogue per output element.
+_EPILOGUE_ANCHORS = {"CONV2D", "CONV3D", "DEPTHWISE_CONV2D", "TRANSPOSE_CONV2D", "MATMUL", "AVG_POOL2D",
+                     "MAX_POOL2D", "TRANSPOSE", "SLICE", "TILE", "REVERSE", "PAD", "CONCAT", "GATHER", "RESHAPE",
+                     "IDENTITY", "RESIZE"}
+
+
+@dataclass
+class OpGroup:
+    ops: list[Op]
+    position: int                      # index of the last op in the block
+    outputs: list[str] = field(default_factory=list)
+
+    @property
+    def anchor(self) -> Op:
+        return self.ops[0]
+
+    @property
+    def epilogue(self) -> list[Op]:
+        return self.ops[1:]
+
+    @property
+    def pattern(self) -> str:
+        """The op names joined with '+', e.g. ``CONV2D+RESCALE+CLAMP`` (kernel keys, reports)."""
+        return "+".join(op.name for op in self.ops)
+
+    def external_inputs(self) -> list[str]:
+        inner = {name for op in self.ops for name in op.outputs}
+        names: list[str] = []
+        for op in self.ops:
+            for name in op.inputs:
+                if name not in inner and name not in names:
+                    names.append(name)
+        return names
+
+
+def _accepts(group: OpGroup) -> bool:
+    anchor = group.anchor.name
+    return is_elementwise(anchor) or anchor in _EPILOGUE_ANCHORS
+
+
+def group_ops(block: Block, fuse: bool = True) -> list[OpGroup]:
+    """Kernels of ``block`` in execution order."""
+    uses = Counter(name for op in block.ops for name in op.inputs)
+    uses.update(block.outputs)
+    producer: dict[str, OpGroup] = {}
+    groups: list[OpGroup] = []
+    for index, op in enumerate(block.ops):
+        if op.name in CONST_OPS:
+            continue
+        target = None
+        if fuse and is_elementwise(op.name) and len(op.outputs) == 1:
+            for name in op.inputs[:DATA_OPERANDS.get(op.name, len(op.inputs))]:
+                g = producer.get(name)
+                if (g is not None and g.outputs == [name] and uses[name] == 1 and _accepts(g)
+                        and block.type_of(name).shape == block.type_of(op.outputs[0]).shape):
+                    target = g
+                    break
+        if target is None:
+            target = OpGroup([op], index, list(op.outputs))
+            groups.append(target)
+        else:
+            target.ops.append(op)
+            target.position = index
+            target.outputs = list(op.outputs)
+        for name in op.outputs:
+            producer[name] = target
+    groups.sort(key=lambda g: g.position)
+    return groups

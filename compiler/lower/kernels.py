@@ -1,0 +1,155 @@
+"""One fused op group -> a compute definition, its config space, and a schedule.
+
+``KernelBuilder`` is what the driver and the autotuner share: ``space`` is
+what may be tuned, ``schedule(config)`` the loop nest for one point of it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tosac.errors import UnsupportedError
+from tosac.ir.graph import Block
+from tosac.lower import ops as lower
+from tosac.lower.elementwise import DATA_OPERANDS, ElementOp, element, is_elementwise, uses_channel
+from tosac.lower.fusion import OpGroup
+from tosac.lower.values import Operands, loaded, stored, tensor_arg
+from tosac.schedules import dense, generic, taps
+from tosac.schedules import loopnest as ln
+from tosac.schedules.generic import ElementContext, MapCompute, Schedule, TensorArg
+from tosac.schedules.space import Config, ConfigSpace
+from tosac.targets import Target
+
+_DATA_MOVEMENT = {"RESHAPE", "IDENTITY", "TRANSPOSE", "SLICE", "TILE", "REVERSE", "PAD", "CONCAT", "GATHER", "RESIZE"}
+_REDUCTIONS = {"REDUCE_ALL", "REDUCE_ANY", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_SUM", "REDUCE_PRODUCT", "ARGMAX"}
+
+
+@dataclass
+class Chain:
+    """The element-wise ops applied after a first value, as an epilogue function."""
+    block: Block
+    ops: list
+    first: str                                 # the tensor the first value stands for
+    inputs: list[TensorArg] = field(default_factory=list)
+    positional: bool = False
+
+    def __post_init__(self) -> None:
+        inner = {self.first} | {o for op in self.ops for o in op.outputs}
+        out_shape = self.block.type_of(self.output).shape
+        for op in self.ops:
+            operands = Operands(self.block, op.inputs)
+            self.positional |= uses_channel(op, operands)
+            for name in op.inputs:
+                if name in inner or any(a.name == name for a in self.inputs):
+                    continue
+                ttype = self.block.type_of(name)
+                self.inputs.append(tensor_arg(name, ttype))
+                if ttype.size not in (1, int(np.prod(out_shape, dtype=np.int64))):
+                    self.positional = True
+                elif ttype.shape != out_shape and ttype.size != 1:
+                    self.positional = True
+
+    @property
+    def output(self) -> str:
+        return self.ops[-1].outputs[0] if self.ops else self.first
+
+    def __call__(self, value: ln.Expr, ctx: ElementContext) -> ln.Expr:
+        values = {self.first: value}
+        for op in self.ops:
+            n_data = DATA_OPERANDS.get(op.name, len(op.inputs))
+            xs = []
+            for name in op.inputs[:n_data]:
+                if name in values:
+                    xs.append(values[name])
+                else:
+                    ttype = self.block.type_of(name)
+                    xs.append(loaded(ctx.load(tensor_arg(name, ttype)), ttype.dtype))
+            channel = ctx.index[-1] if ctx.index else None
+            e = ElementOp(op, Operands(self.block, op.inputs), [self.block.type_of(n).dtype for n in op.inputs],
+                          self.block.type_of(op.outputs[0]).dtype, channel)
+            values[op.outputs[0]] = element(e, xs)
+        return stored(values[self.output], self.block.type_of(self.output).dtype)
+
+
+class KernelBuilder:
+    """Builds the kernel of one op group for one target."""
+
+    def __init__(self, block: Block, group: OpGroup, name: str, target: Target):
+        self.block, self.group, self.name, self.target = block, group, name, target
+        self.output = tensor_arg(group.outputs[0], block.type_of(group.outputs[0]))
+        self.constants: dict[str, np.ndarray] = {}
+        self.compute: Any = self._compute()
+        self.space: ConfigSpace = self._space()
+
+    @property
+    def pattern(self) -> str:
+        return self.group.pattern
+
+    def _compute(self):
+        anchor = self.group.anchor
+        if anchor.name in ("COND_IF", "WHILE_LOOP"):
+            raise UnsupportedError(f"{anchor.name} is not a kernel")
+        if is_elementwise(anchor.name):
+            chain = Chain(self.block, self.group.ops, first="")
+            return MapCompute(self.name, self.output, chain.inputs, lambda ctx: chain(None, ctx),
+                              positional=chain.positional)
+        chain = Chain(self.block, self.group.epilogue, anchor.outputs[0])
+        lw = lower.OpLowering(self.block, anchor, self.name, self.output, chain, chain.inputs)
+        compute = self._lower_anchor(lw)
+        self.constants.update(lw.constants)
+        if isinstance(compute, MapCompute):
+            compute.positional = compute.positional or chain.positional
+        return compute
+
+    def _lower_anchor(self, lw: lower.OpLowering):
+        name = lw.op.name
+        if name in _DATA_MOVEMENT:
+            return lower.lower_data_movement(lw)
+        if name in _REDUCTIONS:
+            return lower.lower_reduction(lw)
+        if name in ("CONV2D", "CONV3D"):
+            fast = dense.try_dense_conv(lw, self.target) if name == "CONV2D" else None
+            return fast if fast is not None else lower.lower_conv(lw)
+        if name == "DEPTHWISE_CONV2D":
+            return lower.lower_depthwise(lw)
+        if name == "TRANSPOSE_CONV2D":
+            return lower.lower_transpose_conv(lw)
+        if name == "MATMUL":
+            fast = dense.try_dense_matmul(lw, self.target)
+            return fast if fast is not None else lower.lower_matmul(lw)
+        if name in ("AVG_POOL2D", "MAX_POOL2D"):
+            return lower.lower_pool(lw)
+        if name == "SCATTER":
+            return lower.lower_scatter(lw)
+        raise UnsupportedError(f"{name} has no code generation")
+
+    def _space(self) -> ConfigSpace:
+        c, bits = self.compute, self.target.vector_bits
+        if isinstance(c, MapCompute):
+            return generic.map_space(c, bits)
+        if isinstance(c, generic.ReduceCompute):
+            return generic.reduce_space(c, bits)
+        if isinstance(c, taps.TapCompute):
+            return taps.tap_space(c, bits)
+        if isinstance(c, dense.DenseCompute):
+            return dense.dense_space(c, self.target)
+        return ConfigSpace("fixed")
+
+    def schedule(self, config: Config | None = None) -> Schedule:
+        config = self.space.resolve(config)
+        c = self.compute
+        if isinstance(c, MapCompute):
+            return generic.map_schedule(c, config)
+        if isinstance(c, generic.ReduceCompute):
+            return generic.reduce_schedule(c, config)
+        if isinstance(c, taps.TapCompute):
+            return taps.tap_schedule(c, config)
+        if isinstance(c, dense.DenseCompute):
+            return dense.dense_schedule(c, config, self.target)
+        return Schedule(c)
+
+    @property
+    def mac_count(self) -> int:
+        return int(getattr(self.compute, "mac_count", 0))

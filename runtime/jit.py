@@ -1,0 +1,40 @@
+"""Load object code into this process and call its kernels through ctypes.
+
+ctypes releases the GIL around foreign calls, so a kernel's parallel loop can
+be split over a thread pool from Python: each thread runs the same function on
+its own ``[begin, end)`` range of the outermost loop.
+"""
+from __future__ import annotations
+
+import ctypes
+import threading
+
+import llvmlite.binding as llvm
+
+from tosac.errors import CodegenError
+
+KERNEL_SIGNATURE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
+_LOCK = threading.Lock()
+
+
+class LoadedObject:
+    """An object file loaded by MCJIT; keeps the engine alive while functions are in use."""
+
+    def __init__(self, object_code: bytes, names: list[str]):
+        self.functions: dict[str, ctypes._CFuncPtr] = {}
+        if not names:
+            return
+        with _LOCK:
+            llvm.initialize_native_target()
+            llvm.initialize_native_asmprinter()
+            target = llvm.Target.from_default_triple()
+            tm = target.create_target_machine(cpu=llvm.get_host_cpu_name(), codemodel="jitdefault")
+            backing = llvm.parse_assembly("")
+            self._engine = llvm.create_mcjit_compiler(backing, tm)
+            self._engine.add_object_file(llvm.ObjectFileRef.from_data(object_code))
+            self._engine.finalize_object()
+            for name in names:
+                address = self._engine.get_function_address(name)
+                if not address:
+                    raise CodegenError(f"kernel '{name}' missing from the compiled object")
+                self.functions[name] = KERNEL_SIGNATURE(address)

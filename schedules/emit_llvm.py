@@ -1,0 +1,299 @@
+"""The one emitter: loop-nest IR -> LLVM IR through ``llvmlite.ir``.
+
+Every kernel becomes ``void name(ptr buffers[], i64 begin, i64 end)``.
+Vectorized loops are emitted as explicit LLVM vectors (contiguous loads and
+stores where the index advances by one element per lane, per-lane gathers
+otherwise) followed by a scalar remainder loop, so the vector width is exactly
+the config's and not left to LLVM's heuristics. Integer arithmetic never
+carries ``nsw``/``nuw``: TOSA defines wrap-around where it defines overflow.
+Division by zero and out-of-range shift amounts are undefined in LLVM, so the
+templates guard them before they reach here.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import llvmlite.ir as ir
+
+from tosac.schedules import loopnest as ln
+
+PTR = ir.PointerType()
+I64 = ir.IntType(64)
+
+_ICMP = {"eq": "==", "ne": "!=", "slt": "<", "sle": "<=", "sgt": ">", "sge": ">=",
+         "ult": "<", "ule": "<=", "ugt": ">", "uge": ">="}
+_FCMP = {"foeq": "==", "fone": "!=", "folt": "<", "fole": "<=", "fogt": ">", "foge": ">=",
+         "funo": "uno", "ford": "ord", "fune": "!="}
+_LIBM = {"erf"}
+_MINMAX = {"smin": "llvm.smin", "smax": "llvm.smax", "umin": "llvm.umin", "umax": "llvm.umax",
+           "fmin": "llvm.minnum", "fmax": "llvm.maxnum"}
+
+
+def llvm_type(type_: str) -> ir.Type:
+    if type_ == "f32":
+        return ir.FloatType()
+    if type_ == "f64":
+        return ir.DoubleType()
+    if type_ == "f16":
+        return ir.HalfType()
+    return ir.IntType(ln.bits_of(type_))
+
+
+def _type_suffix(ty: ir.Type) -> str:
+    if isinstance(ty, ir.VectorType):
+        return f"v{ty.count}{_type_suffix(ty.element)}"
+    if isinstance(ty, ir.IntType):
+        return f"i{ty.width}"
+    return {ir.FloatType: "f32", ir.DoubleType: "f64", ir.HalfType: "f16"}[type(ty)]
+
+
+class Emitter:
+    """Emits kernels into one ``ir.Module``; micro-kernels use its helpers."""
+
+    def __init__(self, module: ir.Module):
+        self.module = module
+        self.builder: ir.IRBuilder | None = None
+        self.buffers: dict[str, tuple[ir.Value, ir.Type]] = {}
+        self.env: dict[str, ir.Value] = {}
+        self.vector: tuple[str, int] | None = None      # (loop variable, lanes) inside a vector body
+        self._memo: dict[int, ir.Value] = {}
+
+    # ------------------------------------------------------------------ helpers for micro-kernels
+    def intrinsic(self, name: str, ret: ir.Type, arg_types: Iterable[ir.Type]) -> ir.Function:
+        """Declare (once) and return an intrinsic or external function."""
+        existing = self.module.globals.get(name)
+        if existing is not None:
+            return existing
+        return ir.Function(self.module, ir.FunctionType(ret, list(arg_types)), name=name)
+
+    def element_pointer(self, buffer: str, index: ir.Value) -> ir.Value:
+        base, ety = self.buffers[buffer]
+        return self.builder.gep(base, [index], source_etype=ety)
+
+    def expr(self, e: ln.Expr) -> ir.Value:
+        """Evaluate an expression at the insertion point (memoised per statement)."""
+        key = id(e)
+        if key not in self._memo:
+            self._memo[key] = self._expr(e)
+        return self._memo[key]
+
+    def splat(self, value: ir.Value, lanes: int) -> ir.Value:
+        b = self.builder
+        vty = ir.VectorType(value.type, lanes)
+        one = b.insert_element(ir.Constant(vty, ir.Undefined), value, ir.Constant(ir.IntType(32), 0))
+        return b.shuffle_vector(one, ir.Constant(vty, ir.Undefined),
+                                ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
+
+    # ------------------------------------------------------------------ kernels
+    def emit_kernel(self, kernel: ln.Kernel) -> ir.Function:
+        fn = ir.Function(self.module, ir.FunctionType(ir.VoidType(), [PTR, I64, I64]), name=kernel.name)
+        fn.attributes.add("nounwind")
+        args, begin, end = fn.args
+        self.builder = ir.IRBuilder(fn.append_basic_block("entry"))
+        b = self.builder
+        self.buffers, self.env, self.vector = {}, {"__begin": begin, "__end": end}, None
+        for i, param in enumerate(kernel.params):
+            slot = b.gep(args, [ir.Constant(I64, i)], source_etype=PTR)
+            self.buffers[param.name] = (b.load(slot, typ=PTR, name=param.name), llvm_type(param.type))
+        for name, (type_, size) in kernel.locals.items():
+            ety = llvm_type(type_)
+            self.buffers[name] = (b.alloca(ety, size=size, name=name), ety)
+        self.statements(kernel.body, outermost=True)
+        self.builder.ret_void()
+        return fn
+
+    def statements(self, stmts: Iterable[ln.Stmt], outermost: bool = False) -> None:
+        for stmt in stmts:
+            self._memo = {}
+            if isinstance(stmt, ln.For):
+                self._for(stmt, outermost)
+            elif isinstance(stmt, ln.Store):
+                self._store(stmt)
+            elif isinstance(stmt, ln.If):
+                with self.builder.if_then(self.expr(stmt.cond)):
+                    self.statements(stmt.then)
+            elif isinstance(stmt, ln.MicroKernel):
+                stmt.emit(self, {k: self.expr(v) for k, v in stmt.operands.items()})
+            else:
+                raise TypeError(f"unknown statement {stmt!r}")
+            self._memo = {}
+
+    def _loop(self, var: str, start: ir.Value, stop: ir.Value, step: int, body) -> None:
+        """for (var = start; var < stop; var += step) body(var_value)."""
+        b = self.builder
+        pre = b.block
+        header = b.append_basic_block(f"{var}.head")
+        inner = b.append_basic_block(f"{var}.body")
+        exit_ = b.append_basic_block(f"{var}.exit")
+        b.branch(header)
+        b.position_at_end(header)
+        phi = b.phi(I64, name=var)
+        phi.add_incoming(start, pre)
+        b.cbranch(b.icmp_signed("<", phi, stop), inner, exit_)
+        b.position_at_end(inner)
+        saved = self.env.get(var)
+        self.env[var] = phi
+        body(phi)
+        nxt = b.add(phi, ir.Constant(I64, step), name=f"{var}.next")
+        phi.add_incoming(nxt, b.block)
+        b.branch(header)
+        b.position_at_end(exit_)
+        if saved is not None:
+            self.env[var] = saved
+
+    def _for(self, loop: ln.For, outermost: bool) -> None:
+        kind, factor = loop.kind, max(1, loop.factor)
+        start, stop = ir.Constant(I64, 0), ir.Constant(I64, loop.extent)
+        if kind is ln.LoopKind.PARALLEL:
+            if not outermost:
+                raise ValueError(f"parallel loop {loop.var} must be outermost")
+            b = self.builder
+            start = self.env["__begin"]
+            end = self.env["__end"]
+            stop = b.select(b.icmp_signed("<", end, stop), end, stop)
+            kind, factor = ln.LoopKind.SERIAL, 1
+        if kind is ln.LoopKind.SERIAL or factor == 1 or loop.extent < factor:
+            self._loop(loop.var, start, stop, 1, lambda _: self.statements(loop.body))
+            return
+        main = loop.extent - loop.extent % factor
+        if kind is ln.LoopKind.UNROLL:
+            def unrolled(base):
+                for k in range(factor):
+                    self.env[loop.var] = self.builder.add(base, ir.Constant(I64, k)) if k else base
+                    self.statements(loop.body)
+            self._loop(loop.var, start, ir.Constant(I64, main), factor, unrolled)
+        else:
+            if any(not isinstance(s, ln.Store) for s in loop.body):
+                raise ValueError(f"vectorized loop {loop.var} may contain only stores")
+            outer_vector = self.vector
+
+            def vector_body(_):
+                self.vector = (loop.var, factor)
+                self.statements(loop.body)
+                self.vector = outer_vector
+            self._loop(loop.var, start, ir.Constant(I64, main), factor, vector_body)
+        if main < loop.extent:
+            self._loop(loop.var, ir.Constant(I64, main), stop, 1, lambda _: self.statements(loop.body))
+
+    # ------------------------------------------------------------------ stores and loads
+    def _lanes(self) -> int:
+        return self.vector[1] if self.vector else 1
+
+    def _scalar_index(self, index: ln.Expr) -> ir.Value:
+        saved, saved_memo = self.vector, self._memo
+        self.vector, self._memo = None, {}
+        value = self._expr(index)
+        self.vector, self._memo = saved, saved_memo
+        return value
+
+    def _store(self, st: ln.Store) -> None:
+        b = self.builder
+        value = self.expr(st.value)
+        _, ety = self.buffers[st.buffer]
+        if self.vector is None:
+            b.store(value, self.element_pointer(st.buffer, self.expr(st.index)))
+            return
+        var, lanes = self.vector
+        if not isinstance(value.type, ir.VectorType):
+            value = self.splat(value, lanes)
+        stride = ln.linear_coefficient(st.index, var)
+        if stride == 1:
+            ptr = self.element_pointer(st.buffer, self._scalar_index(st.index))
+            b.store(value, b.bitcast(ptr, value.type.as_pointer()), align=1)
+            return
+        indices = self.expr(st.index)
+        if not isinstance(indices.type, ir.VectorType):
+            indices = self.splat(indices, lanes)
+        for lane in range(lanes):
+            at = ir.Constant(ir.IntType(32), lane)
+            b.store(b.extract_element(value, at), self.element_pointer(st.buffer, b.extract_element(indices, at)))
+
+    def _load(self, e: ln.Load) -> ir.Value:
+        b = self.builder
+        _, ety = self.buffers[e.buffer]
+        if self.vector is None:
+            return b.load(self.element_pointer(e.buffer, self.expr(e.index)), typ=ety)
+        var, lanes = self.vector
+        stride = ln.linear_coefficient(e.index, var)
+        if stride == 0:
+            return b.load(self.element_pointer(e.buffer, self._scalar_index(e.index)), typ=ety)
+        if stride == 1:
+            ptr = self.element_pointer(e.buffer, self._scalar_index(e.index))
+            vty = ir.VectorType(ety, lanes)
+            return b.load(b.bitcast(ptr, vty.as_pointer()), typ=vty, align=1)
+        indices = self.expr(e.index)
+        out = ir.Constant(ir.VectorType(ety, lanes), ir.Undefined)
+        for lane in range(lanes):
+            at = ir.Constant(ir.IntType(32), lane)
+            value = b.load(self.element_pointer(e.buffer, b.extract_element(indices, at)), typ=ety)
+            out = b.insert_element(out, value, at)
+        return out
+
+    # ------------------------------------------------------------------ expressions
+    def _broadcast(self, *values: ir.Value) -> list[ir.Value]:
+        lanes = next((v.type.count for v in values if isinstance(v.type, ir.VectorType)), None)
+        if lanes is None:
+            return list(values)
+        return [v if isinstance(v.type, ir.VectorType) else self.splat(v, lanes) for v in values]
+
+    def _expr(self, e: ln.Expr) -> ir.Value:
+        b = self.builder
+        if isinstance(e, ln.Const):
+            return ir.Constant(llvm_type(e.type), e.value)
+        if isinstance(e, ln.Var):
+            value = self.env[e.name]
+            if self.vector and self.vector[0] == e.name:
+                lanes = self.vector[1]
+                return b.add(self.splat(value, lanes), ir.Constant(ir.VectorType(I64, lanes), list(range(lanes))))
+            return value
+        if isinstance(e, ln.Load):
+            return self._load(e)
+        if isinstance(e, ln.Binary):
+            x, y = self._broadcast(self.expr(e.a), self.expr(e.b))
+            return self._binary(e.op, x, y)
+        if isinstance(e, ln.Cast):
+            value = self.expr(e.value)
+            ty = llvm_type(e.type)
+            if isinstance(value.type, ir.VectorType):
+                ty = ir.VectorType(ty, value.type.count)
+            return getattr(b, e.op)(value, ty)
+        if isinstance(e, ln.Select):
+            c, x, y = self._broadcast(self.expr(e.cond), self.expr(e.a), self.expr(e.b))
+            return b.select(c, x, y)
+        if isinstance(e, ln.Intrinsic):
+            args = self._broadcast(*[self.expr(a) for a in e.args])
+            return self._call_intrinsic(e.name, args)
+        raise TypeError(f"unknown expression {e!r}")
+
+    def _call_intrinsic(self, name: str, args: list[ir.Value]) -> ir.Value:
+        ty = args[0].type
+        if name in _LIBM:                    # no LLVM intrinsic: call the C library, lane by lane
+            fn = self.intrinsic(name, ir.DoubleType(), [ir.DoubleType()])
+            if not isinstance(ty, ir.VectorType):
+                return self.builder.call(fn, args)
+            out = ir.Constant(ty, ir.Undefined)
+            for lane in range(ty.count):
+                at = ir.Constant(ir.IntType(32), lane)
+                out = self.builder.insert_element(out, self.builder.call(fn, [self.builder.extract_element(args[0], at)]), at)
+            return out
+        extra: list[ir.Value] = []
+        if name in ("ctlz", "abs"):
+            extra = [ir.Constant(ir.IntType(1), 0)]          # defined for 0 / INT_MIN (wraps)
+        fn = self.intrinsic(f"llvm.{name}.{_type_suffix(ty)}", ty, [a.type for a in args + extra])
+        return self.builder.call(fn, args + extra)
+
+    def _binary(self, op: str, x: ir.Value, y: ir.Value) -> ir.Value:
+        b = self.builder
+        if op in _ICMP:
+            return (b.icmp_signed if op[0] in "sen" else b.icmp_unsigned)(_ICMP[op], x, y)
+        if op in ("funo", "fune"):
+            return b.fcmp_unordered(_FCMP[op], x, y)
+        if op in _FCMP:
+            return b.fcmp_ordered(_FCMP[op], x, y)
+        if op in _MINMAX:
+            fn = self.intrinsic(f"{_MINMAX[op]}.{_type_suffix(x.type)}", x.type, [x.type, y.type])
+            return b.call(fn, [x, y])
+        method = {"add": b.add, "sub": b.sub, "mul": b.mul, "sdiv": b.sdiv, "srem": b.srem, "udiv": b.udiv,
+                  "urem": b.urem, "shl": b.shl, "ashr": b.ashr, "lshr": b.lshr, "and": b.and_, "or": b.or_,
+                  "xor": b.xor, "fadd": b.fadd, "fsub": b.fsub, "fmul": b.fmul, "fdiv": b.fdiv}[op]
+        return method(x, y)
