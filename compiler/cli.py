@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tosac.conformance.execute import TARGETS
 from tosac.errors import TosacError
 
 
@@ -146,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         "with the official compliance rules (EXACT for integers). Negative (ERROR_IF) tests pass only when "
         "the tosac verifier rejects the graph. Prints a per-operator table and 'N passed, N failed, N "
         "skipped'; exits 1 on any failure.")
-    p.add_argument("--target", default="reference", choices=["reference"],
+    p.add_argument("--target", default="reference", choices=list(TARGETS),
                    help="where tosac runs the graphs (default: reference interpreter)")
     p.add_argument("--ops", metavar="REGEX", help="only operators whose lower-case name matches REGEX")
     p.add_argument("--seed", type=int, default=None,

@@ -90,7 +90,7 @@ def _compile_block(graph: Graph, block: Block, target: Target, configs: dict[str
         ttype = block.type_of(name)
         buffers[name] = BufferSpec(name, ttype.dtype.storage, ttype.shape)
         if block.constant(name) is not None:
-            constants[name] = np.ascontiguousarray(block.constant(name))
+            constants[name] = np.array(block.constant(name), order="C")
     scratch_names: set[str] = set()
     for index, group in enumerate(group_ops(block)):
         if group.anchor.name in CONTROL_FLOW:

@@ -113,7 +113,7 @@ class Executable:
         unknown = [n for n in inputs if n not in p.inputs]
         if missing or unknown:
             raise InterpreterError(f"graph inputs are {p.inputs}; missing {missing}, unknown {unknown}")
-        arrays: dict[str, np.ndarray] = {n: np.ascontiguousarray(p.coerce(n, inputs[n])) for n in p.inputs}
+        arrays: dict[str, np.ndarray] = {n: np.array(p.coerce(n, inputs[n]), order="C") for n in p.inputs}
         arrays.update(p.constants)
         for name, spec in p.buffers.items():
             if name in arrays:

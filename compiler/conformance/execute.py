@@ -11,13 +11,18 @@ import numpy as np
 
 from tosac.errors import UnsupportedError
 from tosac.ir.graph import Graph
+from tosac.targets import NAMED_TARGETS, get_target
 
-TARGETS = ("reference",)
+TARGETS = ("reference", "host", *(n for n in NAMED_TARGETS if n.startswith("x86_64")))
 
 
-def run_graph_on_target(graph: Graph, inputs: Mapping[str, np.ndarray], target: str) -> dict[str, np.ndarray]:
-    """Outputs of ``graph`` on ``target`` ("reference" = the numpy interpreter)."""
+def run_graph_on_target(graph: Graph, inputs: Mapping[str, np.ndarray], target: str,
+                        config: Mapping | None = None) -> dict[str, np.ndarray]:
+    """Outputs of ``graph`` on ``target`` ("reference" = the numpy interpreter, else compiled code)."""
     if target == "reference":
         from tosac.ir.reference.interpreter import run
         return run(graph, inputs, verify=False)
-    raise UnsupportedError(f"conformance target '{target}' is not available; choose one of {TARGETS}")
+    if target not in TARGETS:
+        raise UnsupportedError(f"conformance target '{target}' is not available; choose one of {list(TARGETS)}")
+    from tosac.driver import compile as compile_graph
+    return compile_graph(graph, get_target(target), config).run(inputs)

@@ -57,7 +57,7 @@ class OpLowering:
     def packed(self, suffix: str, data: np.ndarray, type_: str) -> TensorArg:
         """A constant re-laid out at compile time, passed to the kernel as its own buffer."""
         name = f"{self.name}.{suffix}"
-        self.constants[name] = np.ascontiguousarray(data)
+        self.constants[name] = np.array(data, order="C")
         return TensorArg(name, type_, tuple(data.shape))
 
     def inputs(self, *args: TensorArg) -> list[TensorArg]:
