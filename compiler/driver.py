@@ -99,8 +99,9 @@ def _compile_block(graph: Graph, block: Block, target: Target, configs: dict[str
         kb = KernelBuilder(block, group, kernel_name(index, group), target)
         chosen = kb.space.resolve(configs.get(kb.name))
         schedule = kb.schedule(chosen)
-        constants.update(kb.constants)
-        for cname, data in kb.constants.items():
+        packed = {**kb.constants, **schedule.constants}
+        constants.update(packed)
+        for cname, data in packed.items():
             buffers[cname] = BufferSpec(cname, data.dtype, data.shape)
         for param in schedule.scratch:
             buffers[param.name] = BufferSpec(param.name, np.dtype(_numpy_type(param.type)), (param.size,))

@@ -1,4 +1,272 @@
-"""placeholder while the packed int8 path is written"""
-def try_dense_conv(lw, target): return None
-def try_dense_matmul(lw, target): return None
-class DenseCompute: pass
+"""The packed int8 template: CONV2D (NHWC) and MATMUL with constant weights as an implicit GEMM.
+
+Rows are output positions (M), columns output channels (N), the reduction is
+(ky, kx, input channel) (K). Weights are packed at compile time into panels of
+NR columns in the micro-kernel's layout; activations are packed once per run
+(padding with the zero point, channels rounded up to the micro-kernel's
+group, encoded for the instruction) by a prologue. The micro-kernel keeps an
+MR x NR block of int32 accumulators in vector registers for the whole
+reduction, writes it to an L1-resident tile, and the fused epilogue (bias,
+zero-point correction, RESCALE, CLAMP, residual ADD) turns the tile into
+output values. The correction term is exact (see ``microkernels``).
+
+Knobs: ``kind`` (micro-kernel), ``mr`` (rows per tile), ``nr_vectors``
+(accumulator vectors per row; NR = lanes x nr_vectors), ``order`` (``nm``:
+weight panel outer, reused from L1 across all rows; ``mn``: row tile outer),
+``unroll_k``, ``threads``. Default: the best kind for the target, the largest
+register block that fits its register file, ``nm`` order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import llvmlite.ir as ir
+import numpy as np
+
+from tosac.schedules import loopnest as ln
+from tosac.schedules import microkernels as mk
+from tosac.schedules.generic import Schedule, TensorArg, _unique
+from tosac.schedules.space import Config, ConfigSpace
+from tosac.schedules.taps import all_of, in_bounds
+from tosac.targets import Target
+
+I64 = ir.IntType(64)
+
+
+@dataclass
+class DenseCompute:
+    """An int8 x int8 -> int32 implicit GEMM with constant weights and a per-element epilogue."""
+    name: str
+    input: TensorArg                       # NHWC int8 activations
+    output: TensorArg                      # final output, shape [*positions, N]
+    weights: np.ndarray                    # int8 [KH, KW, IC, N]
+    input_zp: int
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    pad: tuple[int, int, int, int]         # top, bottom, left, right
+    out_hw: tuple[int, int]
+    finalize: Callable[[ln.Expr, list[ln.Expr], ln.Expr], ln.Expr]   # (acc i32, position, channel) -> stored
+    epilogue_inputs: list[TensorArg] = field(default_factory=list)
+
+    @property
+    def m(self) -> int:
+        return self.input.shape[0] * self.out_hw[0] * self.out_hw[1]
+
+    @property
+    def n(self) -> int:
+        return self.weights.shape[3]
+
+    @property
+    def mac_count(self) -> int:
+        kh, kw, ic, n = self.weights.shape
+        return self.m * n * kh * kw * ic
+
+
+def _register_budget(target: Target) -> int:
+    return 32 if target.vector_bits >= 512 else 16
+
+
+def dense_space(compute: DenseCompute, target: Target) -> ConfigSpace:
+    space = ConfigSpace("dense")
+    kinds = mk.kinds_for(target)
+    space.add("kind", [k.name for k in kinds], kinds[0].name, "dot-product micro-kernel")
+    regs = _register_budget(target)
+    if compute.m < 4:
+        mr, nv = 1, min(16, regs // 2)
+    else:
+        mr, nv = (6, 4) if regs == 32 else (4, 2) if target.vector_bits >= 256 else (4, 3)
+    space.add("mr", (1, 2, 3, 4, 5, 6, 8), mr, "output rows per register block")
+    space.add("nr_vectors", (1, 2, 3, 4, 6, 8, 16), nv, "accumulator vectors per row")
+    space.add("order", ("nm", "mn"), "nm", "loop order of weight panels (n) and row tiles (m)")
+    space.add("unroll_k", (1, 2, 4), 2, "reduction groups unrolled per iteration")
+    space.add("threads", (1, 2, 4), 1, "threads over the outer loop")
+    return space
+
+
+def _kind(config: Config, target: Target) -> mk.MicroKernelKind:
+    return next(k for k in mk.kinds_for(target) if k.name == config["kind"])
+
+
+def pack_weights(weights: np.ndarray, kind: mk.MicroKernelKind, nr: int) -> np.ndarray:
+    """[KH, KW, IC, N] -> [panels, K/g, NR, g]: one panel's reduction step is contiguous vector loads."""
+    kh, kw, ic, n = weights.shape
+    g = kind.k_group
+    icp = -(-ic // g) * g
+    panels = -(-n // nr)
+    w = np.zeros((kh, kw, icp, panels * nr), dtype=np.int64)
+    w[:, :, :ic, :n] = weights
+    w = w.reshape(kh * kw * icp // g, g, panels, nr).transpose(2, 0, 3, 1)
+    return np.ascontiguousarray(w.astype(np.int16 if kind.weight_type == "i16" else np.int8))
+
+
+def column_correction(weights: np.ndarray, kind: mk.MicroKernelKind, input_zp: int) -> np.ndarray:
+    """What to add to the raw dot product so it equals sum((x - zp) * w), wrapped to int32."""
+    if kind.zp_correction < 0:
+        return np.zeros(weights.shape[3], dtype=np.int32)
+    colsum = weights.astype(np.int64).sum(axis=(0, 1, 2))
+    corr = -(kind.zp_correction + input_zp) * colsum
+    return ((corr + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)
+
+
+def dense_schedule(c: DenseCompute, config: Config, target: Target) -> Schedule:
+    kind = _kind(config, target)
+    mr, nv, threads = int(config["mr"]), int(config["nr_vectors"]), int(config["threads"])
+    nr = kind.lanes * nv
+    kh, kw, ic, n = c.weights.shape
+    g = kind.k_group
+    icp = -(-ic // g) * g
+    batch, ih, iw, _ = c.input.shape
+    top, bottom, left, right = c.pad
+    ihp, iwp = ih + top + bottom, iw + left + right
+    oh, ow = c.out_hw
+    m = c.m
+    act = ln.Param(f"{c.name}.act", kind.act_type, batch * ihp * iwp * icp)
+    wname, cname = f"{c.name}.wpack", f"{c.name}.corr"
+    constants = {wname: pack_weights(c.weights, kind, nr), cname: column_correction(c.weights, kind, c.input_zp)}
+    prologue = _pack_activations(c, kind, act, (ihp, iwp, icp))
+
+    geometry = dict(m=m, oh=oh, ow=ow, ihp=ihp, iwp=iwp, icp=icp, kh=kh, kw=kw, stride=c.stride,
+                    dilation=c.dilation, k_groups=kh * kw * icp // g, unroll=int(config["unroll_k"]))
+    emit = _micro_kernel(kind, mr, nv, act.name, wname, geometry)
+    m_tiles = -(-m // mr)
+    full_panels, tail = divmod(n, nr)
+    mt, np_ = ln.Var("mt"), ln.Var("np")
+
+    def tile(panel: ln.Expr, width: int) -> tuple[ln.Stmt, ...]:
+        call = ln.MicroKernel(f"{kind.name}_{mr}x{nr}", emit, {"m0": mt * mr, "panel": panel},
+                              {"mr": mr, "nr": nr, "k": kh * kw * icp, "lanes": kind.lanes})
+        r, ch = ln.Var("r"), ln.Var("ch")
+        row = mt * mr + r
+        channel = panel * nr + ch
+        acc = ln.binary("add", ln.Load("tile", r * nr + ch, "i32"), ln.Load(cname, channel, "i32"))
+        position = _unravel(row, c.output.shape[:-1])
+        store = ln.Store(c.output.name, row * n + channel, c.finalize(acc, position, channel))
+        epilogue = ln.For("r", mr, (ln.If(ln.binary("slt", row, ln.Const(m)),
+                                          (ln.For("ch", width, (store,), ln.LoopKind.VECTORIZE,
+                                                  min(kind.lanes, 16) if width >= 4 else 1),)),))
+        return (call, epilogue)
+
+    panels_loop = (ln.For("np", full_panels, tile(np_, nr)),) if full_panels else ()
+    tail_tile = tile(ln.Const(full_panels), tail) if tail else ()
+    order = config["order"] if threads == 1 else "mn"
+    if order == "nm":
+        body: tuple[ln.Stmt, ...] = ()
+        if full_panels:
+            body += (ln.For("np", full_panels, (ln.For("mt", m_tiles, tile(np_, nr)),)),)
+        if tail:
+            body += (ln.For("mt", m_tiles, tail_tile),)
+    else:
+        kind_outer = ln.LoopKind.PARALLEL if threads > 1 else ln.LoopKind.SERIAL
+        body = (ln.For("mt", m_tiles, (*panels_loop, *tail_tile), kind_outer),)
+    params = _unique([c.input.param(), ln.Param(wname, kind.weight_type, constants[wname].size),
+                      ln.Param(cname, "i32", n), act, *[a.param() for a in c.epilogue_inputs], c.output.param()])
+    kernel = ln.Kernel(c.name, params, body, {"tile": ("i32", mr * nr)})
+    return Schedule(kernel, threads if order == "mn" else 1, prologue, [act], constants)
+
+
+def _unravel(flat: ln.Expr, shape: tuple[int, ...]) -> list[ln.Expr]:
+    out: list[ln.Expr] = []
+    rest = flat
+    for k, dim in enumerate(shape):
+        inner = int(np.prod(shape[k + 1:], dtype=np.int64))
+        q = rest if inner == 1 else ln.binary("sdiv", rest, ln.Const(inner))
+        out.append(ln.Const(0) if dim == 1 else q)
+        rest = rest if inner == 1 else ln.binary("srem", rest, ln.Const(inner))
+    return out
+
+
+def _pack_activations(c: DenseCompute, kind: mk.MicroKernelKind, act: ln.Param, padded) -> ln.Kernel:
+    """act[n, y, x, ch] = encode(input[n, y - top, x - left, ch]) or encode(zero point) outside."""
+    ihp, iwp, icp = padded
+    batch, ih, iw, ic = c.input.shape
+    top, _, left, _ = c.pad
+    n, y, x, ch = (ln.Var(v) for v in ("n", "y", "x", "ch"))
+    iy, ix = y - top, x - left
+    inside = all_of([in_bounds(iy, ih) if c.pad[0] or c.pad[1] else None,
+                     in_bounds(ix, iw) if c.pad[2] or c.pad[3] else None,
+                     in_bounds(ch, ic) if icp != ic else None])
+    src = ln.row_major([n, ln.clamp_index(iy, ih), ln.clamp_index(ix, iw), ln.clamp_index(ch, ic)], c.input.shape)
+    value = ln.cast(ln.Load(c.input.name, src, "i8"), "i32")
+    pad_value = ln.Const(c.input_zp, "i32")
+    if inside is not None:
+        value = ln.select(inside, value, pad_value)
+    if kind.act_type == "i16":
+        encoded = ln.cast(value - pad_value, "i16")
+    else:
+        encoded = ln.cast(value + kind.encode_offset(), "i8")
+    store = ln.Store(act.name, ln.row_major([n, y, x, ch], [batch, ihp, iwp, icp]), encoded)
+    nest = ln.loops([("n", batch), ("y", ihp), ("x", iwp)],
+                    [ln.For("ch", icp, (store,), ln.LoopKind.VECTORIZE, 16 if icp >= 16 else 1)])
+    return ln.Kernel(f"{c.name}_pack", (c.input.param(), act), nest)
+
+
+def _micro_kernel(kind: mk.MicroKernelKind, mr: int, nv: int, act: str, wpack: str, geo: dict):
+    """The emit function of the MR x NR register-blocked micro-kernel."""
+    nr = kind.lanes * nv
+    i32v = ir.VectorType(ir.IntType(32), kind.lanes)
+    wvty = mk.weight_vector_type(kind)
+    group_ty = mk.activation_group_type(kind)
+    g = kind.k_group
+    icg = geo["icp"] // g                                  # reduction groups per tap
+    unroll = geo["unroll"] if icg % geo["unroll"] == 0 else 1
+    sy, sx = geo["stride"]
+    dy, dx = geo["dilation"]
+
+    def emit(em, operands) -> None:
+        b = em.builder
+        c64 = lambda v: ir.Constant(I64, v)  # noqa: E731
+        m0, panel = operands["m0"], operands["panel"]
+        act_base, _ = em.buffers[act]
+        w_base, _ = em.buffers[wpack]
+        act_bytes = b.bitcast(act_base, ir.IntType(8).as_pointer())
+        w_bytes = b.bitcast(w_base, ir.IntType(8).as_pointer())
+        elem = 1 if kind.act_type == "i8" else 2
+        wel = 1 if kind.weight_type == "i8" else 2
+        rows = []
+        for r in range(mr):
+            mrow = b.add(m0, c64(r))
+            mrow = b.select(b.icmp_signed("<", mrow, c64(geo["m"])), mrow, c64(geo["m"] - 1))
+            img = b.sdiv(mrow, c64(geo["oh"] * geo["ow"]))
+            rem = b.srem(mrow, c64(geo["oh"] * geo["ow"]))
+            oy, ox = b.sdiv(rem, c64(geo["ow"])), b.srem(rem, c64(geo["ow"]))
+            pix = b.add(b.mul(b.add(b.mul(img, c64(geo["ihp"])), b.mul(oy, c64(sy))), c64(geo["iwp"])),
+                        b.mul(ox, c64(sx)))
+            rows.append(b.mul(pix, c64(geo["icp"] * elem)))          # byte offset of the row's pixel
+        accs = [[em.entry_alloca(i32v) for _ in range(nv)] for _ in range(mr)]
+        for row in accs:
+            for slot in row:
+                b.store(ir.Constant(i32v, None), slot)
+        panel_bytes = b.mul(panel, c64(geo["k_groups"] * nr * g * wel))
+
+        def tap_body(t):
+            ty, tx = b.sdiv(t, c64(geo["kw"])), b.srem(t, c64(geo["kw"]))
+            tap = b.mul(b.add(b.mul(b.mul(ty, c64(dy)), c64(geo["iwp"])), b.mul(tx, c64(dx))),
+                        c64(geo["icp"] * elem))
+
+            def group_body(gi):
+                for u in range(unroll):
+                    gg = b.add(gi, c64(u)) if u else gi
+                    kk = b.add(b.mul(t, c64(icg)), gg)
+                    w_off = b.add(panel_bytes, b.mul(kk, c64(nr * g * wel)))
+                    wv = []
+                    for j in range(nv):
+                        p = b.gep(w_bytes, [b.add(w_off, c64(j * kind.lanes * g * wel))], source_etype=ir.IntType(8))
+                        wv.append(b.load(b.bitcast(p, wvty.as_pointer()), typ=wvty, align=1))
+                    a_off = b.add(tap, b.mul(gg, c64(g * elem)))
+                    for r in range(mr):
+                        p = b.gep(act_bytes, [b.add(rows[r], a_off)], source_etype=ir.IntType(8))
+                        a = b.load(b.bitcast(p, group_ty.as_pointer()), typ=group_ty, align=1)
+                        for j in range(nv):
+                            slot = accs[r][j]
+                            b.store(mk.accumulate(em, kind, b.load(slot, typ=i32v), a, wv[j]), slot)
+            em._loop("kg", c64(0), c64(icg), unroll, group_body)
+
+        em._loop("tap", c64(0), c64(geo["kh"] * geo["kw"]), 1, tap_body)
+        tile, _ = em.buffers["tile"]
+        for r in range(mr):
+            for j in range(nv):
+                p = b.gep(tile, [c64(r * nr + j * kind.lanes)], source_etype=ir.IntType(32))
+                b.store(b.load(accs[r][j], typ=i32v), b.bitcast(p, i32v.as_pointer()), align=4)
+
+    return emit

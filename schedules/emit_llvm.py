@@ -66,6 +66,15 @@ class Emitter:
             return existing
         return ir.Function(self.module, ir.FunctionType(ret, list(arg_types)), name=name)
 
+    def entry_alloca(self, ty: ir.Type, size: int | None = None) -> ir.Value:
+        """A stack slot allocated once in the entry block (promotable to registers by LLVM)."""
+        b = self.builder
+        current = b.block
+        b.position_at_start(b.function.entry_basic_block)
+        slot = b.alloca(ty, size=size)
+        b.position_at_end(current)
+        return slot
+
     def element_pointer(self, buffer: str, index: ir.Value) -> ir.Value:
         base, ety = self.buffers[buffer]
         return self.builder.gep(base, [index], source_etype=ety)
@@ -97,7 +106,7 @@ class Emitter:
             self.buffers[param.name] = (b.load(slot, typ=PTR, name=param.name), llvm_type(param.type))
         for name, (type_, size) in kernel.locals.items():
             ety = llvm_type(type_)
-            self.buffers[name] = (b.alloca(ety, size=size, name=name), ety)
+            self.buffers[name] = (self.entry_alloca(ety, size), ety)
         self.statements(kernel.body, outermost=True)
         self.builder.ret_void()
         return fn

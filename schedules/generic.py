@@ -43,6 +43,7 @@ class Schedule:
     threads: int = 1
     prologue: ln.Kernel | None = None
     scratch: list[ln.Param] = field(default_factory=list)
+    constants: dict[str, np.ndarray] = field(default_factory=dict)    # packed at schedule time
 
     def kernels(self) -> list[tuple[ln.Kernel, int]]:
         return ([(self.prologue, 1)] if self.prologue else []) + [(self.kernel, self.threads)]

@@ -16,6 +16,7 @@ from tosac.lower import ops as lower
 from tosac.lower.elementwise import DATA_OPERANDS, ElementOp, element, is_elementwise, uses_channel
 from tosac.lower.fusion import OpGroup
 from tosac.lower.values import Operands, loaded, stored, tensor_arg
+from tosac.lower import dense as dense_lowering
 from tosac.schedules import dense, generic, taps
 from tosac.schedules import loopnest as ln
 from tosac.schedules.generic import ElementContext, MapCompute, Schedule, TensorArg
@@ -110,14 +111,14 @@ class KernelBuilder:
         if name in _REDUCTIONS:
             return lower.lower_reduction(lw)
         if name in ("CONV2D", "CONV3D"):
-            fast = dense.try_dense_conv(lw, self.target) if name == "CONV2D" else None
+            fast = dense_lowering.try_dense_conv(lw, self.target) if name == "CONV2D" else None
             return fast if fast is not None else lower.lower_conv(lw)
         if name == "DEPTHWISE_CONV2D":
             return lower.lower_depthwise(lw)
         if name == "TRANSPOSE_CONV2D":
             return lower.lower_transpose_conv(lw)
         if name == "MATMUL":
-            fast = dense.try_dense_matmul(lw, self.target)
+            fast = dense_lowering.try_dense_matmul(lw, self.target)
             return fast if fast is not None else lower.lower_matmul(lw)
         if name in ("AVG_POOL2D", "MAX_POOL2D"):
             return lower.lower_pool(lw)

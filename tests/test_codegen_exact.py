@@ -1,0 +1,364 @@
+"""Compiled code equals the reference interpreter bit for bit.
+
+Hypothesis draws shapes, attributes and values (edges included) for the fused
+int8 patterns, every template and the element-wise ops; each graph runs under
+the default config and under a randomly sampled valid config of every kernel
+(the tuner may pick any point of a space, so every point must be exact).
+Examples whose reference result is unpredictable (a REQUIRE fails) are
+skipped: any result is allowed there.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import tosac
+from tosac.driver import kernel_builders, optimise_graph
+from tosac.errors import UnpredictableError
+from tosac.ir.builder import GraphBuilder
+from tosac.ir.dtypes import DType
+from tosac.ir.ops import RoundingMode
+from tosac.ir.reference.interpreter import run
+from tosac.targets import get_target, host_target
+
+SETTINGS = settings(max_examples=20, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+
+
+def _runnable_targets() -> list[str]:
+    """x86-64 targets this machine can run (AVX-512 VNNI only where the CPU has it)."""
+    host = host_target()
+    if not host.triple.startswith("x86_64"):
+        return ["host"]
+    names = ["x86_64"]
+    if "avx2" in host.features:
+        names.append("x86_64-avx2")
+    if {"avx512vnni", "avx512bw", "avx512vl"} <= set(host.features):
+        names.append("x86_64-avx512vnni")
+    return names
+
+
+def random_configs(graph, target, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    return {kb.name: kb.space.sample(rng) for kb in kernel_builders(optimise_graph(graph), get_target(target))}
+
+
+def check(graph, inputs, seed: int = 0, targets=("host",)) -> None:
+    """Reference vs compiled, default config and one random config per target."""
+    try:
+        expected = run(graph, inputs)
+    except UnpredictableError:
+        assume(False)
+    for target in targets:
+        for config in (None, random_configs(graph, target, seed)):
+            got = tosac.compile(graph, target, config).run(inputs)
+            for name in graph.outputs:
+                assert got[name].dtype == expected[name].dtype, name
+                assert got[name].shape == expected[name].shape, name
+                np.testing.assert_array_equal(got[name], expected[name], err_msg=f"{target} {config}")
+
+
+def ints(draw, dtype: DType, shape, lo=None, hi=None):
+    lo = dtype.min if lo is None else lo
+    hi = dtype.max if hi is None else hi
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    edge = draw(st.sampled_from(["random", "min", "max", "mixed"]))
+    values = rng.integers(lo, hi + 1, size=shape, dtype=np.int64)
+    if edge == "min":
+        values[...] = lo
+    elif edge == "max":
+        values[...] = hi
+    elif edge == "mixed":
+        values = np.where(rng.random(shape) < 0.5, lo, hi)
+    return values.astype(dtype.storage)
+
+
+# ----------------------------------------------------------------------------- fused int8 patterns
+
+@st.composite
+def conv_case(draw):
+    n, h, w = draw(st.integers(1, 2)), draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    ic, oc = draw(st.integers(1, 20)), draw(st.integers(1, 40))
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    pad = tuple(draw(st.integers(0, 2)) for _ in range(4))
+    oh = (h + pad[0] + pad[1] - (kh - 1) * dilation[0] - 1) // stride[0] + 1
+    ow = (w + pad[2] + pad[3] - (kw - 1) * dilation[1] - 1) // stride[1] + 1
+    assume(oh >= 1 and ow >= 1 and (h + pad[0] + pad[1] - (kh - 1) * dilation[0] - 1) % stride[0] == 0
+           and (w + pad[2] + pad[3] - (kw - 1) * dilation[1] - 1) % stride[1] == 0)
+    x = ints(draw, DType.INT8, (n, h, w, ic))
+    weights = ints(draw, DType.INT8, (oc, kh, kw, ic))
+    bias = ints(draw, DType.INT32, (oc,), -5000, 5000)
+    return dict(x=x, weights=weights, bias=bias, pad=pad, stride=stride, dilation=dilation,
+                input_zp=draw(st.integers(-128, 127)), weight_zp=draw(st.sampled_from([0, 0, 0, 7])),
+                epilogue=draw(st.sampled_from(["none", "rescale", "rescale_clamp", "residual"])),
+                per_channel=draw(st.booleans()), double=draw(st.booleans()),
+                runtime_weights=draw(st.sampled_from([False, False, True])), seed=draw(st.integers(0, 1000)))
+
+
+def _requantize(g, y, case, channels, rng):
+    if case["per_channel"]:
+        mult = rng.integers(1 << 29, 1 << 31, size=channels).astype(np.int32)
+        shift = rng.integers(36, 42, size=channels).astype(np.int8)
+    else:
+        mult, shift = np.int32(rng.integers(1 << 29, 1 << 31)), np.int8(rng.integers(36, 42))
+    mode = RoundingMode.DOUBLE_ROUND if case["double"] else RoundingMode.SINGLE_ROUND
+    return g.rescale(y, DType.INT8, multiplier=mult, shift=shift, output_zp=int(rng.integers(-20, 20)),
+                     per_channel=case["per_channel"], rounding_mode=mode)
+
+
+@SETTINGS
+@given(conv_case())
+def test_conv2d_fused_patterns(case):
+    rng = np.random.default_rng(case["seed"])
+    g = GraphBuilder()
+    x = g.input("x", DType.INT8, case["x"].shape)
+    inputs = {"x": case["x"]}
+    if case["runtime_weights"]:
+        w = g.input("w", DType.INT8, case["weights"].shape)
+        inputs["w"] = case["weights"]
+    else:
+        w = g.const(case["weights"])
+    y = g.conv2d(x, w, g.const(case["bias"]), pad=case["pad"], stride=case["stride"], dilation=case["dilation"],
+                 input_zp=case["input_zp"], weight_zp=case["weight_zp"])
+    oc = case["weights"].shape[0]
+    if case["epilogue"] != "none":
+        y = _requantize(g, y, case, oc, rng)
+    if case["epilogue"] == "rescale_clamp":
+        y = g.clamp(y, min_val=-100, max_val=90)
+    if case["epilogue"] == "residual":
+        r = g.input("r", DType.INT8, y.shape)
+        inputs["r"] = rng.integers(-128, 128, size=y.shape).astype(np.int8)
+        a32 = g.rescale(y, DType.INT32, multiplier=1 << 30, shift=30, input_zp=3)
+        b32 = g.rescale(r, DType.INT32, multiplier=1 << 30, shift=31, input_zp=-2)
+        y = g.rescale(g.add(a32, b32), DType.INT8, multiplier=1 << 30, shift=31, output_zp=1)
+    g.output(y)
+    check(g.build(), inputs, case["seed"], _runnable_targets())
+
+
+@SETTINGS
+@given(st.integers(1, 70), st.integers(1, 70), st.integers(1, 70), st.integers(-128, 127), st.sampled_from([0, 0, 5]),
+       st.booleans(), st.integers(0, 1000), st.data())
+def test_matmul(m, k, n, a_zp, b_zp, runtime_b, seed, data):
+    g = GraphBuilder()
+    a = g.input("a", DType.INT8, (1, m, k))
+    bv = ints(data.draw, DType.INT8, (1, k, n))
+    inputs = {"a": ints(data.draw, DType.INT8, (1, m, k))}
+    if runtime_b:
+        b = g.input("b", DType.INT8, (1, k, n))
+        inputs["b"] = bv
+    else:
+        b = g.const(bv)
+    g.output(g.matmul(a, b, a_zp=a_zp, b_zp=b_zp))
+    check(g.build(), inputs, seed, _runnable_targets())
+
+
+@SETTINGS
+@given(st.integers(1, 2), st.integers(2, 10), st.integers(2, 10), st.integers(1, 24), st.integers(1, 2),
+       st.integers(1, 3), st.integers(1, 2), st.integers(0, 1), st.integers(-128, 127), st.integers(0, 1000),
+       st.data())
+def test_depthwise_conv2d(n, h, w, c, mult, k, stride, pad, input_zp, seed, data):
+    assume((h + 2 * pad - k) % stride == 0 and (w + 2 * pad - k) % stride == 0 and h + 2 * pad >= k
+           and w + 2 * pad >= k)
+    g = GraphBuilder()
+    x = g.input("x", DType.INT8, (n, h, w, c))
+    wt = g.const(ints(data.draw, DType.INT8, (k, k, c, mult)))
+    y = g.depthwise_conv2d(x, wt, g.const(ints(data.draw, DType.INT32, (c * mult,), -999, 999)),
+                           pad=(pad,) * 4, stride=(stride, stride), input_zp=input_zp)
+    g.output(g.rescale(y, DType.INT8, multiplier=1 << 30, shift=38, output_zp=-4))
+    check(g.build(), {"x": ints(data.draw, DType.INT8, (n, h, w, c))}, seed)
+
+
+@SETTINGS
+@given(st.integers(1, 6), st.integers(1, 6), st.integers(1, 8), st.integers(1, 8), st.integers(1, 3),
+       st.integers(1, 2), st.integers(0, 1000), st.data())
+def test_transpose_conv2d(h, w, ic, oc, k, stride, seed, data):
+    g = GraphBuilder()
+    x = g.input("x", DType.INT8, (1, h, w, ic))
+    wt = g.const(ints(data.draw, DType.INT8, (oc, k, k, ic)))
+    g.output(g.transpose_conv2d(x, wt, g.const(np.zeros(oc, np.int32)), out_pad=(0, 0, 0, 0),
+                                stride=(stride, stride), input_zp=5))
+    check(g.build(), {"x": ints(data.draw, DType.INT8, (1, h, w, ic))}, seed)
+
+
+@SETTINGS
+@given(st.sampled_from(["avg", "max"]), st.integers(2, 9), st.integers(2, 9), st.integers(1, 20), st.integers(1, 3),
+       st.integers(1, 2), st.integers(0, 1), st.sampled_from([DType.INT8, DType.INT16]), st.integers(0, 1000),
+       st.data())
+def test_pooling(kind, h, w, c, k, stride, pad, dtype, seed, data):
+    assume(pad < k and (h + 2 * pad - k) % stride == 0 and (w + 2 * pad - k) % stride == 0
+           and h + 2 * pad >= k and w + 2 * pad >= k)
+    g = GraphBuilder()
+    x = g.input("x", dtype, (1, h, w, c))
+    if kind == "avg":
+        zp = 3 if dtype is DType.INT8 else 0
+        y = g.avg_pool2d(x, kernel=(k, k), stride=(stride, stride), pad=(pad,) * 4, input_zp=zp, output_zp=-zp)
+    else:
+        y = g.max_pool2d(x, kernel=(k, k), stride=(stride, stride), pad=(pad,) * 4)
+    g.output(y)
+    check(g.build(), {"x": ints(data.draw, dtype, (1, h, w, c))}, seed)
+
+
+# ----------------------------------------------------------------------------- element-wise chains
+
+BINARY = ["ADD", "SUB", "MAXIMUM", "MINIMUM", "MUL", "INTDIV", "BITWISE_AND", "BITWISE_OR", "BITWISE_XOR",
+          "ARITHMETIC_RIGHT_SHIFT", "LOGICAL_LEFT_SHIFT", "LOGICAL_RIGHT_SHIFT", "EQUAL", "GREATER", "GREATER_EQUAL"]
+UNARY = ["ABS", "BITWISE_NOT", "CLZ", "NEGATE", "CLAMP", "CAST8", "CAST16", "TABLE8", "RESCALE_U8"]
+
+
+@st.composite
+def broadcast_shapes(draw):
+    shape = tuple(draw(st.lists(st.integers(1, 7), min_size=1, max_size=4)))
+    other = tuple(d if draw(st.booleans()) else 1 for d in shape)
+    return shape, other
+
+
+@SETTINGS
+@given(st.sampled_from(BINARY), st.sampled_from(UNARY), broadcast_shapes(), st.integers(0, 1000), st.data())
+def test_elementwise_chain(binary, unary, shapes, seed, data):
+    """binary(x, y) followed by a unary op: a fused two-op kernel with broadcasting."""
+    shape, other = shapes
+    g = GraphBuilder()
+    x, y = g.input("x", DType.INT32, shape), g.input("y", DType.INT32, other)
+    small = binary in ("ARITHMETIC_RIGHT_SHIFT", "LOGICAL_LEFT_SHIFT", "LOGICAL_RIGHT_SHIFT")
+    yv = ints(data.draw, DType.INT32, other, 0, 31) if small else ints(data.draw, DType.INT32, other)
+    if binary == "INTDIV":
+        yv[yv == 0] = 1
+    xv = ints(data.draw, DType.INT32, shape)
+    if binary == "MUL":
+        z = g.mul(x, y, shift=data.draw(st.sampled_from([0, 1, 15, 31])))
+    elif binary == "ARITHMETIC_RIGHT_SHIFT":
+        z = g.arithmetic_right_shift(x, y, round=data.draw(st.booleans()))
+    else:
+        z = getattr(g, binary.lower())(x, y)
+    if z.dtype is DType.BOOL:
+        z = g.cast(z, DType.INT32)
+    if unary == "CLAMP":
+        z = g.clamp(g.cast(z, DType.INT16), min_val=-1000, max_val=7000)
+    elif unary == "NEGATE":
+        z = g.negate(z)
+    elif unary == "CAST8":
+        z = g.cast(z, DType.INT8)
+    elif unary == "CAST16":
+        z = g.cast(z, DType.INT16)
+    elif unary == "TABLE8":
+        z = g.table(g.cast(z, DType.INT8), ints(data.draw, DType.INT8, (256,)))
+    elif unary == "RESCALE_U8":
+        z = g.rescale(z, DType.UINT8, multiplier=1 << 30, shift=40, output_zp=128, output_unsigned=True)
+    else:
+        z = getattr(g, unary.lower())(z)
+    g.output(z)
+    check(g.build(), {"x": xv, "y": yv}, seed)
+
+
+@SETTINGS
+@given(st.sampled_from([DType.INT8, DType.INT16, DType.INT32]), st.lists(st.integers(1, 6), min_size=2, max_size=4),
+       st.integers(0, 1000), st.data())
+def test_data_movement_and_reductions(dtype, shape, seed, data):
+    shape = tuple(shape)
+    rank = len(shape)
+    g = GraphBuilder()
+    x = g.input("x", dtype, shape)
+    axis = data.draw(st.integers(0, rank - 1))
+    perms = data.draw(st.permutations(range(rank)))
+    outs = [g.transpose(x, perms=list(perms)), g.reverse(x, axis=axis),
+            g.pad(x, [1, 0] * rank, pad_const=dtype.min), g.tile(x, [2] + [1] * (rank - 1)),
+            g.concat(x, x, axis=axis), g.reduce_max(x, axis=axis), g.reduce_min(x, axis=axis),
+            g.argmax(x, axis=axis), g.slice(x, [0] * rank, [max(1, d - 1) for d in shape]),
+            g.reshape(x, [int(np.prod(shape))])]
+    if dtype is DType.INT32:
+        outs.append(g.reduce_sum(x, axis=axis))
+    g.output(*outs)
+    hi = 1000 if dtype is DType.INT32 else None
+    check(g.build(), {"x": ints(data.draw, dtype, shape, None if hi is None else -hi, hi)}, seed)
+
+
+# ----------------------------------------------------------------------------- properties of the compiler
+
+def _conv_net():
+    rng = np.random.default_rng(1)
+    g = GraphBuilder()
+    x = g.input("x", DType.INT8, (1, 8, 8, 8))
+    y = x
+    for _ in range(4):
+        y = g.conv2d(y, g.const(rng.integers(-128, 128, (8, 3, 3, 8)).astype(np.int8)), pad=(1, 1, 1, 1),
+                     input_zp=1)
+        y = g.clamp(g.rescale(y, DType.INT8, multiplier=1 << 30, shift=40, output_zp=1), min_val=-128, max_val=127)
+    g.output(y)
+    return g.build(), {"x": rng.integers(-128, 128, (1, 8, 8, 8)).astype(np.int8)}
+
+
+def test_conv_chain_fuses_and_reuses_memory():
+    graph, inputs = _conv_net()
+    exe = tosac.compile(graph)
+    patterns = [k.pattern for k in exe.program.info["kernels"]]
+    assert patterns == ["CONV2D+RESCALE+CLAMP"] * 4
+    np.testing.assert_array_equal(exe.run(inputs)[graph.outputs[0]], run(graph, inputs)[graph.outputs[0]])
+    plan = exe.memory_plan
+    assert plan.peak_bytes <= plan.arena_bytes
+    intermediate = 8 * 8 * 8                          # three int8 activations between the four kernels
+    assert plan.arena_bytes < 3 * intermediate + sum(
+        int(np.prod(b.shape)) * b.dtype.itemsize for n, b in exe.program.buffers.items() if n.endswith(".act"))
+
+
+def test_inputs_are_checked():
+    graph, inputs = _conv_net()
+    exe = tosac.compile(graph)
+    with pytest.raises(tosac.TosacError, match="missing"):
+        exe.run({})
+    with pytest.raises(tosac.TosacError, match="shape"):
+        exe.run({"x": np.zeros((1, 8, 8, 7), np.int8)})
+    with pytest.raises(tosac.TosacError, match="dtype"):
+        exe.run({"x": np.zeros((1, 8, 8, 8), np.float32)})
+    with pytest.raises(tosac.TosacError, match="range"):
+        exe.run({"x": np.full((1, 8, 8, 8), 300, np.int32)})
+    assert exe(x=inputs["x"]).keys() == exe.run(inputs).keys()
+
+
+def test_bad_config_is_a_typed_error():
+    graph, _ = _conv_net()
+    name = kernel_builders(optimise_graph(graph), get_target("host"))[0].name
+    with pytest.raises(tosac.CodegenError, match="knob"):
+        tosac.compile(graph, config={name: {"no_such_knob": 1}})
+    with pytest.raises(tosac.CodegenError, match="not one of"):
+        tosac.compile(graph, config={name: {"mr": 1000}})
+
+
+def test_emitted_ir_has_no_wrap_poison_flags():
+    """TOSA integer overflow wraps; nsw/nuw would make it poison."""
+    import llvmlite.ir as ir
+
+    from tosac.schedules.emit_llvm import Emitter
+
+    graph, _ = _conv_net()
+    module = ir.Module("m")
+    emitter = Emitter(module)
+    for kb in kernel_builders(optimise_graph(graph), get_target("host")):
+        for kernel, _ in kb.schedule().kernels():
+            emitter.emit_kernel(kernel)
+    text = str(module)
+    assert " nsw " not in text and " nuw " not in text
+
+
+@pytest.mark.parametrize("target", ["aarch64", "aarch64-dotprod", "armv7", "x86_64", "x86_64-avx2",
+                                    "x86_64-avx512vnni"])
+def test_every_target_produces_an_object(target):
+    from tosac.runtime.objects import optimised_assembly
+
+    graph, _ = _conv_net()
+    exe = tosac.compile(graph, target)
+    assert exe.object_code.startswith(b"\x7fELF")
+    if target == "aarch64-dotprod":
+        import llvmlite.ir as ir
+
+        from tosac.schedules.emit_llvm import Emitter
+        module = ir.Module("m")
+        emitter = Emitter(module)
+        for kb in kernel_builders(optimise_graph(graph), get_target(target)):
+            for kernel, _ in kb.schedule().kernels():
+                emitter.emit_kernel(kernel)
+        assert "sdot" in optimised_assembly(str(module), get_target(target))
