@@ -103,37 +103,60 @@ class Executable:
         raw = self._arena_base[offset:offset + spec.nbytes]
         return raw.view(spec.dtype).reshape(spec.shape)
 
+    def _bind_static(self) -> None:
+        """Constants, arena views and scratch never move: their pointers are written once per step."""
+        p = self.program
+        self._static: dict[str, np.ndarray] = dict(p.constants)
+        for name, spec in p.buffers.items():
+            if name not in self._static and name in p.memory_plan.offsets:
+                self._static[name] = self._arena_view(spec)
+        dynamic = set(p.inputs) | set(p.outputs)
+        self._bound = []
+        for step in p.steps:
+            if isinstance(step, HostStep):
+                self._bound.append(None)
+                continue
+            pointers = (ctypes.c_void_p * max(len(step.buffers), 1))()
+            slots = []
+            for i, name in enumerate(step.buffers):
+                if name in self._static and name not in dynamic:
+                    pointers[i] = self._static[name].ctypes.data
+                else:
+                    slots.append((i, name))
+            self._bound.append((pointers, ctypes.cast(pointers, ctypes.c_void_p), slots))
+
     def run(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Outputs by name for ``inputs`` by name (checked: names, shapes, dtypes, value ranges)."""
         if self._functions is None:
             raise UnsupportedError(f"this executable was compiled for {self.program.info.get('target')}, "
                                    "which cannot run in this process")
         p = self.program
-        missing = [n for n in p.inputs if n not in inputs]
-        unknown = [n for n in inputs if n not in p.inputs]
-        if missing or unknown:
+        if len(inputs) != len(p.inputs) or any(n not in inputs for n in p.inputs):
+            missing = [n for n in p.inputs if n not in inputs]
+            unknown = [n for n in inputs if n not in p.inputs]
             raise InterpreterError(f"graph inputs are {p.inputs}; missing {missing}, unknown {unknown}")
-        arrays: dict[str, np.ndarray] = {n: np.array(p.coerce(n, inputs[n]), order="C") for n in p.inputs}
-        arrays.update(p.constants)
-        for name, spec in p.buffers.items():
-            if name in arrays:
-                continue
-            if name in p.memory_plan.offsets:
-                arrays[name] = self._arena_view(spec)
-            else:
+        if not hasattr(self, "_bound"):
+            self._bind_static()
+        arrays = dict(self._static)
+        for name in p.inputs:
+            arrays[name] = _contiguous(p.coerce(name, inputs[name]))
+        for name in p.outputs:
+            if name not in arrays:
+                spec = p.buffers[name]
                 arrays[name] = np.empty(spec.shape, dtype=spec.dtype)
-        for step in p.steps:
-            if isinstance(step, HostStep):
+        for step, bound in zip(p.steps, self._bound):
+            if bound is None:
                 step.run(arrays)
-            else:
-                self._call(step, arrays)
-        return {n: np.array(arrays[n], copy=True) if n in p.inputs or n in p.constants or
-                n in p.memory_plan.offsets else arrays[n] for n in p.outputs}
+                continue
+            pointers, address, slots = bound
+            for i, name in slots:
+                pointers[i] = arrays[name].ctypes.data
+            self._call(step, address)
+        fresh = set(p.outputs) - set(p.inputs) - set(self._static)
+        return {n: arrays[n] if n in fresh else np.array(arrays[n], copy=True) for n in p.outputs}
 
-    def _call(self, step: KernelStep, arrays: dict[str, np.ndarray]) -> None:
-        pointers = (ctypes.c_void_p * max(len(step.buffers), 1))(*[arrays[n].ctypes.data for n in step.buffers])
+    def _call(self, step: KernelStep, address: ctypes.c_void_p) -> None:
         fn = self._functions[step.function]
-        address = ctypes.cast(pointers, ctypes.c_void_p)
         if step.threads <= 1 or step.parallel_extent <= 1:
             fn(address, 0, step.parallel_extent)
             return
@@ -147,3 +170,7 @@ class Executable:
     def __del__(self) -> None:
         if getattr(self, "_pool", None) is not None:
             self._pool.shutdown(wait=False)
+
+
+def _contiguous(array: np.ndarray) -> np.ndarray:
+    return array if array.flags.c_contiguous and array.ndim else np.array(array, order="C", ndmin=0)

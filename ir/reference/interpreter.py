@@ -33,6 +33,9 @@ def coerce_input(name: str, value: object, ttype: TensorType) -> np.ndarray:
     fits the declared type; nothing is silently wrapped or rounded.
     """
     arr = np.asarray(value)
+    if arr.dtype == ttype.dtype.storage and arr.dtype.kind in "iu" and ttype.dtype.bits == 8 * arr.dtype.itemsize:
+        if tuple(arr.shape) == ttype.shape:
+            return arr                                   # every value of the storage type is valid
     if tuple(arr.shape) != ttype.shape:
         raise InterpreterError(f"input '{name}': shape {tuple(arr.shape)} given, {ttype} expected")
     dt = ttype.dtype
