@@ -177,28 +177,38 @@ def _unravel(flat: ln.Expr, shape: tuple[int, ...]) -> list[ln.Expr]:
 
 
 def _pack_activations(c: DenseCompute, kind: mk.MicroKernelKind, act: ln.Param, padded) -> ln.Kernel:
-    """act[n, y, x, ch] = encode(input[n, y - top, x - left, ch]) or encode(zero point) outside."""
+    return pack_activations(f"{c.name}_pack", c.input, c.pad, c.input_zp, kind.act_type, kind.encode_offset(),
+                            act, padded)
+
+
+def pack_activations(name: str, source: TensorArg, pad: tuple[int, int, int, int], input_zp: int, act_type: str,
+                     offset: int, act: ln.Param, padded: tuple[int, int, int]) -> ln.Kernel:
+    """act[n, y, x, ch] = encode(input[n, y - top, x - left, ch]), or encode(zero point) outside.
+
+    ``i16`` buffers hold ``x - input_zp`` (so padding is 0); ``i8`` buffers hold ``x + offset``.
+    """
     ihp, iwp, icp = padded
-    batch, ih, iw, ic = c.input.shape
-    top, _, left, _ = c.pad
+    batch, ih, iw, ic = source.shape
+    top, _, left, _ = pad
     n, y, x, ch = (ln.Var(v) for v in ("n", "y", "x", "ch"))
     iy, ix = y - top, x - left
-    inside = all_of([in_bounds(iy, ih) if c.pad[0] or c.pad[1] else None,
-                     in_bounds(ix, iw) if c.pad[2] or c.pad[3] else None,
+    inside = all_of([in_bounds(iy, ih) if pad[0] or pad[1] else None,
+                     in_bounds(ix, iw) if pad[2] or pad[3] else None,
                      in_bounds(ch, ic) if icp != ic else None])
-    src = ln.row_major([n, ln.clamp_index(iy, ih), ln.clamp_index(ix, iw), ln.clamp_index(ch, ic)], c.input.shape)
-    value = ln.cast(ln.Load(c.input.name, src, "i8"), "i32")
-    pad_value = ln.Const(c.input_zp, "i32")
+    channel = ln.clamp_index(ch, ic) if icp != ic else ch      # clamping makes the load a gather: only if needed
+    src = ln.row_major([n, ln.clamp_index(iy, ih), ln.clamp_index(ix, iw), channel], source.shape)
+    value = ln.cast(ln.Load(source.name, src, "i8"), "i32")
+    pad_value = ln.Const(input_zp, "i32")
     if inside is not None:
         value = ln.select(inside, value, pad_value)
-    if kind.act_type == "i16":
+    if act_type == "i16":
         encoded = ln.cast(value - pad_value, "i16")
     else:
-        encoded = ln.cast(value + kind.encode_offset(), "i8")
+        encoded = ln.cast(value + offset, "i8")
     store = ln.Store(act.name, ln.row_major([n, y, x, ch], [batch, ihp, iwp, icp]), encoded)
     nest = ln.loops([("n", batch), ("y", ihp), ("x", iwp)],
                     [ln.For("ch", icp, (store,), ln.LoopKind.VECTORIZE, 16 if icp >= 16 else 1)])
-    return ln.Kernel(f"{c.name}_pack", (c.input.param(), act), nest)
+    return ln.Kernel(name, (source.param(), act), nest)
 
 
 def _micro_kernel(kind: mk.MicroKernelKind, mr: int, nv: int, act: str, wpack: str, geo: dict):

@@ -1,4 +1,4 @@
-"""When CONV2D / MATMUL take the packed int8 template instead of the generic tap loop.
+"""When CONV2D / MATMUL / DEPTHWISE_CONV2D take the specialised int8 templates instead of the generic tap loop.
 
 Conditions: int8 activations and int8 *constant* weights, an int32
 accumulator, a constant input zero point and a zero weight zero point (the
@@ -14,6 +14,7 @@ from tosac.ir.dtypes import DType
 from tosac.lower.ops import OpLowering, attrs_of
 from tosac.schedules import loopnest as ln
 from tosac.schedules.dense import DenseCompute
+from tosac.schedules.depthwise import DepthwiseCompute
 from tosac.schedules.generic import ElementContext, TensorArg
 from tosac.targets import Target
 
@@ -65,3 +66,15 @@ def try_dense_matmul(lw: OpLowering, target: Target) -> DenseCompute | None:
     finalize, extra = _finalize(lw, None)
     return DenseCompute(lw.name, as_image, lw.output, weights[0][None, None], x_zp, (1, 1), (1, 1), (0, 0, 0, 0),
                         (h, 1), finalize, [*extra, *lw.epilogue_inputs])
+
+
+def try_depthwise(lw: OpLowering, target: Target) -> DepthwiseCompute | None:
+    """int8 depthwise with channel multiplier 1 and constant weights: the int16-product template."""
+    found = _eligible(lw, 1, (3, 4))
+    if found is None or found[0].shape[3] != 1:
+        return None
+    weights, x_zp = found
+    a = attrs_of(lw.op)
+    finalize, extra = _finalize(lw, 2)
+    return DepthwiseCompute(lw.name, lw.arg(0), lw.output, weights[:, :, :, 0], x_zp, tuple(a["stride"]),
+                            tuple(a["dilation"]), tuple(a["pad"]), finalize, [*extra, *lw.epilogue_inputs])

@@ -17,7 +17,7 @@ from tosac.lower.elementwise import DATA_OPERANDS, ElementOp, element, is_elemen
 from tosac.lower.fusion import OpGroup
 from tosac.lower.values import Operands, loaded, stored, tensor_arg
 from tosac.lower import dense as dense_lowering
-from tosac.schedules import dense, generic, taps
+from tosac.schedules import dense, depthwise, generic, taps
 from tosac.schedules import loopnest as ln
 from tosac.schedules.generic import ElementContext, MapCompute, Schedule, TensorArg
 from tosac.schedules.space import Config, ConfigSpace
@@ -114,7 +114,8 @@ class KernelBuilder:
             fast = dense_lowering.try_dense_conv(lw, self.target) if name == "CONV2D" else None
             return fast if fast is not None else lower.lower_conv(lw)
         if name == "DEPTHWISE_CONV2D":
-            return lower.lower_depthwise(lw)
+            fast = dense_lowering.try_depthwise(lw, self.target)
+            return fast if fast is not None else lower.lower_depthwise(lw)
         if name == "TRANSPOSE_CONV2D":
             return lower.lower_transpose_conv(lw)
         if name == "MATMUL":
@@ -136,6 +137,8 @@ class KernelBuilder:
             return taps.tap_space(c, bits)
         if isinstance(c, dense.DenseCompute):
             return dense.dense_space(c, self.target)
+        if isinstance(c, depthwise.DepthwiseCompute):
+            return depthwise.depthwise_space(c, bits)
         return ConfigSpace("fixed")
 
     def schedule(self, config: Config | None = None) -> Schedule:
@@ -149,6 +152,8 @@ class KernelBuilder:
             return taps.tap_schedule(c, config)
         if isinstance(c, dense.DenseCompute):
             return dense.dense_schedule(c, config, self.target)
+        if isinstance(c, depthwise.DepthwiseCompute):
+            return depthwise.depthwise_schedule(c, config)
         return Schedule(c)
 
     @property
