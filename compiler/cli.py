@@ -1,7 +1,8 @@
 """The `tosac` command line.
 
     tosac inspect MODEL                 print a graph: ops, shapes, dtypes
-    tosac run MODEL --input x=x.npy     run a graph on the reference interpreter
+    tosac compile MODEL -o model.o      compile a graph for a target; print its kernels and memory plan
+    tosac run MODEL --input x=x.npy     run a graph (compiled for the host, or on the reference interpreter)
     tosac demo                          build, save, inspect and run the built-in example
     tosac conformance tosa-cts ...      the official TOSA conformance tests
 
@@ -50,8 +51,40 @@ def _parse_inputs(pairs: list[str]) -> dict[str, np.ndarray]:
     return inputs
 
 
+def _load_config(path: str | None) -> dict | None:
+    if not path:
+        return None
+    import json
+    try:
+        config = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise TosacError(f"--config: cannot read '{path}' as JSON: {e}") from None
+    if not isinstance(config, dict) or not all(isinstance(v, dict) for v in config.values()):
+        raise TosacError(f"--config '{path}': expected {{kernel name: {{knob: value}}}}")
+    return config
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from tosac.driver import compile as compile_graph
+
+    graph = _load(args.model)
+    exe = compile_graph(graph, args.target, _load_config(args.config))
+    info = exe.program.info
+    kernels = info["kernels"]
+    print(f"target {info['target']}: {len(kernels)} kernels, compiled in {info['compile_seconds'] * 1e3:.0f} ms "
+          f"({info['compile_seconds'] * 1e3 / max(len(kernels), 1):.1f} ms per kernel)")
+    for k in kernels:
+        macs = f"{k.mac_count / 1e6:.2f} M MACs" if k.mac_count else ""
+        print(f"  {k.name:<44} {k.template:<10} {macs:>14}  {k.config}")
+    print(f"memory: {exe.memory_plan.describe()}")
+    if args.output:
+        Path(args.output).write_bytes(exe.object_code)
+        print(f"wrote {args.output} ({len(exe.object_code)} bytes of {info['target']} object code)")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from tosac.ir.reference.interpreter import run
+    from tosac.conformance.execute import run_graph_on_target
 
     graph = _load(args.model)
     inputs = _parse_inputs(args.input or [])
@@ -60,7 +93,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         for name, ttype in graph.input_types().items():
             if name not in inputs:
                 inputs[name] = _random_array(rng, ttype)
-    outputs = run(graph, inputs)
+    outputs = run_graph_on_target(graph, inputs, args.target, _load_config(args.config))
+    if args.check and args.target != "reference":
+        from tosac.ir.reference.interpreter import run
+        expected = run(graph, inputs)
+        differing = [n for n in outputs if not np.array_equal(outputs[n], expected[n])]
+        if differing:
+            print(f"MISMATCH against the reference interpreter in {differing}", file=sys.stderr)
+            return 1
+        print("bit-exact against the reference interpreter")
     out_dir = Path(args.output_dir) if args.output_dir else None
     for name, value in outputs.items():
         print(f"{name}: {value.dtype}{list(value.shape)}")
@@ -119,9 +160,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="a .tosa or .json model file")
     p.set_defaults(func=cmd_inspect)
 
-    p = sub.add_parser("run", help="run a model on the reference interpreter",
-                       description="Run a model on the exact reference interpreter and print its outputs.")
+    p = sub.add_parser("compile", help="compile a model for a target and write its object code",
+                       description="Compile a model through the graph passes, fusion and the schedule templates "
+                       "(default configs, or --config) to LLVM and object code for --target; print the kernels "
+                       "with their templates and configs, the memory plan and the compile time.")
     p.add_argument("model", help="a .tosa or .json model file")
+    p.add_argument("-o", "--output", help="write the object file here")
+    p.add_argument("--target", default="host", help="host, x86_64, x86_64-avx2, x86_64-avx512vnni, aarch64, "
+                   "aarch64-dotprod or armv7 (default host)")
+    p.add_argument("--config", metavar="FILE.json", help="knob values per kernel name: {kernel: {knob: value}}")
+    p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("run", help="run a model (compiled for the host, or on the reference interpreter)",
+                       description="Compile a model for --target and run it, or run it on the exact reference "
+                       "interpreter (--target reference); print its outputs.")
+    p.add_argument("model", help="a .tosa or .json model file")
+    p.add_argument("--target", default="host", choices=list(TARGETS), help="where to run (default host)")
+    p.add_argument("--config", metavar="FILE.json", help="knob values per kernel name (see tosac compile)")
+    p.add_argument("--check", action="store_true", help="also run the reference interpreter and compare the bits")
     p.add_argument("--input", action="append", metavar="NAME=FILE.npy", help="an input array (repeatable)")
     p.add_argument("--random-inputs", action="store_true", help="fill missing inputs with seeded random values")
     p.add_argument("--seed", type=int, default=0, help="seed for --random-inputs (default 0)")

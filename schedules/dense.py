@@ -73,9 +73,10 @@ def dense_space(compute: DenseCompute, target: Target) -> ConfigSpace:
     space.add("kind", [k.name for k in kinds], kinds[0].name, "dot-product micro-kernel")
     regs = _register_budget(target)
     if compute.m < 4:
-        mr, nv = 1, min(16, regs // 2)
+        mr, nv = compute.m, min(16, regs // 2) // compute.m   # few rows: many columns keep the unit busy
     else:
         mr, nv = (6, 4) if regs == 32 else (4, 2) if target.vector_bits >= 256 else (4, 3)
+    nv = max(1, min(nv, -(-compute.n // kinds[0].lanes)))      # no wider than the padded output channels
     space.add("mr", (1, 2, 3, 4, 5, 6, 8), mr, "output rows per register block")
     space.add("nr_vectors", (1, 2, 3, 4, 6, 8, 16), nv, "accumulator vectors per row")
     space.add("order", ("nm", "mn"), "nm", "loop order of weight panels (n) and row tiles (m)")

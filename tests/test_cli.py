@@ -20,7 +20,7 @@ def model_file(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["inspect", "--help"], ["run", "--help"], ["demo", "--help"],
+@pytest.mark.parametrize("argv", [["--help"], ["inspect", "--help"], ["run", "--help"], ["compile", "--help"], ["demo", "--help"],
                                   ["conformance", "--help"], ["conformance", "tosa-cts", "--help"]])
 def test_help_texts(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -43,14 +43,37 @@ def test_inspect_lists_ops_shapes_and_dtypes(model_file, capsys):
     assert "verified: OK" in out
 
 
-def test_run_writes_outputs_equal_to_the_interpreter(model_file, tmp_path, capsys):
+@pytest.mark.parametrize("target", ["host", "reference"])
+def test_run_writes_outputs_equal_to_the_interpreter(model_file, tmp_path, capsys, target):
     x = np.random.default_rng(3).integers(-128, 128, (1, 16, 16, 8), dtype=np.int8)
     np.save(tmp_path / "x.npy", x)
-    assert main(["run", str(model_file), "--input", f"x={tmp_path / 'x.npy'}", "--output-dir", str(tmp_path)]) == 0
+    assert main(["run", str(model_file), "--input", f"x={tmp_path / 'x.npy'}", "--output-dir", str(tmp_path),
+                 "--target", target]) == 0
     graph = example_int8_net()
     expected = run(graph, {"x": x})[graph.outputs[0]]
     got = np.load(tmp_path / f"{graph.outputs[0]}.npy")
     assert got.dtype == expected.dtype and np.array_equal(got, expected)
+
+
+def test_run_check_compares_with_the_reference(model_file, capsys):
+    assert main(["run", str(model_file), "--random-inputs", "--check"]) == 0
+    assert "bit-exact against the reference interpreter" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("target", ["host", "aarch64", "armv7"])
+def test_compile_writes_an_object_and_reports_kernels(model_file, tmp_path, capsys, target):
+    out = tmp_path / "model.o"
+    assert main(["compile", str(model_file), "--target", target, "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert out.read_bytes().startswith(b"\x7fELF")
+    assert "tosac_k0_conv2d_rescale_clamp" in text and "memory: arena" in text and "ms per kernel" in text
+
+
+def test_compile_rejects_a_bad_config_file(model_file, tmp_path, capsys):
+    bad = tmp_path / "c.json"
+    bad.write_text("[1, 2]")
+    assert main(["compile", str(model_file), "--config", str(bad)]) == 2
+    assert "--config" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("content", [b"", b"not a model", b"\x00" * 64])
