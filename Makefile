@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEBS   := qemu-user gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-full system-deps clean
+.PHONY: demo test test-full bench system-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,9 +39,16 @@ demo: $(STAMP)
 test: $(STAMP) system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# The full official conformance suite on the reference interpreter (3,657 tests, about 10 minutes on 2 cores).
+# The full official conformance suite on the reference interpreter and on compiled host code
+# (3,657 tests each, about 4 minutes each on 2 cores).
 test-full: $(STAMP)
 	$(VENV)/bin/tosac conformance tosa-cts --target reference --json cts-reference.json --junit cts-reference.xml
+	$(VENV)/bin/tosac conformance tosa-cts --target host --json cts-host.json --junit cts-host.xml
+
+# int8 kernel benchmark against numpy and ONNX Runtime (installs the 'bench' extra).
+bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,conformance,bench]'
+	$(PY) benchmarks/kernels.py --json bench-kernels.json
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .hypothesis
