@@ -362,3 +362,48 @@ def test_every_target_produces_an_object(target):
             for kernel, _ in kb.schedule().kernels():
                 emitter.emit_kernel(kernel)
         assert "sdot" in optimised_assembly(str(module), get_target(target))
+
+
+@pytest.mark.parametrize("target, kind", [("x86_64", "portable"), ("x86_64-avx2", "avx2"),
+                                          ("x86_64-avx512vnni", "vnni"), ("aarch64", "portable"),
+                                          ("aarch64-dotprod", "sdot"), ("armv7", "portable")])
+def test_micro_kernel_follows_the_target(target, kind):
+    graph, _ = _conv_net()
+    builders = kernel_builders(optimise_graph(graph), get_target(target))
+    assert {kb.space.default["kind"] for kb in builders} == {kind}
+
+
+def test_object_code_is_cached_by_content(monkeypatch):
+    from tosac.runtime import objects
+
+    graph, inputs = _conv_net()
+    first = tosac.compile(graph)
+    monkeypatch.setattr(objects, "parse_and_verify", lambda text: pytest.fail("recompiled a cached module"))
+    second = tosac.compile(graph)
+    assert second.object_code == first.object_code
+    np.testing.assert_array_equal(second.run(inputs)[graph.outputs[0]], first.run(inputs)[graph.outputs[0]])
+
+
+@SETTINGS
+@given(st.sampled_from(["ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM", "EXP", "TANH", "SIGMOID", "FLOOR", "ABS",
+                        "RECIPROCAL", "CAST"]), broadcast_shapes(), st.integers(0, 1000))
+def test_float32_ops(name, shapes, seed):
+    """Float ops (outside the integer profile) compile too; transcendental results agree to float32 rounding."""
+    shape, other = shapes
+    rng = np.random.default_rng(seed)
+    g = GraphBuilder()
+    x, y = g.input("x", DType.FP32, shape), g.input("y", DType.FP32, other)
+    if name in ("ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM"):
+        z = g.mul(x, y) if name == "MUL" else getattr(g, name.lower())(x, y)
+    elif name == "CAST":
+        z = g.cast(g.add(x, y), DType.INT8)
+    else:
+        z = getattr(g, name.lower())(g.add(x, y))
+    g.output(z)
+    graph = g.build()
+    inputs = {"x": (rng.standard_normal(shape) * 50).astype(np.float32),
+              "y": (rng.standard_normal(other) * 50).astype(np.float32)}
+    expected = run(graph, inputs)[z.name]
+    got = tosac.compile(graph, "host", random_configs(graph, "host", seed)).run(inputs)[z.name]
+    assert got.dtype == expected.dtype
+    np.testing.assert_allclose(got, expected, rtol=2e-7, atol=0)
