@@ -207,6 +207,7 @@ def reduce_space(compute: ReduceCompute, vector_bits: int) -> ConfigSpace:
     inner = int(np.prod(compute.input.shape[compute.axis + 1:], dtype=np.int64))
     space.add("lanes", (1, 4, 8, 16), 1 if inner < 4 else min(_lanes_default(vector_bits), 16),
               "vector lanes over the dimensions after the axis")
+    space.add("unroll", (1, 2, 4), 1, "copies of the reduction loop body per iteration")
     return space
 
 
@@ -215,7 +216,7 @@ def reduce_schedule(compute: ReduceCompute, config: Config) -> Schedule:
     outer = int(np.prod(shape[:axis], dtype=np.int64))
     k_extent = shape[axis]
     inner = int(np.prod(shape[axis + 1:], dtype=np.int64))
-    lanes = int(config["lanes"])
+    lanes, unroll = int(config["lanes"]), int(config["unroll"])
     o, k, i = ln.Var("o"), ln.Var("k"), ln.Var("i")
     accs = [f"acc{n}" for n in range(len(compute.acc_types))]
     acc_loads = [ln.Load(a, i, t) for a, t in zip(accs, compute.acc_types)]
@@ -223,7 +224,8 @@ def reduce_schedule(compute: ReduceCompute, config: Config) -> Schedule:
     init = tuple(ln.Store(a, i, v) for a, v in zip(accs, compute.init))
     update = tuple(ln.Store(a, i, v) for a, v in zip(accs, compute.combine(acc_loads, value, k)))
     final = (ln.Store(compute.output.name, o * inner + i, compute.finalize(acc_loads)),)
-    body = (*_inner_loop("i", inner, init, lanes), ln.For("k", k_extent, _inner_loop("i", inner, update, lanes)),
+    body = (*_inner_loop("i", inner, init, lanes), ln.For("k", k_extent, _inner_loop("i", inner, update, lanes),
+                                                               ln.LoopKind.UNROLL, unroll),
             *_inner_loop("i", inner, final, lanes))
     nest = (ln.For("o", outer, body),)
     local = {a: (t, max(inner, 1)) for a, t in zip(accs, compute.acc_types)}

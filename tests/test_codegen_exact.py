@@ -407,3 +407,64 @@ def test_float32_ops(name, shapes, seed):
     got = tosac.compile(graph, "host", random_configs(graph, "host", seed)).run(inputs)[z.name]
     assert got.dtype == expected.dtype
     np.testing.assert_allclose(got, expected, rtol=2e-7, atol=0)
+
+
+@SETTINGS
+@given(st.integers(1, 3), st.integers(1, 6), st.integers(1, 5), st.integers(1, 4), st.integers(0, 1000), st.data())
+def test_gather_scatter_select_logical(n, k, w, c, seed, data):
+    rng = np.random.default_rng(seed)
+    g = GraphBuilder()
+    values = g.input("values", DType.INT32, (n, k, c))
+    idx = g.input("idx", DType.INT32, (n, w))
+    rows = g.input("rows", DType.INT32, (n, w, c))
+    gathered = g.gather(values, idx)
+    cond = g.greater(gathered, rows)
+    picked = g.select(g.logical_or(cond, g.logical_not(g.equal(gathered, rows))), gathered, rows)
+    outs = [picked, g.reduce_any(cond, axis=2), g.reduce_all(cond, axis=1), g.logical_xor(cond, g.logical_and(cond, cond))]
+    inputs = {"values": ints(data.draw, DType.INT32, (n, k, c)), "idx": rng.integers(0, k, (n, w)).astype(np.int32),
+              "rows": ints(data.draw, DType.INT32, (n, w, c))}
+    if w <= k:                                   # SCATTER needs distinct indices per row
+        inputs["idx"] = np.stack([rng.permutation(k)[:w] for _ in range(n)]).astype(np.int32)
+        outs.append(g.scatter(values, idx, rows))
+    g.output(*outs)
+    check(g.build(), inputs, seed)
+
+
+@SETTINGS
+@given(st.sampled_from(["int8_mul", "int16_table", "int16_conv_int48", "conv3d", "resize", "negate_zp"]),
+       st.integers(0, 1000), st.data())
+def test_wide_types_and_remaining_ops(case, seed, data):
+    """int16/int48 paths (TABLE interpolation, int48 accumulators with scale16), CONV3D, RESIZE, MUL, NEGATE."""
+    rng = np.random.default_rng(seed)
+    g = GraphBuilder()
+    if case == "int8_mul":
+        a, b = g.input("a", DType.INT8, (3, 5)), g.input("b", DType.INT8, (1, 5))
+        g.output(g.mul(a, b))
+        inputs = {"a": ints(data.draw, DType.INT8, (3, 5)), "b": ints(data.draw, DType.INT8, (1, 5))}
+    elif case == "int16_table":
+        x = g.input("x", DType.INT16, (4, 9))
+        base = np.cumsum(rng.integers(-100, 100, 513)).astype(np.int16)
+        g.output(g.table(x, base))
+        inputs = {"x": ints(data.draw, DType.INT16, (4, 9))}
+    elif case == "int16_conv_int48":
+        x = g.input("x", DType.INT16, (1, 5, 5, 3))
+        y = g.conv2d(x, g.const(rng.integers(-128, 128, (4, 3, 3, 3)).astype(np.int8)), pad=(1, 1, 1, 1))
+        g.output(y, g.rescale(y, DType.INT16, multiplier=rng.integers(1 << 13, 1 << 15, 4), shift=[30] * 4,
+                              scale32=False))
+        inputs = {"x": ints(data.draw, DType.INT16, (1, 5, 5, 3))}
+    elif case == "conv3d":
+        x = g.input("x", DType.INT8, (1, 3, 4, 4, 2))
+        g.output(g.conv3d(x, g.const(rng.integers(-128, 128, (3, 2, 2, 2, 2)).astype(np.int8)), pad=(0, 1) * 3,
+                          input_zp=-7))
+        inputs = {"x": ints(data.draw, DType.INT8, (1, 3, 4, 4, 2))}
+    elif case == "resize":
+        from tosac.ir.ops import ResizeMode
+        x = g.input("x", DType.INT8, (1, 3, 4, 2))
+        mode = data.draw(st.sampled_from([ResizeMode.NEAREST, ResizeMode.BILINEAR]))
+        g.output(g.resize(x, scale=[4, 2, 4, 2], offset=[-1, -1], border=[1, 1], mode=mode))
+        inputs = {"x": ints(data.draw, DType.INT8, (1, 3, 4, 2))}
+    else:
+        x = g.input("x", DType.INT8, (2, 7))
+        g.output(g.negate(x, input_zp=int(rng.integers(-128, 128)), output_zp=int(rng.integers(-128, 128))))
+        inputs = {"x": ints(data.draw, DType.INT8, (2, 7))}
+    check(g.build(), inputs, seed)
