@@ -9,8 +9,9 @@ any time is taken. ONNX Runtime runs in two forms: its best int8 path
 (activations as uint8 with zero point 131 = the same values shifted by 128,
 ``MatMulInteger`` / ``ConvInteger``) and the all-int8 (s8s8) path.
 
-Timing: 3 warm-up runs, then the median of ``--repeats`` runs (at least 0.2 s
-of runs in total); spread = (p90 - p10) / median. GOPS = 2 x MACs / time.
+Timing: peers are measured in alternating rounds (one untimed warm-up run, then
+5 timed runs each), until each has ``--repeats`` runs and 0.2 s in total; the
+median is reported, spread = (p90 - p10) / median. GOPS = 2 x MACs / time.
 
 Peak: the core's int8 multiply-accumulate rate measured by a loop of 24
 independent ``vpdpbusd zmm`` (AVX-512 VNNI, 64 MACs each) or, without VNNI,
@@ -36,6 +37,7 @@ from tosac.ir.dtypes import DType
 from tosac.ir.reference.interpreter import run as reference
 
 ZP = 3
+BLOCK = 5                      # timed runs per peer per round
 OUT_SHIFT = {"matmul": 12, "conv": 12, "depthwise": 8}     # output scale 2^-k keeps int8 outputs in range
 
 
@@ -77,17 +79,30 @@ def tosac_graph(layer: Layer, w: np.ndarray, requantize: bool = False):
     return g.build()
 
 
-def time_runs(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
-    for _ in range(3):
-        fn()
-    times: list[float] = []
-    while len(times) < repeats or sum(times) < 0.2:
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    t = np.array(times)
-    med = float(np.median(t))
-    return med, float((np.percentile(t, 90) - np.percentile(t, 10)) / med)
+def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, tuple[float, float]]:
+    """Median time and spread of each function, measured in alternating rounds.
+
+    Rounds alternate the peers so that a noisy neighbour on a shared machine
+    slows all of them alike and the ratios stay meaningful; within a round each
+    peer runs once untimed (to warm its caches after the other peers) and then
+    ``BLOCK`` times timed.
+    """
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    rounds = 0
+    while rounds * BLOCK < repeats or min(sum(t) for t in times.values()) < 0.2:
+        for key, fn in fns.items():
+            fn()
+            for _ in range(BLOCK):
+                start = time.perf_counter()
+                fn()
+                times[key].append(time.perf_counter() - start)
+        rounds += 1
+    out = {}
+    for key, values in times.items():
+        t = np.array(values)
+        med = float(np.median(t))
+        out[key] = (med, float((np.percentile(t, 90) - np.percentile(t, 10)) / med))
+    return out
 
 
 def numpy_layer(layer: Layer, x: np.ndarray, w: np.ndarray) -> Callable[[], np.ndarray]:
@@ -250,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args(argv)
     peak, how = peak_gops()
-    print(f"peak int8 rate of one core: {peak:.0f} GOPS ({how})\n")
+    print(f"peak int8 rate of one core: {peak:.0f} GOPS ({how}; measured again at the end)\n")
     rng = np.random.default_rng(0)
     rows = []
     header = f"{'layer':<10} {'tosac':>8} {'tosac+rq':>9} {'numpy':>7} {'ORT u8s8':>9} {'ORT qlin':>9} " \
@@ -271,31 +286,33 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         macs = layer.macs(expected.shape)
         row = {"layer": layer.name, "macs": macs, "compile_ms": compile_ms}
-        row["tosac"], row["tosac_spread"] = time_runs(lambda: exe.run({"x": x}), args.repeats)
-        np_fn = numpy_layer(layer, x, w)
-        if not np.array_equal(np.asarray(np_fn()).reshape(expected.shape), expected):
-            print(f"MISMATCH: numpy {layer.name}")
-            return 1
-        row["numpy"], _ = time_runs(np_fn, max(3, args.repeats // 5))
-        for key, unsigned in (("ort_u8s8", True), ("ort_s8s8", False)):
-            fn, why = ort_layer(layer, x, w, unsigned)
-            if fn is not None and not np.array_equal(np.asarray(fn()).reshape(expected.shape), expected):
-                fn, why = None, "n/a (result differs from the reference)"
-            row[key], row[key + "_note"] = (time_runs(fn, args.repeats)[0], None) if fn else (None, why)
         rq_graph = tosac_graph(layer, w, requantize=True)
         rq_exe = tosac.compile(rq_graph, "host")
         rq_expected = reference(rq_graph, {"x": x})[rq_graph.outputs[0]]
         if not np.array_equal(rq_exe.run({"x": x})[rq_graph.outputs[0]], rq_expected):
             print(f"MISMATCH: tosac requantized {layer.name} differs from the reference interpreter")
             return 1
-        row["tosac_rq"], _ = time_runs(lambda: rq_exe.run({"x": x}), args.repeats)
-        fn, why = ort_qlinear_conv(layer, x, w)
+        np_fn = numpy_layer(layer, x, w)
+        if not np.array_equal(np.asarray(np_fn()).reshape(expected.shape), expected):
+            print(f"MISMATCH: numpy {layer.name}")
+            return 1
+        peers = {"tosac": lambda: exe.run({"x": x}), "tosac_rq": lambda: rq_exe.run({"x": x})}
+        for key, unsigned in (("ort_u8s8", True), ("ort_s8s8", False)):
+            fn, why = ort_layer(layer, x, w, unsigned)
+            if fn is not None and not np.array_equal(np.asarray(fn()).reshape(expected.shape), expected):
+                fn, why = None, "n/a (result differs from the reference)"
+            row[key + "_note"] = why
+            if fn is not None:
+                peers[key] = fn
+        fn, row["ort_qlinear_note"] = ort_qlinear_conv(layer, x, w)
         if fn is not None:
-            diff = np.abs(fn().astype(np.int16) - rq_expected.astype(np.int16)).max()
-            row["ort_qlinear_max_diff"] = int(diff)          # ORT requantizes in float: ties may differ by 1
-            row["ort_qlinear"], row["ort_qlinear_note"] = time_runs(fn, args.repeats)[0], None
-        else:
-            row["ort_qlinear"], row["ort_qlinear_note"] = None, why
+            # ORT requantizes in float: ties may round differently (by 1 LSB) from the exact integer rule.
+            row["ort_qlinear_max_diff"] = int(np.abs(fn().astype(np.int16) - rq_expected.astype(np.int16)).max())
+            peers["ort_qlinear"] = fn
+        measured = time_interleaved(peers, args.repeats)
+        row["numpy"] = time_interleaved({"numpy": np_fn}, max(3, args.repeats // 10))["numpy"][0]
+        for key, (median, spread) in measured.items():
+            row[key], row[key + "_spread"] = median, spread
         rows.append(row)
         kinds = ("tosac", "tosac_rq", "numpy", "ort_u8s8", "ort_s8s8", "ort_qlinear")
         gops = {k: (2 * macs / row[k] / 1e9 if row.get(k) else None) for k in kinds}
@@ -313,7 +330,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"    {key}: {row[key + '_note']}")
         if "ort_qlinear_max_diff" in row:
             print(f"    QLinearConv vs exact requantization: max |difference| {row['ort_qlinear_max_diff']} LSB")
-    print("\nGOPS = 2 x int8 MACs / median time; single thread; tosac with default configs (untuned).\n"
+    peak_after, _ = peak_gops()
+    print(f"\npeak measured again: {peak_after:.0f} GOPS (the % peak column used {peak:.0f})")
+    print("GOPS = 2 x int8 MACs / median time; single thread; tosac with default configs (untuned).\n"
           "tosac = int8 layer -> int32; tosac+rq = the same layer fused with RESCALE to int8. ORT u8s8 = "
           "MatMulInteger/ConvInteger on uint8 activations; ORT qlin = QLinearConv (requantized, compare with "
           "tosac+rq); ORT s8s8 = the all-int8 path. tosac/ORT = the lower of the like-for-like ratios.")
