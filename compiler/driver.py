@@ -20,6 +20,7 @@ from tosac.ir.graph import Block, Graph
 from tosac.ir.reference.control_flow import MAX_ITERATIONS
 from tosac.ir.reference.interpreter import coerce_input
 from tosac.ir.verifier import verify
+from tosac.entry_point import add_entry_point
 from tosac.lower.fusion import CONTROL_FLOW, OpGroup, group_ops
 from tosac.lower.kernels import KernelBuilder
 from tosac.memory_plan import liveness, plan_memory
@@ -70,11 +71,10 @@ def compile(graph: Graph, target: str | Target = "host", config: Mapping[str, Co
 
 def _load(program: Program, target: Target) -> Executable:
     """An executable; its kernels are loaded into this process when the target can run here."""
-    loaded = None
-    if target.is_host:
-        from tosac.runtime.jit import LoadedObject
-        loaded = LoadedObject(program.object_code, [s.function for s in _kernel_steps(program)])
-    return Executable(program, loaded)
+    if not target.is_host:
+        return Executable(program, None, cross_target=target)
+    from tosac.runtime.jit import LoadedObject
+    return Executable(program, LoadedObject(program.object_code, [s.function for s in _kernel_steps(program)]))
 
 
 def _kernel_steps(program: Program) -> list[KernelStep]:
@@ -107,20 +107,24 @@ def _compile_block(graph: Graph, block: Block, target: Target, configs: dict[str
             buffers[param.name] = BufferSpec(param.name, np.dtype(_numpy_type(param.type)), (param.size,))
             scratch_names.add(param.name)
         for kernel, threads in schedule.kernels():
-            emitter.emit_kernel(kernel)
+            emitter.emit_kernel(kernel, "" if target.is_host else "internal")
             steps.append(KernelStep(kernel.name, [p.name for p in kernel.params], threads, kernel.parallel_extent,
                                     group.pattern))
         infos.append(KernelInfo(kb.name, kb.pattern, kb.space.template, chosen, kb.mac_count))
-    object_code = compile_object(str(module), target) if _kernel_steps_in(steps) else b""
     external = set(block.inputs) | set(block.outputs) | set(constants)
     step_io = [(list(s.buffers if isinstance(s, KernelStep) else s.reads),
                 [] if isinstance(s, KernelStep) else list(s.writes)) for s in steps]
     _mark_writes(steps, step_io, block)
     sizes = {n: b.nbytes for n, b in buffers.items()}
     plan = plan_memory(liveness(step_io, sizes, external))
-    return Program(object_code, steps, buffers, constants, list(block.inputs), list(block.outputs), plan,
-                   lambda n, v: coerce_input(n, v, block.type_of(n)),
-                   {"target": target.name, "kernels": infos, "scratch": sorted(scratch_names)})
+    program = Program(b"", steps, buffers, constants, list(block.inputs), list(block.outputs), plan,
+                      lambda n, v: coerce_input(n, v, block.type_of(n)),
+                      {"target": target.name, "kernels": infos, "scratch": sorted(scratch_names)})
+    if not target.is_host:
+        add_entry_point(module, program)          # a standalone object: model_run + .rodata weights
+    if not target.is_host or _kernel_steps_in(steps):
+        program.object_code = compile_object(str(module), target)
+    return program
 
 
 def _kernel_steps_in(steps) -> bool:

@@ -18,6 +18,7 @@ import numpy as np
 from tosac.errors import InterpreterError, UnsupportedError
 from tosac.memory_plan import MemoryPlan
 from tosac.runtime.jit import LoadedObject
+from tosac.targets import Target
 
 
 @dataclass
@@ -70,8 +71,9 @@ class Program:
 class Executable:
     """Run a compiled graph in this process: ``exe.run({"x": array})`` or ``exe(x=array)``."""
 
-    def __init__(self, program: Program, loaded: "LoadedObject | None"):
+    def __init__(self, program: Program, loaded: "LoadedObject | None", cross_target: "Target | None" = None):
         self.program = program
+        self.cross_target = cross_target      # runs under qemu through the static runner
         self._loaded = loaded                 # keeps the JIT engine (and so the code) alive
         self._functions = loaded.functions if loaded is not None else None
         self._arena = np.zeros(max(program.memory_plan.arena_bytes, 1) + 64, dtype=np.uint8)
@@ -125,21 +127,39 @@ class Executable:
                     slots.append((i, name))
             self._bound.append((pointers, ctypes.cast(pointers, ctypes.c_void_p), slots))
 
-    def run(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        """Outputs by name for ``inputs`` by name (checked: names, shapes, dtypes, value ranges)."""
-        if self._functions is None:
-            raise UnsupportedError(f"this executable was compiled for {self.program.info.get('target')}, "
-                                   "which cannot run in this process")
+    def _checked_inputs(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
         p = self.program
         if len(inputs) != len(p.inputs) or any(n not in inputs for n in p.inputs):
             missing = [n for n in p.inputs if n not in inputs]
             unknown = [n for n in inputs if n not in p.inputs]
             raise InterpreterError(f"graph inputs are {p.inputs}; missing {missing}, unknown {unknown}")
+        return {name: _contiguous(p.coerce(name, inputs[name])) for name in p.inputs}
+
+    def cross_run(self, inputs: Mapping[str, Any]) -> "CrossRun":
+        """This executable and ``inputs`` as one entry of a batch for ``tosac.runtime.cross.run_batch``."""
+        from tosac.runtime.cross import CrossRun
+
+        p = self.program
+        arrays = self._checked_inputs(inputs)
+        specs = [(p.buffers[n].dtype, p.buffers[n].shape) for n in p.outputs]
+        return CrossRun(p.object_code, p.memory_plan.arena_bytes, [arrays[n] for n in p.inputs], specs)
+
+    def run(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Outputs by name for ``inputs`` by name (checked: names, shapes, dtypes, value ranges)."""
+        p = self.program
+        if self.cross_target is not None:
+            from tosac.runtime.cross import run_batch
+
+            (outputs,) = run_batch(self.cross_target, [self.cross_run(inputs)])
+            return dict(zip(p.outputs, outputs))
+        if self._functions is None:
+            raise UnsupportedError(f"this executable was compiled for {p.info.get('target')}, "
+                                   "which cannot run in this process")
+        checked = self._checked_inputs(inputs)
         if not hasattr(self, "_bound"):
             self._bind_static()
         arrays = dict(self._static)
-        for name in p.inputs:
-            arrays[name] = _contiguous(p.coerce(name, inputs[name]))
+        arrays.update(checked)
         for name in p.outputs:
             if name not in arrays:
                 spec = p.buffers[name]

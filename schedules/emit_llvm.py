@@ -94,8 +94,11 @@ class Emitter:
                                 ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
 
     # ------------------------------------------------------------------ kernels
-    def emit_kernel(self, kernel: ln.Kernel) -> ir.Function:
+    def emit_kernel(self, kernel: ln.Kernel, linkage: str = "") -> ir.Function:
+        """Emit ``kernel``; ``linkage="internal"`` hides it when a model entry point calls it."""
         fn = ir.Function(self.module, ir.FunctionType(ir.VoidType(), [PTR, I64, I64]), name=kernel.name)
+        if linkage:
+            fn.linkage = linkage
         fn.attributes.add("nounwind")
         args, begin, end = fn.args
         self.builder = ir.IRBuilder(fn.append_basic_block("entry"))
