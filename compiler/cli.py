@@ -146,6 +146,47 @@ def cmd_tosa_cts(args: argparse.Namespace) -> int:
     return 1 if res.counts(results)["failed"] else 0
 
 
+def _report(results, args, suite: str, target: str) -> int:
+    from tosac.conformance import results as res
+
+    print(res.format_table(results))
+    meta = {"suite": suite, "target": target, "seed": args.seed, "ops": args.ops,
+            "examples": getattr(args, "examples", None)}
+    if args.json:
+        res.write_json(results, Path(args.json), meta)
+    if args.junit:
+        res.write_junit(results, Path(args.junit), f"{suite}.{target}")
+    return 1 if res.counts(results)["failed"] else 0
+
+
+def cmd_builtin(args: argparse.Namespace) -> int:
+    from tosac.conformance.builtin import run_cross
+
+    results, seconds = run_cross([args.target], args.ops, args.examples, args.seed)
+    print(f"time on {args.target}: {seconds[args.target]:.0f} s (compile and run)")
+    return _report(results, args, "builtin", args.target)
+
+
+def cmd_cross(args: argparse.Namespace) -> int:
+    from tosac.conformance.builtin import run_cross
+
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    unknown = [t for t in targets if t not in TARGETS or t == "reference"]
+    if unknown:
+        raise TosacError(f"--targets: unknown {unknown}; choose from {[t for t in TARGETS if t != 'reference']}")
+    results, seconds = run_cross(targets, args.ops, args.examples, args.seed)
+    print("time per target: " + ", ".join(f"{t} {s:.0f} s" for t, s in seconds.items()))
+    return _report(results, args, "cross", "+".join(targets))
+
+
+def _suite_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ops", metavar="REGEX", help="only operators (or fused:<pattern>) whose lower-case name matches")
+    p.add_argument("--examples", type=int, default=10, help="hypothesis examples per operator (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the drawn cases (default 0)")
+    p.add_argument("--json", metavar="FILE", help="write results as JSON")
+    p.add_argument("--junit", metavar="FILE", help="write results as JUnit XML")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tosac", description="A tensor compiler for quantized neural networks with exact TOSA "
@@ -219,6 +260,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--junit", metavar="FILE", help="write JUnit XML")
     p.add_argument("--keep", metavar="DIR", help="keep generated tests, results and runner log in DIR")
     p.set_defaults(func=cmd_tosa_cts)
+
+    p = csub.add_parser(
+        "builtin", help="hypothesis-generated graphs for every operator and fused pattern, on one target",
+        description="Draw graphs for every operator and the fused int8 patterns with hypothesis (seeded), compile "
+        "them for --target, run them (ARM targets: all in one qemu process) and compare every output bit for "
+        "bit with the reference interpreter. Prints a per-operator table and 'N passed, N failed, N skipped'; "
+        "exits 1 on any failure.")
+    p.add_argument("--target", default="host", choices=[t for t in TARGETS if t != "reference"])
+    _suite_options(p)
+    p.set_defaults(func=cmd_builtin)
+
+    p = csub.add_parser(
+        "cross", help="the builtin graphs on several targets: identical bits everywhere",
+        description="Run the builtin suite's graphs on every target in --targets; a case passes only when every "
+        "target's outputs equal the reference interpreter's, bit for bit (so all targets agree).")
+    p.add_argument("--targets", default="host,aarch64,armv7", help="comma-separated (default host,aarch64,armv7)")
+    _suite_options(p)
+    p.set_defaults(func=cmd_cross)
     return parser
 
 
