@@ -25,7 +25,7 @@ from tosac.lower.fusion import CONTROL_FLOW, OpGroup, group_ops
 from tosac.lower.kernels import KernelBuilder
 from tosac.memory_plan import liveness, plan_memory
 from tosac.passes import fold_constants, remove_dead_code, run_passes
-from tosac.runtime.executable import BufferSpec, Executable, HostStep, KernelStep, Program
+from tosac.runtime.executable import BufferSpec, ControlStep, Executable, HostStep, KernelStep, Program
 from tosac.runtime.objects import compile_object
 from tosac.schedules.emit_llvm import Emitter
 from tosac.schedules.space import Config
@@ -81,9 +81,13 @@ def _kernel_steps(program: Program) -> list[KernelStep]:
     return [s for s in program.steps if isinstance(s, KernelStep)]
 
 
-def _compile_block(graph: Graph, block: Block, target: Target, configs: dict[str, Config]) -> Program:
-    module = ir.Module(name="tosac")
-    module.triple = target.triple
+def _compile_block(graph: Graph, block: Block, target: Target, configs: dict[str, Config],
+                   module: ir.Module | None = None, prefix: str = "") -> Program:
+    """The program of one block; a sub-block of a cross target goes into its parent's ``module``."""
+    top = module is None
+    if module is None:
+        module = ir.Module(name="tosac")
+        module.triple = target.triple
     emitter = Emitter(module)
     steps, buffers, constants, infos = [], {}, {}, []
     for name in block.tensors:
@@ -94,9 +98,12 @@ def _compile_block(graph: Graph, block: Block, target: Target, configs: dict[str
     scratch_names: set[str] = set()
     for index, group in enumerate(group_ops(block)):
         if group.anchor.name in CONTROL_FLOW:
-            steps.append(_control_step(graph, group, target, configs))
+            if target.is_host:
+                steps.append(_control_step(graph, group, target, configs))
+            else:
+                steps.append(_standalone_control_step(graph, group, target, configs, module, f"{prefix}c{index}_"))
             continue
-        kb = KernelBuilder(block, group, kernel_name(index, group), target)
+        kb = KernelBuilder(block, group, prefix + kernel_name(index, group), target)
         chosen = kb.space.resolve(configs.get(kb.name))
         schedule = kb.schedule(chosen)
         packed = {**kb.constants, **schedule.constants}
@@ -120,11 +127,26 @@ def _compile_block(graph: Graph, block: Block, target: Target, configs: dict[str
     program = Program(b"", steps, buffers, constants, list(block.inputs), list(block.outputs), plan,
                       lambda n, v: coerce_input(n, v, block.type_of(n)),
                       {"target": target.name, "kernels": infos, "scratch": sorted(scratch_names)})
+    if not top:
+        return program
     if not target.is_host:
-        add_entry_point(module, program)          # a standalone object: model_run + .rodata weights
+        program.memory_plan = add_entry_point(module, program)   # a standalone object: model_run + .rodata
     if not target.is_host or _kernel_steps_in(steps):
         program.object_code = compile_object(str(module), target)
     return program
+
+
+def _standalone_control_step(graph: Graph, group: OpGroup, target: Target, configs: dict[str, Config],
+                             module: ir.Module, prefix: str) -> ControlStep:
+    """COND_IF / WHILE_LOOP for a standalone object: the bodies are compiled into the same module."""
+    op = group.anchor
+    names = [op.attrs["then_graph"], op.attrs["else_graph"]] if op.name == "COND_IF" else [
+        op.attrs["cond_graph"], op.attrs["body_graph"]]
+    bodies = {}
+    for k, name in enumerate(names):
+        sub = Graph({name: graph.blocks[name], **{b: v for b, v in graph.blocks.items() if b != name}})
+        bodies[name] = _compile_block(sub, sub.blocks[name], target, configs, module, f"{prefix}b{k}_")
+    return ControlStep(op.name, list(op.inputs), list(op.outputs), bodies, dict(op.attrs))
 
 
 def _kernel_steps_in(steps) -> bool:

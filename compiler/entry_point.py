@@ -6,28 +6,37 @@ memory plan) and the constants, which become read-only globals (``.rodata``).
 Kernels get internal linkage, so several models link into one program; the
 only global symbol is the entry point. Nothing is called but the kernels and
 ``memcpy`` (for outputs that are inputs or constants), so the object needs no
-Python and no libc beyond ``memcpy``/``memset``. It returns 0.
+Python and no libc beyond ``memcpy``/``memset``. It returns 0, or 1 when a WHILE_LOOP exceeds the iteration guard.
 """
 from __future__ import annotations
+
+from dataclasses import replace
 
 import llvmlite.ir as ir
 import numpy as np
 
 from tosac.errors import UnsupportedError
-from tosac.runtime.executable import HostStep, Program
+
+from tosac.ir.reference.control_flow import MAX_ITERATIONS
+from tosac.memory_plan import MemoryPlan
+from tosac.runtime.executable import ControlStep, HostStep, KernelStep, Program
 
 PTR = ir.PointerType()
 I64 = ir.IntType(64)
 ENTRY = "model_run"
 
 
-def add_constants(module: ir.Module, constants: dict[str, np.ndarray]) -> dict[str, ir.GlobalVariable]:
+def _align(n: int, to: int = 64) -> int:
+    return -(-n // to) * to
+
+
+def add_constants(module: ir.Module, constants: dict[str, np.ndarray], prefix: str) -> dict[str, ir.GlobalVariable]:
     """One private, 64-byte aligned, read-only global per constant buffer."""
     out = {}
     for index, (name, data) in enumerate(sorted(constants.items())):
         raw = np.ascontiguousarray(data).tobytes() or b"\0"
         ty = ir.ArrayType(ir.IntType(8), len(raw))
-        gv = ir.GlobalVariable(module, ty, name=f"tosac_const_{index}")
+        gv = ir.GlobalVariable(module, ty, name=f"{prefix}_const_{index}")
         gv.initializer = ir.Constant(ty, bytearray(raw))
         gv.global_constant = True
         gv.linkage = "private"
@@ -36,19 +45,41 @@ def add_constants(module: ir.Module, constants: dict[str, np.ndarray]) -> dict[s
     return out
 
 
-def add_entry_point(module: ir.Module, program: Program, name: str = ENTRY) -> ir.Function:
-    """Define ``name(inputs, outputs, arena)`` running ``program``'s kernels in order."""
-    if any(isinstance(step, HostStep) for step in program.steps):
-        raise UnsupportedError("COND_IF / WHILE_LOOP cannot be compiled into a standalone entry point yet; "
-                               "run such graphs on the host target")
-    globals_ = add_constants(module, program.constants)
+def add_entry_point(module: ir.Module, program: Program, name: str = ENTRY, linkage: str = "") -> MemoryPlan:
+    """Define ``name(inputs, outputs, arena)`` running ``program``; return the plan with the full arena size.
+
+    Control-flow bodies become internal entry points of their own; they share one
+    arena region after the program's own buffers (bodies never run at the same
+    time), followed by WHILE_LOOP's temporaries.
+    """
+    globals_ = add_constants(module, program.constants, name)
+    plan = program.memory_plan
+    region = _align(plan.arena_bytes)
+    bodies: dict[tuple[int, str], tuple[ir.Function, int]] = {}
+    extra = 0
+    for index, step in enumerate(program.steps):
+        if isinstance(step, HostStep):
+            raise UnsupportedError(f"{step.label} runs from Python and cannot go into a standalone entry point")
+        if isinstance(step, ControlStep):
+            need = 0
+            for body_name, body in step.bodies.items():
+                sub_plan = add_entry_point(module, body, f"{name}_s{index}_{len(bodies)}", "internal")
+                bodies[(index, body_name)] = (module.globals[f"{name}_s{index}_{len(bodies)}"], sub_plan.arena_bytes)
+                need = max(need, sub_plan.arena_bytes)
+            temps = sum(_align(program.buffers[o].nbytes) for o in step.outputs) + 64 if step.op == "WHILE_LOOP" else 0
+            extra = max(extra, _align(need) + temps)
     fn = ir.Function(module, ir.FunctionType(ir.IntType(32), [PTR, PTR, PTR]), name=name)
+    if linkage:
+        fn.linkage = linkage
     inputs, outputs, arena = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    offsets = program.memory_plan.offsets
+    offsets = plan.offsets
 
     def slot(table: ir.Value, index: int) -> ir.Value:
         return b.load(b.gep(table, [ir.Constant(I64, index)], source_etype=PTR), typ=PTR)
+
+    def at(offset: int) -> ir.Value:
+        return b.gep(arena, [ir.Constant(I64, offset)], source_etype=ir.IntType(8))
 
     def pointer(buffer: str) -> ir.Value:
         if buffer in program.outputs:
@@ -58,19 +89,77 @@ def add_entry_point(module: ir.Module, program: Program, name: str = ENTRY) -> i
         if buffer in globals_:
             return globals_[buffer]
         if buffer in offsets:
-            return b.gep(arena, [ir.Constant(I64, offsets[buffer])], source_etype=ir.IntType(8))
+            return at(offsets[buffer])
         raise UnsupportedError(f"buffer '{buffer}' has no home in the entry point")
 
-    kernels = {f.name: f for f in module.functions}
-    for step in program.steps:
-        table = b.alloca(PTR, size=max(len(step.buffers), 1))
-        for i, buffer in enumerate(step.buffers):
-            b.store(pointer(buffer), b.gep(table, [ir.Constant(I64, i)], source_etype=PTR))
-        b.call(kernels[step.function], [table, ir.Constant(I64, 0), ir.Constant(I64, step.parallel_extent)])
+    def table(pointers: list[ir.Value]) -> ir.Value:
+        t = b.alloca(PTR, size=max(len(pointers), 1))
+        for i, p in enumerate(pointers):
+            b.store(p, b.gep(t, [ir.Constant(I64, i)], source_etype=PTR))
+        return t
+
     memcpy = module.declare_intrinsic("llvm.memcpy", [PTR, PTR, I64])
+
+    def copy(dst: ir.Value, src: ir.Value, nbytes: int) -> None:
+        b.call(memcpy, [dst, src, ir.Constant(I64, nbytes), ir.Constant(ir.IntType(1), 0)])
+
+    kernels = {f.name: f for f in module.functions}
+    zero = ir.Constant(I64, 0)
+    for index, step in enumerate(program.steps):
+        if isinstance(step, KernelStep):
+            args = table([pointer(n) for n in step.buffers])
+            b.call(kernels[step.function], [args, zero, ir.Constant(I64, step.parallel_extent)])
+        elif step.op == "COND_IF":
+            flag = b.load(pointer(step.inputs[0]), typ=ir.IntType(8))
+            ins, outs = table([pointer(n) for n in step.inputs[1:]]), table([pointer(n) for n in step.outputs])
+            then_fn = bodies[(index, step.attrs["then_graph"])][0]
+            else_fn = bodies[(index, step.attrs["else_graph"])][0]
+            with b.if_else(b.icmp_unsigned("!=", flag, ir.Constant(ir.IntType(8), 0))) as (then, other):
+                with then:
+                    b.call(then_fn, [ins, outs, at(region)])
+                with other:
+                    b.call(else_fn, [ins, outs, at(region)])
+        else:
+            _while_loop(b, step, bodies, index, pointer, table, copy, at, region, program)
     for index, out in enumerate(program.outputs):
         if out in program.inputs or out in globals_:
-            nbytes = program.buffers[out].nbytes
-            b.call(memcpy, [slot(outputs, index), pointer(out), ir.Constant(I64, nbytes), ir.Constant(ir.IntType(1), 0)])
+            copy(slot(outputs, index), pointer(out), program.buffers[out].nbytes)
     b.ret(ir.Constant(ir.IntType(32), 0))
-    return fn
+    return replace(plan, arena_bytes=region + extra if extra else plan.arena_bytes)
+
+
+def _while_loop(b: ir.IRBuilder, step: ControlStep, bodies, index: int, pointer, table, copy, at, region: int,
+                program: Program) -> None:
+    """outputs = inputs; while cond(outputs): temps = body(outputs); outputs = temps (at most MAX_ITERATIONS)."""
+    cond_fn, cond_arena = bodies[(index, step.attrs["cond_graph"])]
+    body_fn, body_arena = bodies[(index, step.attrs["body_graph"])]
+    sizes = [program.buffers[o].nbytes for o in step.outputs]
+    temps_at = _align(max(cond_arena, body_arena))
+    temps, offset = [], region + temps_at
+    for size in sizes:
+        temps.append(at(offset))
+        offset += _align(size)
+    flag = at(offset)
+    for src, dst, size in zip(step.inputs, step.outputs, sizes):
+        copy(pointer(dst), pointer(src), size)
+    carried = table([pointer(o) for o in step.outputs])
+    flag_table, temp_table = table([flag]), table(temps)
+    counter = b.alloca(I64)
+    b.store(ir.Constant(I64, 0), counter)
+    fn = b.function
+    head, body, done = (fn.append_basic_block(f"while{index}.{n}") for n in ("head", "body", "done"))
+    b.branch(head)
+    b.position_at_end(head)
+    b.call(cond_fn, [carried, flag_table, at(region)])
+    go = b.icmp_unsigned("!=", b.load(flag, typ=ir.IntType(8)), ir.Constant(ir.IntType(8), 0))
+    b.cbranch(go, body, done)
+    b.position_at_end(body)
+    n = b.add(b.load(counter, typ=I64), ir.Constant(I64, 1))
+    b.store(n, counter)
+    with b.if_then(b.icmp_signed(">", n, ir.Constant(I64, MAX_ITERATIONS))):
+        b.ret(ir.Constant(ir.IntType(32), 1))                  # did not terminate: an error, not a hang
+    b.call(body_fn, [carried, temp_table, at(region)])
+    for temp, dst, size in zip(temps, step.outputs, sizes):
+        copy(pointer(dst), temp, size)
+    b.branch(head)
+    b.position_at_end(done)

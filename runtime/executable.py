@@ -51,7 +51,29 @@ class HostStep:
     label: str = ""
 
 
-Step = KernelStep | HostStep
+@dataclass
+class ControlStep:
+    """COND_IF / WHILE_LOOP compiled into a standalone entry point: the bodies are programs of their own.
+
+    ``bodies`` maps block names to programs (then/else, or cond/body) whose
+    kernels live in the same module; the entry point calls them.
+    """
+    op: str
+    inputs: list[str]
+    outputs: list[str]
+    bodies: dict[str, "Program"]
+    attrs: dict[str, Any]
+
+    @property
+    def reads(self) -> list[str]:
+        return list(self.inputs)
+
+    @property
+    def writes(self) -> list[str]:
+        return list(self.outputs)
+
+
+Step = KernelStep | HostStep | ControlStep
 
 
 @dataclass
