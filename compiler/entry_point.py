@@ -121,9 +121,11 @@ def add_entry_point(module: ir.Module, program: Program, name: str = ENTRY, link
                     b.call(else_fn, [ins, outs, at(region)])
         else:
             _while_loop(b, step, bodies, index, pointer, table, copy, at, region, program)
-    for index, out in enumerate(program.outputs):
-        if out in program.inputs or out in globals_:
-            copy(slot(outputs, index), pointer(out), program.buffers[out].nbytes)
+    for index, out in enumerate(program.outputs):         # outputs no kernel writes: constants and inputs
+        if out in globals_:
+            copy(slot(outputs, index), globals_[out], program.buffers[out].nbytes)
+        elif out in program.inputs:
+            copy(slot(outputs, index), slot(inputs, program.inputs.index(out)), program.buffers[out].nbytes)
     b.ret(ir.Constant(ir.IntType(32), 0))
     return replace(plan, arena_bytes=region + extra if extra else plan.arena_bytes)
 
