@@ -68,7 +68,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from tosac.driver import compile as compile_graph
 
     graph = _load(args.model)
-    exe = compile_graph(graph, args.target, _load_config(args.config))
+    standalone = bool(args.header or args.static_lib)
+    exe = compile_graph(graph, args.target, _load_config(args.config), standalone=standalone)
     info = exe.program.info
     kernels = info["kernels"]
     print(f"target {info['target']}: {len(kernels)} kernels, compiled in {info['compile_seconds'] * 1e3:.0f} ms "
@@ -80,6 +81,16 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if args.output:
         Path(args.output).write_bytes(exe.object_code)
         print(f"wrote {args.output} ({len(exe.object_code)} bytes of {info['target']} object code)")
+    if args.header or args.static_lib:
+        from tosac.artefacts import header_text, write_static_lib
+        from tosac.targets import get_target
+        target = get_target(args.target)
+        if args.header:
+            Path(args.header).write_text(header_text(graph, exe, target))
+            print(f"wrote {args.header} (entry point model_run, arena {exe.memory_plan.arena_bytes} bytes)")
+        if args.static_lib:
+            write_static_lib(exe.object_code, Path(args.static_lib), target)
+            print(f"wrote {args.static_lib}")
     return 0
 
 
@@ -210,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default="host", help="host, x86_64, x86_64-avx2, x86_64-avx512vnni, aarch64, "
                    "aarch64-dotprod or armv7 (default host)")
     p.add_argument("--config", metavar="FILE.json", help="knob values per kernel name: {kernel: {knob: value}}")
+    p.add_argument("--header", metavar="MODEL.h", help="write a C header for the object's entry point "
+                   "int model_run(const void *inputs[], void *outputs[], void *arena)")
+    p.add_argument("--static-lib", metavar="MODEL.a", help="also write the object as a static library")
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("run", help="run a model (compiled for the host, or on the reference interpreter)",

@@ -59,12 +59,17 @@ def kernel_builders(graph: Graph, target: Target, block: Block | None = None) ->
             for i, g in enumerate(group_ops(block)) if g.anchor.name not in CONTROL_FLOW]
 
 
-def compile(graph: Graph, target: str | Target = "host", config: Mapping[str, Config] | None = None) -> Executable:
-    """Compile ``graph`` for ``target``; ``config`` maps kernel names to knob values (default: heuristics)."""
+def compile(graph: Graph, target: str | Target = "host", config: Mapping[str, Config] | None = None,
+            standalone: bool = False) -> Executable:
+    """Compile ``graph`` for ``target``; ``config`` maps kernel names to knob values (default: heuristics).
+
+    Objects for ARM targets always export the deployable entry point ``model_run``;
+    ``standalone=True`` adds it to host objects too (for ``tosac compile --header``).
+    """
     target = get_target(target)
     started = time.perf_counter()
     optimised = optimise_graph(graph)
-    program = _compile_block(optimised, optimised.main, target, dict(config or {}))
+    program = _compile_block(optimised, optimised.main, target, dict(config or {}), standalone=standalone)
     program.info["compile_seconds"] = time.perf_counter() - started
     return _load(program, target)
 
@@ -82,7 +87,7 @@ def _kernel_steps(program: Program) -> list[KernelStep]:
 
 
 def _compile_block(graph: Graph, block: Block, target: Target, configs: dict[str, Config],
-                   module: ir.Module | None = None, prefix: str = "") -> Program:
+                   module: ir.Module | None = None, prefix: str = "", standalone: bool = False) -> Program:
     """The program of one block; a sub-block of a cross target goes into its parent's ``module``."""
     top = module is None
     if module is None:
@@ -98,7 +103,7 @@ def _compile_block(graph: Graph, block: Block, target: Target, configs: dict[str
     scratch_names: set[str] = set()
     for index, group in enumerate(group_ops(block)):
         if group.anchor.name in CONTROL_FLOW:
-            if target.is_host:
+            if target.is_host and not standalone:
                 steps.append(_control_step(graph, group, target, configs))
             else:
                 steps.append(_standalone_control_step(graph, group, target, configs, module, f"{prefix}c{index}_"))
@@ -129,9 +134,9 @@ def _compile_block(graph: Graph, block: Block, target: Target, configs: dict[str
                       {"target": target.name, "kernels": infos, "scratch": sorted(scratch_names)})
     if not top:
         return program
-    if not target.is_host:
+    if standalone or not target.is_host:
         program.memory_plan = add_entry_point(module, program)   # a standalone object: model_run + .rodata
-    if not target.is_host or _kernel_steps_in(steps):
+    if standalone or not target.is_host or _kernel_steps_in(steps):
         program.object_code = compile_object(str(module), target)
     return program
 
