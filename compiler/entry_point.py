@@ -82,12 +82,14 @@ def add_entry_point(module: ir.Module, program: Program, name: str = ENTRY, link
         return b.gep(arena, [ir.Constant(I64, offset)], source_etype=ir.IntType(8))
 
     def pointer(buffer: str) -> ir.Value:
-        if buffer in program.outputs:
-            return slot(outputs, program.outputs.index(buffer))
-        if buffer in program.inputs:
-            return slot(inputs, program.inputs.index(buffer))
+        # Constants and inputs are read where they live even when they are also outputs
+        # (those are copied at the end); only kernels' results go straight to outputs[].
         if buffer in globals_:
             return globals_[buffer]
+        if buffer in program.inputs:
+            return slot(inputs, program.inputs.index(buffer))
+        if buffer in program.outputs:
+            return slot(outputs, program.outputs.index(buffer))
         if buffer in offsets:
             return at(offsets[buffer])
         raise UnsupportedError(f"buffer '{buffer}' has no home in the entry point")

@@ -25,3 +25,16 @@ def require_tosa_tools() -> None:
     from tosac.conformance.official_model import available
 
     require_tool(available(), "tosa-tools (the official TOSA reference model)", "pip install 'tosac[conformance]'")
+
+
+@pytest.fixture
+def require_cross():
+    """``require_cross("aarch64")``: the cross gcc and qemu for that target, or skip (fail under CI)."""
+    def check(target_name: str) -> None:
+        from tosac.runtime.cross import available, toolchain
+        from tosac.targets import get_target
+
+        target = get_target(target_name)
+        tools = toolchain(target)
+        require_tool(available(target), f"{tools.gcc} / {tools.qemu}", f"apt-get install {' '.join(tools.packages)}")
+    return check

@@ -1,8 +1,9 @@
-"""The official TOSA conformance tests on the reference interpreter and on compiled host code.
+"""The official TOSA conformance tests on the reference interpreter and on compiled code.
 
 The default run covers a seeded sample of every integer-profile operator
-(positive and ERROR_IF tests, small shapes) on both. The whole suite runs with
-``TOSAC_FULL_CTS=1`` (or ``make test-full``): every test must pass on both.
+(positive and ERROR_IF tests, small shapes) on the reference interpreter, the
+host, AArch64 and ARMv7 (under qemu). The whole suite runs per target with
+``TOSAC_FULL_CTS=1`` (or ``make test-full``): every test must pass.
 """
 from __future__ import annotations
 
@@ -14,8 +15,19 @@ from tosac.conformance.results import format_table, summary_line
 from tosac.conformance.tosa_cts import INT_OPERATORS, run_cts
 
 
-@pytest.fixture(scope="module", params=["reference", "host"])
+@pytest.fixture(scope="module", params=["reference", "host", "aarch64", "armv7"])
 def sample_results(request, require_tosa_tools):
+    if request.param in ("aarch64", "armv7"):
+        from tosac.runtime.cross import available, toolchain
+        from tosac.targets import get_target
+
+        target = get_target(request.param)
+        if not available(target):
+            import os
+            message = f"qemu / cross gcc for {request.param} missing (apt-get install {' '.join(toolchain(target).packages)})"
+            if os.environ.get("CI", "").lower() == "true":
+                pytest.fail(f"CI=true but {message}", pytrace=False)
+            pytest.skip(message)
     return run_cts(target=request.param, seed=None, full=False, per_op=4, jobs=2)
 
 
@@ -33,7 +45,7 @@ def test_sample_all_pass(sample_results):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get("TOSAC_FULL_CTS"), reason="the full suite runs with TOSAC_FULL_CTS=1")
-@pytest.mark.parametrize("target", ["reference", "host"])
+@pytest.mark.parametrize("target", ["reference", "host", "x86_64", "aarch64", "armv7"])
 def test_full_suite(require_tosa_tools, target):
     results = run_cts(target=target, full=True, jobs=2)
     failed = [r for r in results if r.outcome != "passed"]
