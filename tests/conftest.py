@@ -27,7 +27,7 @@ def require_tosa_tools() -> None:
     require_tool(available(), "tosa-tools (the official TOSA reference model)", "pip install 'tosac[conformance]'")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def require_cross():
     """``require_cross("aarch64")``: the cross gcc and qemu for that target, or skip (fail under CI)."""
     def check(target_name: str) -> None:

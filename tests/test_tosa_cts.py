@@ -16,18 +16,9 @@ from tosac.conformance.tosa_cts import INT_OPERATORS, run_cts
 
 
 @pytest.fixture(scope="module", params=["reference", "host", "aarch64", "armv7"])
-def sample_results(request, require_tosa_tools):
+def sample_results(request, require_tosa_tools, require_cross):
     if request.param in ("aarch64", "armv7"):
-        from tosac.runtime.cross import available, toolchain
-        from tosac.targets import get_target
-
-        target = get_target(request.param)
-        if not available(target):
-            import os
-            message = f"qemu / cross gcc for {request.param} missing (apt-get install {' '.join(toolchain(target).packages)})"
-            if os.environ.get("CI", "").lower() == "true":
-                pytest.fail(f"CI=true but {message}", pytrace=False)
-            pytest.skip(message)
+        require_cross(request.param)
     return run_cts(target=request.param, seed=None, full=False, per_op=4, jobs=2)
 
 
@@ -46,7 +37,9 @@ def test_sample_all_pass(sample_results):
 @pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get("TOSAC_FULL_CTS"), reason="the full suite runs with TOSAC_FULL_CTS=1")
 @pytest.mark.parametrize("target", ["reference", "host", "x86_64", "aarch64", "armv7"])
-def test_full_suite(require_tosa_tools, target):
+def test_full_suite(require_tosa_tools, require_cross, target):
+    if target in ("aarch64", "armv7"):
+        require_cross(target)
     results = run_cts(target=target, full=True, jobs=2)
     failed = [r for r in results if r.outcome != "passed"]
     assert not failed, format_table(results)
