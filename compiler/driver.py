@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Mapping
 
 import llvmlite.ir as ir
@@ -60,18 +61,39 @@ def kernel_builders(graph: Graph, target: Target, block: Block | None = None) ->
 
 
 def compile(graph: Graph, target: str | Target = "host", config: Mapping[str, Config] | None = None,
-            standalone: bool = False) -> Executable:
-    """Compile ``graph`` for ``target``; ``config`` maps kernel names to knob values (default: heuristics).
+            standalone: bool = False, tuning_log: "str | Path | TuningLog | bool | None" = None) -> Executable:
+    """Compile ``graph`` for ``target``.
 
-    Objects for ARM targets always export the deployable entry point ``model_run``;
-    ``standalone=True`` adds it to host objects too (for ``tosac compile --header``).
+    Configs per kernel come from ``config`` (kernel name -> knob values), else
+    the best valid record of ``tuning_log`` (default: the shipped log of the
+    target's class in ``tuning_logs/``, if any; ``False`` disables it), else
+    the template's default. Objects for ARM targets always export the
+    deployable entry point ``model_run``; ``standalone=True`` adds it to host
+    objects too (for ``tosac compile --header``).
     """
     target = get_target(target)
     started = time.perf_counter()
     optimised = optimise_graph(graph)
-    program = _compile_block(optimised, optimised.main, target, dict(config or {}), standalone=standalone)
+    configs = _tuned_configs(graph, target, tuning_log)
+    configs.update(config or {})
+    program = _compile_block(optimised, optimised.main, target, configs, standalone=standalone)
     program.info["compile_seconds"] = time.perf_counter() - started
     return _load(program, target)
+
+
+def _tuned_configs(graph: Graph, target: Target, tuning_log) -> dict[str, Config]:
+    from tosac.tune.job import best_configs, default_log_for, warn_untuned
+
+    if tuning_log is False:
+        return {}
+    explicit = tuning_log is not None and tuning_log is not True
+    log = tuning_log if explicit else default_log_for(target)
+    if log is None:
+        return {}
+    configs, missing = best_configs(graph, target, log)
+    if explicit:
+        warn_untuned(missing, str(getattr(log, "path", log)))
+    return configs
 
 
 def _load(program: Program, target: Target) -> Executable:

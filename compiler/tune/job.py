@@ -1,0 +1,206 @@
+"""Tuning jobs: tasks -> batches of candidates -> measurements -> log records -> best configs.
+
+The loop (per task): resume from the log's records for the task (nothing is
+measured twice), measure the template's default config first (so every
+report has a baseline), then ask the tuner for batches sized to the runner's
+parallelism until the trial budget is spent, the space is exhausted, or
+``early_stopping`` trials pass without a better time. Every result is
+appended to the log the moment it is known.
+"""
+from __future__ import annotations
+
+import hashlib
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tosac.errors import TuningError
+from tosac.ir.graph import Graph
+from tosac.schedules.space import Config
+from tosac.targets import Target, get_target
+from tosac.tune.features import Featurizer
+from tosac.tune.log import Record, TuningLog, config_key, target_info
+from tosac.tune.measure import LocalRunner, MeasureResult, Runner
+from tosac.tune.search import TUNERS, XGBTuner
+from tosac.tune.tasks import Task, extract_tasks, target_class
+
+
+@dataclass
+class TaskReport:
+    task: Task
+    default_seconds: float
+    best_seconds: float
+    best_config: Config | None
+    trials: int                                   # measured trials for the task (including earlier runs)
+    new_trials: int
+    history: list[float] = field(default_factory=list)     # best-so-far seconds after each trial
+
+    @property
+    def speedup(self) -> float:
+        return self.default_seconds / self.best_seconds if self.best_seconds and self.default_seconds else float("nan")
+
+    @property
+    def best_gops(self) -> float:
+        return 2 * self.task.mac_count / self.best_seconds / 1e9 if self.task.mac_count else float("nan")
+
+
+def task_seed(seed: int, task: Task) -> int:
+    """The seed of one task's search: derived from the job seed and the task key (recorded in the log)."""
+    return int(hashlib.sha256(f"{seed}:{task.key}".encode()).hexdigest()[:8], 16)
+
+
+def _result_of(record: Record) -> MeasureResult:
+    return MeasureResult(record.config, list(record.costs), record.error, record.error_message)
+
+
+class _Progress:
+    """A tqdm bar when asked for (best-so-far GOPS, trials/s and ETA come with it)."""
+
+    def __init__(self, enabled: bool, total: int, label: str):
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, desc=label, unit="trial", leave=True, dynamic_ncols=True)
+
+    def update(self, best_gops: float) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"best {best_gops:.1f} GOPS")
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def tune_task(task: Task, trials: int, log: TuningLog, tuner: str = "xgb", seed: int = 0,
+              runner: Runner | None = None, early_stopping: int | None = None, progress: bool = False,
+              transfer: tuple[np.ndarray, np.ndarray] | None = None) -> TaskReport:
+    """Tune one task up to ``trials`` measured trials in total (earlier records count)."""
+    if tuner not in TUNERS:
+        raise TuningError(f"unknown tuner '{tuner}'; choose one of {sorted(TUNERS)}")
+    runner = runner or LocalRunner()
+    builder = task.builder()
+    space = builder.space
+    s = task_seed(seed, task)
+    featurize = Featurizer(builder, space)
+    search = XGBTuner(space, s, featurize) if tuner == "xgb" else TUNERS[tuner](space, s)
+    if transfer is not None and isinstance(search, XGBTuner):
+        search.model.warm_start(*transfer)
+    klass = target_class(task.target)
+    previous = [r for r in log.for_task(task.key) if r.target.get("class") == klass]
+    search.update([_result_of(r) for r in previous])
+    history = _best_so_far([r.median if r.valid else float("inf") for r in previous])
+    default = space.default
+    done = len(previous)
+    new = 0
+    bar = _Progress(progress, max(trials - done, 0), task.pattern[:28])
+
+    def record(result: MeasureResult) -> None:
+        nonlocal done, new
+        done, new = done + 1, new + 1
+        log.append(Record(task.key, task.pattern, result.config, result.costs, result.error, result.message,
+                          target_info(task.target), s, done, search.name))
+        history.append(min(history[-1] if history else float("inf"), result.median if result.valid else float("inf")))
+        bar.update(2 * task.mac_count / history[-1] / 1e9 if history[-1] < float("inf") else 0.0)
+
+    try:
+        if config_key(default) not in search.measured and done < trials:
+            search.update(runner.measure(task, [default], record))
+        stale = 0
+        while done < trials and not search.exhausted():
+            batch = search.next_batch(min(trials - done, max(2, 2 * runner.parallelism)))
+            if not batch:
+                break
+            before = history[-1] if history else float("inf")
+            search.update(runner.measure(task, batch, record))
+            stale = stale + len(batch) if history[-1] >= before else 0
+            if early_stopping and stale >= early_stopping:
+                break
+    finally:
+        bar.close()
+    records = [r for r in log.for_task(task.key) if r.target.get("class") == klass]
+    default_rec = [r for r in records if config_key(r.config) == config_key(default) and r.valid]
+    best = min((r for r in records if r.valid), key=lambda r: r.median, default=None)
+    return TaskReport(task, default_rec[0].median if default_rec else float("nan"),
+                      best.median if best else float("nan"), best.config if best else None, done, new, history)
+
+
+def _best_so_far(values: list[float]) -> list[float]:
+    out, best = [], float("inf")
+    for v in values:
+        best = min(best, v)
+        out.append(best)
+    return out
+
+
+def tune(graph: Graph, target: str | Target = "host", trials: int = 64, log: str | Path = "tuning.jsonl",
+         tuner: str = "xgb", seed: int = 0, runner: Runner | None = None, jobs: int = 2, timeout: float = 20.0,
+         early_stopping: int | None = None, progress: bool = False) -> list[TaskReport]:
+    """Tune every task of ``graph`` on ``target``; records go to ``log`` (resumed if it exists)."""
+    target = get_target(target)
+    tasks = extract_tasks(graph, target)
+    tuning_log = TuningLog(log)
+    runner = runner or LocalRunner(jobs=jobs, timeout=timeout, seed=seed)
+    reports: list[TaskReport] = []
+    seen_x: list[np.ndarray] = []
+    seen_y: list[float] = []
+    for task in tasks:
+        transfer = (np.array(seen_x), np.array(seen_y)) if seen_x else None
+        report = tune_task(task, trials, tuning_log, tuner, seed, runner, early_stopping, progress, transfer)
+        reports.append(report)
+        _collect_transfer(task, tuning_log, seen_x, seen_y)
+    return reports
+
+
+def _collect_transfer(task: Task, log: TuningLog, xs: list, ys: list) -> None:
+    """Features and relative throughput of a finished task's trials, for warm-starting later tasks."""
+    builder = task.builder()
+    featurize = Featurizer(builder, builder.space)
+    records = log.for_task(task.key)
+    best = min((r.median for r in records if r.valid), default=None)
+    if best is None:
+        return
+    for r in records:
+        try:
+            xs.append(featurize(r.config))
+        except Exception:
+            continue
+        ys.append(best / r.median if r.valid else 0.0)
+
+
+def best_configs(graph: Graph, target: str | Target, log: TuningLog | str | Path,
+                 kernel_names: list[str] | None = None) -> tuple[dict[str, Config], list[str]]:
+    """Best valid config per kernel of ``graph`` from ``log``; and the kernels that have no record."""
+    target = get_target(target)
+    if not isinstance(log, TuningLog):
+        log = TuningLog(log)
+    klass = target_class(target)
+    configs: dict[str, Config] = {}
+    missing: list[str] = []
+    for task in extract_tasks(graph, target):
+        best = log.best(task.key, klass)
+        for name in task.kernel_names:
+            if best is None:
+                missing.append(name)
+            else:
+                configs[name] = best.config
+    return configs, missing
+
+
+def default_log_for(target: Target) -> Path | None:
+    """The shipped log (``tuning_logs/<class>.jsonl``) for ``target``'s class, when there is one."""
+    import os
+
+    root = os.environ.get("TOSAC_TUNING_LOGS")
+    folder = Path(root) if root else Path(__file__).resolve().parents[2] / "tuning_logs"
+    path = folder / (target_class(target).replace("/", "_") + ".jsonl")
+    return path if path.exists() else None
+
+
+def warn_untuned(missing: list[str], log_name: str) -> None:
+    if missing:
+        warnings.warn(f"no tuning record in {log_name} for {len(missing)} kernel(s) "
+                      f"({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''}): using default configs",
+                      stacklevel=3)

@@ -1,0 +1,130 @@
+"""Tuning logs: JSON lines, one record per measured trial, append-only.
+
+Each record is written and flushed (and fsync'ed) on its own, so a job killed
+at any moment — even ``kill -9`` — loses at most the line being written; on
+reading, a truncated or corrupt line is skipped with a warning and the rest
+is kept. Records carry a schema version; a record with an unknown version is
+refused with a clear error rather than misread.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import tosac
+from tosac.errors import TuningError
+from tosac.targets import Target
+
+SCHEMA_VERSION = 1
+
+
+class ErrorCode:
+    """Why a trial has no valid time (strings, so logs stay readable and stable)."""
+    NO_ERROR = "NO_ERROR"
+    COMPILE_ERROR = "COMPILE_ERROR"
+    RUNTIME_ERROR = "RUNTIME_ERROR"          # the kernel crashed the measuring process
+    TIMEOUT = "TIMEOUT"
+    WRONG_ANSWER = "WRONG_ANSWER"            # output differs from the reference interpreter
+
+
+@dataclass
+class Record:
+    task: str
+    pattern: str
+    config: dict
+    costs: list[float]                      # seconds per run
+    error: str = ErrorCode.NO_ERROR
+    error_message: str = ""
+    target: dict = field(default_factory=dict)
+    seed: int = 0
+    trial: int = 0
+    tuner: str = ""
+    timestamp: float = field(default_factory=time.time)
+    schema: int = SCHEMA_VERSION
+    tosac_version: str = tosac.__version__
+
+    @property
+    def valid(self) -> bool:
+        return self.error == ErrorCode.NO_ERROR and bool(self.costs)
+
+    @property
+    def median(self) -> float:
+        s = sorted(self.costs)
+        return s[len(s) // 2] if s else float("inf")
+
+
+def target_info(target: Target) -> dict:
+    from tosac.tune.tasks import target_class
+    return {"name": target.name, "triple": target.triple, "cpu": target.cpu, "features": list(target.features),
+            "class": target_class(target)}
+
+
+def config_key(config: dict) -> str:
+    return json.dumps(config, sort_keys=True)
+
+
+class TuningLog:
+    """Records of a log file (read once), plus appending new ones."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.records: list[Record] = list(read_records(self.path)) if self.path.exists() else []
+
+    def append(self, record: Record) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(asdict(record), sort_keys=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            if f.tell() > 0 and not _ends_with_newline(self.path):
+                f.write("\n")                       # a line cut by a kill stays a corrupt line of its own
+            f.write(line + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        self.records.append(record)
+
+    def for_task(self, task_key: str) -> list[Record]:
+        return [r for r in self.records if r.task == task_key]
+
+    def best(self, task_key: str, target_class: str | None = None) -> Record | None:
+        valid = [r for r in self.for_task(task_key) if r.valid and
+                 (target_class is None or r.target.get("class") == target_class)]
+        return min(valid, key=lambda r: r.median) if valid else None
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell() == 0:
+            return True
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
+
+
+def read_records(path: Path) -> Iterable[Record]:
+    """Records of ``path``; corrupt lines are skipped with a warning, unknown schemas refused."""
+    fields = set(Record.__dataclass_fields__)
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                data = json.loads(line)
+                if not isinstance(data, dict):
+                    raise ValueError("not a JSON object")
+            except ValueError as e:
+                warnings.warn(f"{path}:{number}: skipping a corrupt tuning record ({e})", stacklevel=2)
+                continue
+            schema = data.get("schema")
+            if schema != SCHEMA_VERSION:
+                raise TuningError(f"{path}:{number}: tuning record schema version {schema!r} is not supported by "
+                                  f"tosac {tosac.__version__} (it reads version {SCHEMA_VERSION}); "
+                                  "re-tune, or use the tosac version that wrote the log")
+            try:
+                yield Record(**{k: v for k, v in data.items() if k in fields})
+            except TypeError as e:
+                warnings.warn(f"{path}:{number}: skipping an incomplete tuning record ({e})", stacklevel=2)

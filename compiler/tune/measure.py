@@ -1,0 +1,200 @@
+"""Measuring candidate configs: correctness first, then time.
+
+``Runner`` is the seam: ``LocalRunner`` measures on this machine; another
+runner (a remote ARM board, a cluster) implements the same ``measure``.
+
+LocalRunner's policy:
+- Build: candidates compile in a pool of ``jobs`` processes; object code lands
+  in tosac's content-addressed cache, so measuring reloads it for free.
+- Isolation: each candidate is measured alone in a forked child. A crash is a
+  ``RUNTIME_ERROR`` trial, a child still running after ``timeout`` seconds is
+  killed and recorded as ``TIMEOUT``; the job goes on either way.
+- Correctness: the child first compares every output with the reference
+  interpreter's on seeded inputs; any difference is ``WRONG_ANSWER`` and no
+  time is recorded.
+- Noise: ``warmup`` untimed runs, then runs until both ``min_repeats`` runs
+  and ``min_seconds`` of run time are reached; the median is the cost and
+  (p90 - p10) / median the spread. Candidates are timed one at a time, never
+  while another candidate runs. ``flush_cache`` overwrites a 64 MiB buffer
+  before each timed run (a cold-cache measurement, for kernels that run after
+  others in a model).
+"""
+from __future__ import annotations
+
+import abc
+import multiprocessing as mp
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from tosac.schedules.space import Config
+from tosac.tune.log import ErrorCode
+from tosac.tune.tasks import Task
+
+
+@dataclass
+class MeasureResult:
+    config: Config
+    costs: list[float] = field(default_factory=list)     # seconds per run
+    error: str = ErrorCode.NO_ERROR
+    message: str = ""
+
+    @property
+    def valid(self) -> bool:
+        return self.error == ErrorCode.NO_ERROR and bool(self.costs)
+
+    @property
+    def median(self) -> float:
+        return float(np.median(self.costs)) if self.costs else float("inf")
+
+
+class Runner(abc.ABC):
+    """Measures configs of a task; ``parallelism`` says how many candidates a batch should hold."""
+    parallelism: int = 1
+
+    @abc.abstractmethod
+    def measure(self, task: Task, configs: list[Config],
+                on_result: Callable[[MeasureResult], None] | None = None) -> list[MeasureResult]:
+        """Results in the order of ``configs``; ``on_result`` is called as soon as each one is known
+        (the job logs it at once, so a killed job loses no finished trial)."""
+
+
+@dataclass
+class MeasurePolicy:
+    warmup: int = 2
+    min_repeats: int = 5
+    min_seconds: float = 0.05
+    flush_cache: bool = False
+
+
+def _build(task: Task, config: Config) -> str:
+    """Compile one candidate (warming the object cache); an error message or ''."""
+    import tosac
+
+    try:
+        tosac.compile(task.graph, task.target, {task.builder().name: config})
+    except Exception as e:  # any failure of a candidate is data, not the end of the job
+        return f"{type(e).__name__}: {e}"
+    return ""
+
+
+def _measure_child(conn, task: Task, config: Config, inputs: dict, expected: dict, policy: MeasurePolicy) -> None:
+    import tosac
+
+    try:
+        exe = tosac.compile(task.graph, task.target, {task.builder().name: config})
+        got = exe.run(inputs)
+        for name, want in expected.items():
+            if got[name].dtype != want.dtype or not np.array_equal(got[name], want):
+                conn.send((ErrorCode.WRONG_ANSWER, f"output '{name}' differs from the reference interpreter", []))
+                return
+        flush = np.zeros(64 << 20, np.uint8) if policy.flush_cache else None
+        for _ in range(policy.warmup):
+            exe.run(inputs)
+        costs: list[float] = []
+        while len(costs) < policy.min_repeats or sum(costs) < policy.min_seconds:
+            if flush is not None:
+                flush += 1
+            start = time.perf_counter()
+            exe.run(inputs)
+            costs.append(time.perf_counter() - start)
+        conn.send((ErrorCode.NO_ERROR, "", costs))
+    except Exception as e:
+        conn.send((ErrorCode.RUNTIME_ERROR, f"{type(e).__name__}: {e}", []))
+
+
+class LocalRunner(Runner):
+    """Build in a process pool, measure each candidate alone in a forked child (see the module docstring)."""
+
+    def __init__(self, jobs: int = 2, timeout: float = 20.0, policy: MeasurePolicy | None = None, seed: int = 0):
+        self.parallelism = max(1, jobs)
+        self.timeout = timeout
+        self.policy = policy or MeasurePolicy()
+        self.seed = seed
+        self._reference: dict[str, tuple[dict, dict]] = {}
+
+    def _inputs_and_expected(self, task: Task) -> tuple[dict, dict]:
+        if task.key not in self._reference:
+            from tosac.errors import UnpredictableError
+            from tosac.ir.reference.interpreter import run
+
+            for attempt in range(8):              # inputs whose reference result is defined
+                inputs = task.inputs(self.seed + attempt)
+                try:
+                    self._reference[task.key] = (inputs, run(task.graph, inputs))
+                    break
+                except UnpredictableError:
+                    continue
+            else:
+                raise RuntimeError(f"task {task.pattern}: no inputs with a defined reference result")
+        return self._reference[task.key]
+
+    def measure(self, task: Task, configs: list[Config],
+                on_result: Callable[[MeasureResult], None] | None = None) -> list[MeasureResult]:
+        inputs, expected = self._inputs_and_expected(task)
+        ctx = mp.get_context("fork")
+        if self.parallelism > 1 and len(configs) > 1:
+            with ProcessPoolExecutor(max_workers=self.parallelism, mp_context=ctx) as pool:
+                build_errors = list(pool.map(_build, [task] * len(configs), configs))
+        else:
+            build_errors = [_build(task, c) for c in configs]
+        results = []
+        for config, error in zip(configs, build_errors):
+            if error:
+                result = MeasureResult(config, error=ErrorCode.COMPILE_ERROR, message=error)
+            else:
+                result = self._measure_one(ctx, task, config, inputs, expected)
+            results.append(result)
+            if on_result:
+                on_result(result)
+        return results
+
+    def _measure_one(self, ctx, task: Task, config: Config, inputs: dict, expected: dict) -> MeasureResult:
+        parent, child = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_measure_child, args=(child, task, config, inputs, expected, self.policy))
+        proc.start()
+        child.close()
+        try:
+            if parent.poll(self.timeout):
+                error, message, costs = parent.recv()
+                return MeasureResult(config, costs, error, message)
+            return MeasureResult(config, error=ErrorCode.TIMEOUT, message=f"no result within {self.timeout} s")
+        except EOFError:
+            proc.join()
+            return MeasureResult(config, error=ErrorCode.RUNTIME_ERROR,
+                                 message=f"the measuring process died (exit code {proc.exitcode})")
+        finally:
+            if proc.is_alive():
+                proc.kill()
+            proc.join()
+            parent.close()
+
+
+class FakeRunner(Runner):
+    """A runner with a known cost surface: for fast, hardware-free tests of search and model."""
+
+    def __init__(self, cost: Callable[[Config], float], parallelism: int = 2, noise: float = 0.0, seed: int = 0,
+                 failing: Callable[[Config], str | None] | None = None):
+        self.cost, self.parallelism, self.noise = cost, parallelism, noise
+        self.failing = failing
+        self.rng = np.random.default_rng(seed)
+        self.calls = 0
+
+    def measure(self, task: Task, configs: list[Config],
+                on_result: Callable[[MeasureResult], None] | None = None) -> list[MeasureResult]:
+        out = []
+        for config in configs:
+            self.calls += 1
+            error = self.failing(config) if self.failing else None
+            if error:
+                result = MeasureResult(config, error=error, message="fake failure")
+            else:
+                base = self.cost(config)
+                result = MeasureResult(config, [base * (1 + self.noise * self.rng.standard_normal()) for _ in range(3)])
+            out.append(result)
+            if on_result:
+                on_result(result)
+        return out
