@@ -69,7 +69,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
     graph = _load(args.model)
     standalone = bool(args.header or args.static_lib)
-    exe = compile_graph(graph, args.target, _load_config(args.config), standalone=standalone)
+    exe = compile_graph(graph, args.target, _load_config(args.config), standalone=standalone,
+                        tuning_log=args.tuning_log)
     info = exe.program.info
     kernels = info["kernels"]
     print(f"target {info['target']}: {len(kernels)} kernels, compiled in {info['compile_seconds'] * 1e3:.0f} ms "
@@ -157,6 +158,24 @@ def cmd_tosa_cts(args: argparse.Namespace) -> int:
     return 1 if res.counts(results)["failed"] else 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    if args.model == "report":
+        if not args.log_file:
+            raise TosacError("usage: tosac tune report LOG [--plot curves.png]")
+        from tosac.tune.report import print_report
+        return print_report(Path(args.log_file), Path(args.plot) if args.plot else None)
+    from tosac.tune import tune
+    from tosac.tune.report import summary_table
+
+    graph = _load(args.model)
+    log = args.log or (Path(args.model).stem + f".{args.target}.jsonl")
+    reports = tune(graph, args.target, trials=args.trials, log=log, tuner=args.tuner, seed=args.seed,
+                   jobs=args.jobs, timeout=args.timeout, early_stopping=args.early_stopping, progress=not args.quiet)
+    print(summary_table(reports))
+    print(f"log: {log}  (use it with: tosac compile {args.model} --tuning-log {log})")
+    return 0
+
+
 def _report(results, args, suite: str, target: str) -> int:
     from tosac.conformance import results as res
 
@@ -224,7 +243,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--header", metavar="MODEL.h", help="write a C header for the object's entry point "
                    "int model_run(const void *inputs[], void *outputs[], void *arena)")
     p.add_argument("--static-lib", metavar="MODEL.a", help="also write the object as a static library")
+    p.add_argument("--tuning-log", metavar="LOG.jsonl", help="use the best records of this tuning log")
     p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("tune", help="tune a model's kernels (or: tosac tune report LOG)",
+                       description="Search the config space of every kernel of MODEL with an XGBoost cost model "
+                       "(or random / grid search), measuring each candidate in isolation after checking its "
+                       "output against the reference interpreter; every trial is appended to --log, and an "
+                       "interrupted job resumes from it. 'tosac tune report LOG [--plot curves.png]' summarises a "
+                       "log and draws best-so-far curves.")
+    p.add_argument("model", help="a .tosa or .json model file, or 'report'")
+    p.add_argument("log_file", nargs="?", help="with 'report': the log to summarise")
+    p.add_argument("--target", default="host", help="target to tune for (default host)")
+    p.add_argument("--trials", type=int, default=64, help="measured trials per kernel (default 64)")
+    p.add_argument("--log", help="tuning log (JSON lines; default MODEL.TARGET.jsonl); resumed when it exists")
+    p.add_argument("--tuner", default="xgb", choices=["xgb", "random", "grid"], help="search (default xgb)")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random choice (recorded in the log)")
+    p.add_argument("--jobs", "-j", type=int, default=2, help="parallel builds (timing is always one at a time)")
+    p.add_argument("--timeout", type=float, default=20.0, help="seconds before a candidate counts as hung")
+    p.add_argument("--early-stopping", type=int, default=None, metavar="N",
+                   help="stop a kernel after N trials without improvement")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--plot", help="with 'report': write best-so-far curves to this PNG (needs matplotlib)")
+    p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("run", help="run a model (compiled for the host, or on the reference interpreter)",
                        description="Compile a model for --target and run it, or run it on the exact reference "
