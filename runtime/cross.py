@@ -117,9 +117,10 @@ def build_runner(target: Target, objects: Sequence[bytes]) -> Path:
         out = work / "runner"
         _run_tool([tools.gcc, "-static", "-O2", "-o", str(out), str(RUNNER_SOURCE), str(work / "table.c"),
                    *[str(work / f"m{i}.o") for i in range(len(objects))], "-lm"], "linking the runner")
-        tmp_binary = binary.with_suffix(f".{os.getpid()}.tmp")
-        shutil.copy(out, tmp_binary)
-        os.replace(tmp_binary, binary)
+        fd, tmp_name = tempfile.mkstemp(dir=binary.parent, prefix=binary.name, suffix=".tmp")
+        os.close(fd)
+        shutil.copy(out, tmp_name)                  # unique per writer (threads share a pid)
+        os.replace(tmp_name, binary)
     return binary
 
 

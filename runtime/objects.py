@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 import llvmlite.binding as llvm
@@ -93,8 +94,9 @@ def _read_cached(path: Path) -> bytes | None:
 def _write_cached(path: Path, data: bytes) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(data)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")     # unique per writer, threads included
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.replace(tmp, path)          # atomic: readers never see half a file
     except OSError:
         pass                           # a read-only home is not an error; only the cache is lost
