@@ -74,14 +74,14 @@ def compile(graph: Graph, target: str | Target = "host", config: Mapping[str, Co
     target = get_target(target)
     started = time.perf_counter()
     optimised = optimise_graph(graph)
-    configs = _tuned_configs(graph, target, tuning_log)
+    configs = _tuned_configs(optimised, target, tuning_log)
     configs.update(config or {})
     program = _compile_block(optimised, optimised.main, target, configs, standalone=standalone)
     program.info["compile_seconds"] = time.perf_counter() - started
     return _load(program, target)
 
 
-def _tuned_configs(graph: Graph, target: Target, tuning_log) -> dict[str, Config]:
+def _tuned_configs(optimised: Graph, target: Target, tuning_log) -> dict[str, Config]:
     from tosac.tune.job import best_configs, default_log_for, warn_untuned
 
     if tuning_log is False:
@@ -90,7 +90,7 @@ def _tuned_configs(graph: Graph, target: Target, tuning_log) -> dict[str, Config
     log = tuning_log if explicit else default_log_for(target)
     if log is None:
         return {}
-    configs, missing = best_configs(graph, target, log)
+    configs, missing = best_configs(optimised, target, log, optimised=True)
     if explicit:
         warn_untuned(missing, str(getattr(log, "path", log)))
     return configs

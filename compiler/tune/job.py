@@ -171,7 +171,7 @@ def _collect_transfer(task: Task, log: TuningLog, xs: list, ys: list) -> None:
 
 
 def best_configs(graph: Graph, target: str | Target, log: TuningLog | str | Path,
-                 kernel_names: list[str] | None = None) -> tuple[dict[str, Config], list[str]]:
+                 optimised: bool = False) -> tuple[dict[str, Config], list[str]]:
     """Best valid config per kernel of ``graph`` from ``log``; and the kernels that have no record."""
     target = get_target(target)
     if not isinstance(log, TuningLog):
@@ -179,7 +179,7 @@ def best_configs(graph: Graph, target: str | Target, log: TuningLog | str | Path
     klass = target_class(target)
     configs: dict[str, Config] = {}
     missing: list[str] = []
-    for task in extract_tasks(graph, target):
+    for task in extract_tasks(graph, target, optimised):
         best = log.best(task.key, klass)
         for name in task.kernel_names:
             if best is None:

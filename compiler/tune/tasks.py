@@ -113,13 +113,16 @@ class Task:
         return out
 
 
-def extract_tasks(graph: Graph, target: Target | str) -> list[Task]:
-    """The unique kernels of ``graph`` on ``target``, in first-use order, weighted by occurrence."""
+def extract_tasks(graph: Graph, target: Target | str, optimised: bool = False) -> list[Task]:
+    """The unique kernels of ``graph`` on ``target``, in first-use order, weighted by occurrence.
+
+    ``optimised=True`` says the graph has been through the compiler's passes already.
+    """
     from tosac.driver import kernel_name, optimise_graph
     from tosac.targets import get_target
 
     target = get_target(target)
-    block = optimise_graph(graph).main
+    block = (graph if optimised else optimise_graph(graph)).main
     tasks: dict[str, Task] = {}
     for index, group in enumerate(group_ops(block)):
         if group.anchor.name in CONTROL_FLOW or group.anchor.name in CONST_OPS:
