@@ -135,7 +135,6 @@ def numpy_layer(layer: Layer, x: np.ndarray, w: np.ndarray) -> Callable[[], np.n
 def ort_layer(layer: Layer, x: np.ndarray, w: np.ndarray, unsigned: bool):
     """An ORT session for the layer, or the reason it cannot run."""
     try:
-        import onnx
         import onnxruntime as ort
         from onnx import TensorProto, helper, numpy_helper
     except ImportError as e:

@@ -6,7 +6,9 @@ For every layer (those of benchmarks/kernels.py: GEMM 512^3, FC 1x1024x1024,
 conv 3x3 56x56x64->64, pointwise 28x28x128->256, depthwise 3x3 56x56x128,
 raw int8 -> int32 layers) and every seed, both tuners tune the layer's kernel
 for ``--trials`` measured trials with the real LocalRunner (correctness
-checked before timing). Reported per layer:
+checked before timing), single-threaded (the ``threads`` knob pinned to 1, as
+the ONNX Runtime peer runs). The job's finalists and the default are measured
+again at the end of each run. Reported per layer:
 - best-so-far GOPS after each trial (curves, optional PNG),
 - trials each tuner needs to reach 95% of the best configuration either found
   (median over seeds; "-" if not reached),
@@ -55,7 +57,7 @@ def run_layer(layer, trials: int, seeds: int, jobs: int) -> dict:
             for seed in range(seeds):
                 started = time.monotonic()
                 report = tune_task(task, trials, TuningLog(Path(tmp) / f"{tuner}{seed}.jsonl"), tuner, seed,
-                                   LocalRunner(jobs=jobs, seed=seed))
+                                   LocalRunner(jobs=jobs, seed=seed), fixed={"threads": 1})
                 wall = time.monotonic() - started
                 runs[(tuner, seed)] = {"history": report.history, "default": report.default_seconds,
                                        "best": report.best_seconds, "config": report.best_config, "wall": wall,

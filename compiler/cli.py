@@ -169,8 +169,15 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
     graph = _load(args.model)
     log = args.log or (Path(args.model).stem + f".{args.target}.jsonl")
+    fixed = {}
+    for pair in args.fix or []:
+        knob, sep, value = pair.partition("=")
+        if not sep:
+            raise TosacError(f"--fix '{pair}': expected KNOB=VALUE")
+        fixed[knob] = int(value) if value.lstrip("-").isdigit() else value
     reports = tune(graph, args.target, trials=args.trials, log=log, tuner=args.tuner, seed=args.seed,
-                   jobs=args.jobs, timeout=args.timeout, early_stopping=args.early_stopping, progress=not args.quiet)
+                   jobs=args.jobs, timeout=args.timeout, early_stopping=args.early_stopping, progress=not args.quiet,
+                   fixed=fixed)
     print(summary_table(reports))
     print(f"log: {log}  (use it with: tosac compile {args.model} --tuning-log {log})")
     return 0
@@ -263,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=20.0, help="seconds before a candidate counts as hung")
     p.add_argument("--early-stopping", type=int, default=None, metavar="N",
                    help="stop a kernel after N trials without improvement")
+    p.add_argument("--fix", action="append", metavar="KNOB=VALUE",
+                   help="pin a knob in every kernel that has it, e.g. --fix threads=1 (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--plot", help="with 'report': write best-so-far curves to this PNG (needs matplotlib)")
     p.set_defaults(func=cmd_tune)

@@ -11,7 +11,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import llvmlite.ir as ir
 import numpy as np
@@ -31,6 +31,9 @@ from tosac.runtime.objects import compile_object
 from tosac.schedules.emit_llvm import Emitter
 from tosac.schedules.space import Config
 from tosac.targets import Target, get_target
+
+if TYPE_CHECKING:
+    from tosac.tune.log import TuningLog
 
 
 @dataclass

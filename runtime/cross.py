@@ -89,6 +89,19 @@ def _run_tool(args: list[str], what: str, cwd: Path | None = None) -> None:
         raise CodegenError(f"{what} failed ({' '.join(args[:2])} ...): {proc.stderr.strip()[-2000:]}")
 
 
+def _runner_object(target: Target, tools: CrossToolchain) -> Path:
+    """runner.c compiled once per target and runner version (linking is then all that is left per batch)."""
+    digest = hashlib.sha256(RUNNER_SOURCE.read_bytes() + tools.gcc.encode()).hexdigest()[:16]
+    obj = _cache_root() / f"runner-main-{target.arch}-{digest}.o"
+    if not obj.exists():
+        obj.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=obj.parent, suffix=".o")
+        os.close(fd)
+        _run_tool([tools.gcc, "-O2", "-c", "-o", tmp, str(RUNNER_SOURCE)], "compiling the runner")
+        os.replace(tmp, obj)
+    return obj
+
+
 def build_runner(target: Target, objects: Sequence[bytes]) -> Path:
     """A static runner binary with ``objects`` linked in as models 0..n-1 (cached)."""
     tools = toolchain(target)
@@ -115,8 +128,9 @@ def build_runner(target: Target, objects: Sequence[bytes]) -> Path:
                  f"const int tosac_model_count = {len(names)};\n")
         (work / "table.c").write_text(table)
         out = work / "runner"
-        _run_tool([tools.gcc, "-static", "-O2", "-o", str(out), str(RUNNER_SOURCE), str(work / "table.c"),
-                   *[str(work / f"m{i}.o") for i in range(len(objects))], "-lm"], "linking the runner")
+        _run_tool([tools.gcc, "-static", "-O2", "-o", str(out), str(_runner_object(target, tools)),
+                   str(work / "table.c"), *[str(work / f"m{i}.o") for i in range(len(objects))], "-lm"],
+                  "linking the runner")
         fd, tmp_name = tempfile.mkstemp(dir=binary.parent, prefix=binary.name, suffix=".tmp")
         os.close(fd)
         shutil.copy(out, tmp_name)                  # unique per writer (threads share a pid)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ctypes
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from tosac.errors import InterpreterError, UnsupportedError
 from tosac.memory_plan import MemoryPlan
 from tosac.runtime.jit import LoadedObject
 from tosac.targets import Target
+
+if TYPE_CHECKING:
+    from tosac.runtime.cross import CrossRun
 
 
 @dataclass

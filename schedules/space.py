@@ -55,6 +55,19 @@ class ConfigSpace:
                 config[knob.name] = knob.values[i]
             yield {k.name: config[k.name] for k in self.knobs}
 
+    def restrict(self, fixed: dict) -> "ConfigSpace":
+        """The same space with some knobs pinned (e.g. ``{"threads": 1}`` to tune single-threaded)."""
+        out = ConfigSpace(self.template)
+        for knob in self.knobs:
+            if knob.name in fixed:
+                if fixed[knob.name] not in knob.values:
+                    raise CodegenError(f"template {self.template}: cannot pin '{knob.name}' to {fixed[knob.name]!r}; "
+                                       f"values are {knob.values}")
+                out.add(knob.name, (fixed[knob.name],), fixed[knob.name], knob.doc)
+            else:
+                out.add(knob.name, knob.values, self.default[knob.name], knob.doc)
+        return out
+
     def resolve(self, config: Config | None) -> Config:
         """``config`` completed with defaults; unknown knobs or illegal values are a typed error."""
         out = dict(self.default)

@@ -212,7 +212,7 @@ def lower_reduction(lw: OpLowering) -> ReduceCompute:
         best_init = ln.Const(float("-inf"), vt) if dtype.is_float else ln.Const(dtype.min, vt)
         ignore = dtype.is_float and lw.attrs["nan_mode"] is NanMode.IGNORE
 
-        def combine(accs, v, k):
+        def argmax_step(accs, v, k):
             best, index = accs
             better = binary("fogt" if dtype.is_float else "sgt", v, best)
             if dtype.is_float and not ignore:     # the first NaN wins, as np.argmax
@@ -220,7 +220,7 @@ def lower_reduction(lw: OpLowering) -> ReduceCompute:
                 better = binary("or", better, binary("and", is_nan, binary("ford", best, best)))
             return [select(better, cast(k, "i32"), index), select(better, v, best)]
         return ReduceCompute(lw.name, lw.output, x, axis, ["i32", vt], [ln.Const(0, "i32"), best_init],
-                             lambda accs, v, k: combine([accs[1], accs[0]], value(v), k),
+                             lambda accs, v, k: argmax_step([accs[1], accs[0]], value(v), k),
                              lambda accs: lw.epilogue(accs[0], _reduce_ctx(lw)))
     if name in ("REDUCE_ALL", "REDUCE_ANY"):
         init = ln.Const(1 if name == "REDUCE_ALL" else 0, "i1")
@@ -283,7 +283,6 @@ def _mac(acc_type: str):
 
 def _finish_with_bias(lw: OpLowering, bias_index: int, acc_type: str):
     bias = lw.arg(bias_index)
-    bias_dtype = lw.dtype(bias_index)
     add = "fadd" if ln.is_float(acc_type) else "add"
 
     def finalize(acc, pos, c):

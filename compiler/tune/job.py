@@ -21,7 +21,7 @@ from tosac.ir.graph import Graph
 from tosac.schedules.space import Config
 from tosac.targets import Target, get_target
 from tosac.tune.features import Featurizer
-from tosac.tune.log import Record, TuningLog, config_key, target_info
+from tosac.tune.log import Record, TuningLog, best_of, config_key, target_info
 from tosac.tune.measure import LocalRunner, MeasureResult, Runner
 from tosac.tune.search import TUNERS, XGBTuner
 from tosac.tune.tasks import Task, extract_tasks, target_class
@@ -76,13 +76,19 @@ class _Progress:
 
 def tune_task(task: Task, trials: int, log: TuningLog, tuner: str = "xgb", seed: int = 0,
               runner: Runner | None = None, early_stopping: int | None = None, progress: bool = False,
-              transfer: tuple[np.ndarray, np.ndarray] | None = None) -> TaskReport:
-    """Tune one task up to ``trials`` measured trials in total (earlier records count)."""
+              transfer: tuple[np.ndarray, np.ndarray] | None = None, fixed: dict | None = None,
+              finalists: int = 3) -> TaskReport:
+    """Tune one task up to ``trials`` measured trials in total (earlier records count).
+
+    ``fixed`` pins knobs (``{"threads": 1}``). At the end the ``finalists`` best
+    configs and the default are measured once more, so the reported best and
+    speedup do not rest on one lucky (or unlucky) measurement.
+    """
     if tuner not in TUNERS:
         raise TuningError(f"unknown tuner '{tuner}'; choose one of {sorted(TUNERS)}")
     runner = runner or LocalRunner()
     builder = task.builder()
-    space = builder.space
+    space = builder.space.restrict({k: v for k, v in (fixed or {}).items() if k in builder.space.default})
     s = task_seed(seed, task)
     featurize = Featurizer(builder, space)
     search = XGBTuner(space, s, featurize) if tuner == "xgb" else TUNERS[tuner](space, s)
@@ -97,11 +103,13 @@ def tune_task(task: Task, trials: int, log: TuningLog, tuner: str = "xgb", seed:
     new = 0
     bar = _Progress(progress, max(trials - done, 0), task.pattern[:28])
 
-    def record(result: MeasureResult) -> None:
+    def record(result: MeasureResult, phase: str = "") -> None:
         nonlocal done, new
         done, new = done + 1, new + 1
         log.append(Record(task.key, task.pattern, result.config, result.costs, result.error, result.message,
-                          target_info(task.target), s, done, search.name))
+                          target_info(task.target), s, done, phase or search.name))
+        if phase:
+            return
         history.append(min(history[-1] if history else float("inf"), result.median if result.valid else float("inf")))
         bar.update(2 * task.mac_count / history[-1] / 1e9 if history[-1] < float("inf") else 0.0)
 
@@ -118,12 +126,18 @@ def tune_task(task: Task, trials: int, log: TuningLog, tuner: str = "xgb", seed:
             stale = stale + len(batch) if history[-1] >= before else 0
             if early_stopping and stale >= early_stopping:
                 break
+        if new and finalists:
+            ranked = sorted((r for r in log.for_task(task.key) if r.valid and r.target.get("class") == klass),
+                            key=lambda r: r.median)
+            confirm = list({config_key(r.config): r.config for r in ranked[:finalists * 3]}.values())[:finalists]
+            confirm += [default] if config_key(default) not in map(config_key, confirm) else []
+            runner.measure(task, confirm, lambda r: record(r, "confirm"))
     finally:
         bar.close()
     records = [r for r in log.for_task(task.key) if r.target.get("class") == klass]
-    default_rec = [r for r in records if config_key(r.config) == config_key(default) and r.valid]
-    best = min((r for r in records if r.valid), key=lambda r: r.median, default=None)
-    return TaskReport(task, default_rec[0].median if default_rec else float("nan"),
+    best = best_of(records)
+    default_rec = best_of([r for r in records if config_key(r.config) == config_key(default)])
+    return TaskReport(task, default_rec.median if default_rec else float("nan"),
                       best.median if best else float("nan"), best.config if best else None, done, new, history)
 
 
@@ -137,7 +151,7 @@ def _best_so_far(values: list[float]) -> list[float]:
 
 def tune(graph: Graph, target: str | Target = "host", trials: int = 64, log: str | Path = "tuning.jsonl",
          tuner: str = "xgb", seed: int = 0, runner: Runner | None = None, jobs: int = 2, timeout: float = 20.0,
-         early_stopping: int | None = None, progress: bool = False) -> list[TaskReport]:
+         early_stopping: int | None = None, progress: bool = False, fixed: dict | None = None) -> list[TaskReport]:
     """Tune every task of ``graph`` on ``target``; records go to ``log`` (resumed if it exists)."""
     target = get_target(target)
     tasks = extract_tasks(graph, target)
@@ -148,7 +162,7 @@ def tune(graph: Graph, target: str | Target = "host", trials: int = 64, log: str
     seen_y: list[float] = []
     for task in tasks:
         transfer = (np.array(seen_x), np.array(seen_y)) if seen_x else None
-        report = tune_task(task, trials, tuning_log, tuner, seed, runner, early_stopping, progress, transfer)
+        report = tune_task(task, trials, tuning_log, tuner, seed, runner, early_stopping, progress, transfer, fixed)
         reports.append(report)
         _collect_transfer(task, tuning_log, seen_x, seen_y)
     return reports

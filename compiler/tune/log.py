@@ -90,9 +90,21 @@ class TuningLog:
         return [r for r in self.records if r.task == task_key]
 
     def best(self, task_key: str, target_class: str | None = None) -> Record | None:
-        valid = [r for r in self.for_task(task_key) if r.valid and
-                 (target_class is None or r.target.get("class") == target_class)]
-        return min(valid, key=lambda r: r.median) if valid else None
+        """The record of the fastest config. A config measured several times (the job re-measures its
+        finalists) counts with the upper median of its measurements, so one lucky run does not win."""
+        return best_of([r for r in self.for_task(task_key)
+                        if target_class is None or r.target.get("class") == target_class])
+
+
+def best_of(records: list[Record]) -> Record | None:
+    """The fastest valid config's record; a config measured several times counts with its upper median."""
+    by_config: dict[str, list[Record]] = {}
+    for r in records:
+        if r.valid:
+            by_config.setdefault(config_key(r.config), []).append(r)
+    if not by_config:
+        return None
+    return min((sorted(rs, key=lambda r: r.median)[len(rs) // 2] for rs in by_config.values()), key=lambda r: r.median)
 
 
 def _ends_with_newline(path: Path) -> bool:
