@@ -77,7 +77,9 @@ class TuningLog:
 
     def append(self, record: Record) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(asdict(record), sort_keys=True)
+        data = asdict(record)
+        data["costs"] = [float(f"{c:.4g}") for c in record.costs]          # 4 significant digits suffice
+        line = json.dumps(data, sort_keys=True)
         with open(self.path, "a", encoding="utf-8") as f:
             if f.tell() > 0 and not _ends_with_newline(self.path):
                 f.write("\n")                       # a line cut by a kill stays a corrupt line of its own

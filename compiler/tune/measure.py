@@ -12,9 +12,11 @@ LocalRunner's policy:
 - Correctness: the child first compares every output with the reference
   interpreter's on seeded inputs; any difference is ``WRONG_ANSWER`` and no
   time is recorded.
-- Noise: ``warmup`` untimed runs, then runs until both ``min_repeats`` runs
-  and ``min_seconds`` of run time are reached; the median is the cost and
-  (p90 - p10) / median the spread. Candidates are timed one at a time, never
+- Noise: ``warmup`` untimed runs, then samples until both ``min_repeats``
+  samples and ``min_seconds`` of run time are reached; a sample averages
+  enough back-to-back runs to last ``sample_seconds`` (timer resolution and
+  call overhead stop mattering for microsecond kernels). The median sample is
+  the cost and (p90 - p10) / median the spread. Candidates are timed one at a time, never
   while another candidate runs. ``flush_cache`` overwrites a 64 MiB buffer
   before each timed run (a cold-cache measurement, for kernels that run after
   others in a model).
@@ -67,6 +69,7 @@ class MeasurePolicy:
     warmup: int = 2
     min_repeats: int = 5
     min_seconds: float = 0.05
+    sample_seconds: float = 1e-3        # a sample averages enough runs to last this long (small kernels)
     flush_cache: bool = False
 
 
@@ -92,15 +95,19 @@ def _measure_child(conn, task: Task, config: Config, inputs: dict, expected: dic
                 conn.send((ErrorCode.WRONG_ANSWER, f"output '{name}' differs from the reference interpreter", []))
                 return
         flush = np.zeros(64 << 20, np.uint8) if policy.flush_cache else None
+        start = time.perf_counter()
         for _ in range(policy.warmup):
             exe.run(inputs)
+        once = (time.perf_counter() - start) / max(policy.warmup, 1)
+        number = 1 if flush is not None else max(1, int(policy.sample_seconds / max(once, 1e-9)))
         costs: list[float] = []
-        while len(costs) < policy.min_repeats or sum(costs) < policy.min_seconds:
+        while len(costs) < policy.min_repeats or sum(costs) * number < policy.min_seconds:
             if flush is not None:
                 flush += 1
             start = time.perf_counter()
-            exe.run(inputs)
-            costs.append(time.perf_counter() - start)
+            for _ in range(number):
+                exe.run(inputs)
+            costs.append((time.perf_counter() - start) / number)
         conn.send((ErrorCode.NO_ERROR, "", costs))
     except Exception as e:
         conn.send((ErrorCode.RUNTIME_ERROR, f"{type(e).__name__}: {e}", []))
