@@ -188,9 +188,6 @@ class Emitter:
             self._loop(loop.var, ir.Constant(I64, main), stop, 1, lambda _: self.statements(loop.body))
 
     # ------------------------------------------------------------------ stores and loads
-    def _lanes(self) -> int:
-        return self.vector[1] if self.vector else 1
-
     def _scalar_index(self, index: ln.Expr) -> ir.Value:
         saved, saved_memo = self.vector, self._memo
         self.vector, self._memo = None, {}

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence, Union
+from typing import Any, Callable, Sequence
 
 INDEX = "i64"
 
@@ -297,5 +297,3 @@ def free_vars(expr: Expr) -> set[str]:
         out |= free_vars(child)
     return out
 
-
-Node = Union[Expr, Stmt]
