@@ -24,6 +24,7 @@ from tosac.runtime.executable import ControlStep, HostStep, KernelStep, Program
 PTR = ir.PointerType()
 I64 = ir.IntType(64)
 ENTRY = "model_run"
+HOST_ENTRY = "tosac_host_run"        # the JIT's entry: constants passed as a fourth pointer table
 
 
 def _align(n: int, to: int = 64) -> int:
@@ -45,14 +46,18 @@ def add_constants(module: ir.Module, constants: dict[str, np.ndarray], prefix: s
     return out
 
 
-def add_entry_point(module: ir.Module, program: Program, name: str = ENTRY, linkage: str = "") -> MemoryPlan:
+def add_entry_point(module: ir.Module, program: Program, name: str = ENTRY, linkage: str = "",
+                    constants_table: bool = False) -> MemoryPlan:
     """Define ``name(inputs, outputs, arena)`` running ``program``; return the plan with the full arena size.
 
     Control-flow bodies become internal entry points of their own; they share one
     arena region after the program's own buffers (bodies never run at the same
-    time), followed by WHILE_LOOP's temporaries.
+    time), followed by WHILE_LOOP's temporaries. With ``constants_table`` (the host
+    JIT) constants are not copied into the module: the function takes a fourth
+    argument, a table of pointers to them in ``sorted(program.constants)`` order.
     """
-    globals_ = add_constants(module, program.constants, name)
+    globals_ = {} if constants_table else add_constants(module, program.constants, name)
+    table_names = sorted(program.constants) if constants_table else []
     plan = program.memory_plan
     region = _align(plan.arena_bytes)
     bodies: dict[tuple[int, str], tuple[ir.Function, int]] = {}
@@ -68,10 +73,10 @@ def add_entry_point(module: ir.Module, program: Program, name: str = ENTRY, link
                 need = max(need, sub_plan.arena_bytes)
             temps = sum(_align(program.buffers[o].nbytes) for o in step.outputs) + 64 if step.op == "WHILE_LOOP" else 0
             extra = max(extra, _align(need) + temps)
-    fn = ir.Function(module, ir.FunctionType(ir.IntType(32), [PTR, PTR, PTR]), name=name)
+    fn = ir.Function(module, ir.FunctionType(ir.IntType(32), [PTR] * (4 if constants_table else 3)), name=name)
     if linkage:
         fn.linkage = linkage
-    inputs, outputs, arena = fn.args
+    inputs, outputs, arena = fn.args[:3]
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     offsets = plan.offsets
 
@@ -86,6 +91,8 @@ def add_entry_point(module: ir.Module, program: Program, name: str = ENTRY, link
         # (those are copied at the end); only kernels' results go straight to outputs[].
         if buffer in globals_:
             return globals_[buffer]
+        if buffer in table_names:
+            return slot(fn.args[3], table_names.index(buffer))
         if buffer in program.inputs:
             return slot(inputs, program.inputs.index(buffer))
         if buffer in program.outputs:
@@ -124,8 +131,8 @@ def add_entry_point(module: ir.Module, program: Program, name: str = ENTRY, link
         else:
             _while_loop(b, step, bodies, index, pointer, table, copy, at, region, program)
     for index, out in enumerate(program.outputs):         # outputs no kernel writes: constants and inputs
-        if out in globals_:
-            copy(slot(outputs, index), globals_[out], program.buffers[out].nbytes)
+        if out in globals_ or out in table_names:
+            copy(slot(outputs, index), pointer(out), program.buffers[out].nbytes)
         elif out in program.inputs:
             copy(slot(outputs, index), slot(inputs, program.inputs.index(out)), program.buffers[out].nbytes)
     b.ret(ir.Constant(ir.IntType(32), 0))

@@ -183,6 +183,8 @@ class Executable:
         checked = self._checked_inputs(inputs)
         if not hasattr(self, "_bound"):
             self._bind_static()
+        if self._loaded is not None and self._loaded.entry is not None:
+            return self._run_entry(checked)
         arrays = dict(self._static)
         arrays.update(checked)
         for name in p.outputs:
@@ -199,6 +201,30 @@ class Executable:
             self._call(step, address)
         fresh = set(p.outputs) - set(p.inputs) - set(self._static)
         return {n: arrays[n] if n in fresh else np.array(arrays[n], copy=True) for n in p.outputs}
+
+    def _run_entry(self, checked: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One native call runs every kernel (no Python between kernels)."""
+        p = self.program
+        if not hasattr(self, "_entry_tables"):
+            constants = sorted(p.constants)
+            table = (ctypes.c_void_p * max(len(constants), 1))(*[self._static[n].ctypes.data for n in constants])
+            ins = (ctypes.c_void_p * max(len(p.inputs), 1))()
+            outs = (ctypes.c_void_p * max(len(p.outputs), 1))()
+            address = lambda array: ctypes.cast(array, ctypes.c_void_p)  # noqa: E731
+            self._entry_tables = (ins, outs, (address(ins), address(outs), ctypes.c_void_p(self._arena_base.ctypes.data),
+                                              address(table)))
+        ins, outs, args = self._entry_tables
+        for i, name in enumerate(p.inputs):
+            ins[i] = checked[name].ctypes.data
+        results = {}
+        for j, name in enumerate(p.outputs):
+            spec = p.buffers[name]
+            results[name] = np.empty(spec.shape, dtype=spec.dtype)
+            outs[j] = results[name].ctypes.data
+        status = self._loaded.entry(*args)
+        if status != 0:
+            raise InterpreterError(f"compiled program returned status {status}")
+        return results
 
     def _call(self, step: KernelStep, address: ctypes.c_void_p) -> None:
         fn = self._functions[step.function]

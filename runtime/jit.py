@@ -14,14 +14,16 @@ import llvmlite.binding as llvm
 from tosac.errors import CodegenError
 
 KERNEL_SIGNATURE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
+ENTRY_SIGNATURE = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
 _LOCK = threading.Lock()
 
 
 class LoadedObject:
     """An object file loaded by MCJIT; keeps the engine alive while functions are in use."""
 
-    def __init__(self, object_code: bytes, names: list[str]):
+    def __init__(self, object_code: bytes, names: list[str], entry: str | None = None):
         self.functions: dict[str, ctypes._CFuncPtr] = {}
+        self.entry = None                  # (inputs[], outputs[], arena, constants[]) -> status, when compiled
         if not names:
             return
         with _LOCK:
@@ -38,3 +40,5 @@ class LoadedObject:
                 if not address:
                     raise CodegenError(f"kernel '{name}' missing from the compiled object")
                 self.functions[name] = KERNEL_SIGNATURE(address)
+            if entry:
+                self.entry = ENTRY_SIGNATURE(self._engine.get_function_address(entry))
