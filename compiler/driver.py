@@ -85,7 +85,7 @@ def compile(graph: Graph, target: str | Target = "host", config: Mapping[str, Co
 
 
 def _tuned_configs(optimised: Graph, target: Target, tuning_log) -> dict[str, Config]:
-    from tosac.tune.job import best_configs, default_log_for, warn_untuned
+    from tosac.tune.job import best_configs, default_log_for, shipped_log, warn_untuned
 
     if tuning_log is False:
         return {}
@@ -93,6 +93,8 @@ def _tuned_configs(optimised: Graph, target: Target, tuning_log) -> dict[str, Co
     log = tuning_log if explicit else default_log_for(target)
     if log is None:
         return {}
+    if not explicit:
+        log = shipped_log(log)
     configs, missing = best_configs(optimised, target, log, optimised=True)
     if explicit:
         warn_untuned(missing, str(getattr(log, "path", log)))

@@ -9,6 +9,7 @@ appended to the log the moment it is known.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import warnings
 from dataclasses import dataclass, field
@@ -204,6 +205,17 @@ def best_configs(graph: Graph, target: str | Target, log: TuningLog | str | Path
             else:
                 configs[name] = best.config
     return configs, missing
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed_log(path: str, mtime_ns: int, size: int) -> TuningLog:
+    return TuningLog(path)
+
+
+def shipped_log(path: Path) -> TuningLog:
+    """A read-only log parsed once per process and file version (compile consults it on every call)."""
+    stat = path.stat()
+    return _parsed_log(str(path), stat.st_mtime_ns, stat.st_size)
 
 
 def default_log_for(target: Target) -> Path | None:
