@@ -33,7 +33,7 @@ system-deps:
 	  fi; \
 	fi
 
-demo: $(STAMP)
+demo: $(STAMP) system-deps
 	$(VENV)/bin/tosac demo --out-dir demo-out
 
 test: $(STAMP) system-deps
