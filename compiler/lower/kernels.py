@@ -127,34 +127,27 @@ class KernelBuilder:
             return lower.lower_scatter(lw)
         raise UnsupportedError(f"{name} has no code generation")
 
+    def _template(self):
+        """(space builder, schedule builder) for this kernel's compute: one table, no parallel if-chains."""
+        t = self.target
+        table = [
+            (MapCompute, lambda c: generic.map_space(c, t.vector_bits), generic.map_schedule),
+            (generic.ReduceCompute, lambda c: generic.reduce_space(c, t.vector_bits), generic.reduce_schedule),
+            (taps.TapCompute, lambda c: taps.tap_space(c, t.vector_bits), taps.tap_schedule),
+            (dense.DenseCompute, lambda c: dense.dense_space(c, t), lambda c, cfg: dense.dense_schedule(c, cfg, t)),
+            (depthwise.DepthwiseCompute, lambda c: depthwise.depthwise_space(c, t.vector_bits),
+             depthwise.depthwise_schedule),
+        ]
+        for kind, space, schedule in table:
+            if isinstance(self.compute, kind):
+                return space, schedule
+        return (lambda c: ConfigSpace("fixed")), (lambda c, cfg: Schedule(c))
+
     def _space(self) -> ConfigSpace:
-        c, bits = self.compute, self.target.vector_bits
-        if isinstance(c, MapCompute):
-            return generic.map_space(c, bits)
-        if isinstance(c, generic.ReduceCompute):
-            return generic.reduce_space(c, bits)
-        if isinstance(c, taps.TapCompute):
-            return taps.tap_space(c, bits)
-        if isinstance(c, dense.DenseCompute):
-            return dense.dense_space(c, self.target)
-        if isinstance(c, depthwise.DepthwiseCompute):
-            return depthwise.depthwise_space(c, bits)
-        return ConfigSpace("fixed")
+        return self._template()[0](self.compute)
 
     def schedule(self, config: Config | None = None) -> Schedule:
-        config = self.space.resolve(config)
-        c = self.compute
-        if isinstance(c, MapCompute):
-            return generic.map_schedule(c, config)
-        if isinstance(c, generic.ReduceCompute):
-            return generic.reduce_schedule(c, config)
-        if isinstance(c, taps.TapCompute):
-            return taps.tap_schedule(c, config)
-        if isinstance(c, dense.DenseCompute):
-            return dense.dense_schedule(c, config, self.target)
-        if isinstance(c, depthwise.DepthwiseCompute):
-            return depthwise.depthwise_schedule(c, config)
-        return Schedule(c)
+        return self._template()[1](self.compute, self.space.resolve(config))
 
     @property
     def mac_count(self) -> int:
