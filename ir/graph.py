@@ -93,6 +93,8 @@ class Graph:
     """A whole model: blocks by name, the first being the entry block."""
     blocks: dict[str, Block] = field(default_factory=dict)
     version: tuple[int, int, int] = (1, 0, 0)
+    #: Free-form facts about the model that the IR does not carry (e.g. the ONNX frontend's I/O quantization).
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
     def main(self) -> Block:

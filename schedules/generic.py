@@ -63,6 +63,9 @@ class ElementContext:
             return ln.Load(arg.name, ln.Const(0), arg.type)
         if self._flat is not None:
             return ln.Load(arg.name, self._flat, arg.type)
+        if arg.size == self.output.size and arg.shape != self.output.shape:
+            # The same elements in another shape (RESHAPE): the output's row-major position.
+            return ln.Load(arg.name, ln.row_major(self.index, self.output.shape), arg.type)
         indices = [ln.Const(0) if dim == 1 else i for i, dim in zip(self.index, arg.shape)]
         return ln.Load(arg.name, ln.row_major(indices, arg.shape), arg.type)
 

@@ -1,0 +1,1 @@
+"""Importers from other frameworks into tosac graphs (``tosac.frontends.onnx``)."""

@@ -1,0 +1,359 @@
+"""The ONNX → tosac graph converter: tensor bookkeeping, emission helpers and the node loop.
+
+The legalisations themselves live in :mod:`.quantized` (integer ops, shared by
+the QDQ and QOperator formats), :mod:`.floating` (float and data-movement ops)
+and :mod:`.qoperator` (QLinear* and ``com.microsoft`` ops).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from tosac.errors import FrontendError, TosacError, UnsupportedError
+from tosac.frontends.onnx.entries import Entry, Quant, dtype_of, inverse, relayout
+from tosac.frontends.onnx.fixed_point import multipliers_shifts
+from tosac.ir.builder import GraphBuilder, Value
+from tosac.ir.dtypes import DType
+from tosac.ir.graph import Graph
+
+Handler = Callable[["Converter", onnx.NodeProto], None]
+#: (domain, op_type) → handler; filled by the legalisation modules with :func:`handles`.
+HANDLERS: dict[tuple[str, str], Handler] = {}
+
+_ONNX_INT = {onnx.TensorProto.INT8: DType.INT8, onnx.TensorProto.UINT8: DType.UINT8,
+             onnx.TensorProto.INT16: DType.INT16, onnx.TensorProto.INT32: DType.INT32,
+             onnx.TensorProto.FLOAT: DType.FP32, onnx.TensorProto.BOOL: DType.BOOL,
+             onnx.TensorProto.FLOAT16: DType.FP16}
+
+
+def handles(*op_types: str, domain: str = "") -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        for op_type in op_types:
+            HANDLERS[(domain, op_type)] = fn
+        return fn
+    return register
+
+
+@dataclass(frozen=True)
+class QOut:
+    """Where a quantized op's result goes: its quantization, dtype, fused clamp (real bounds) and name."""
+    quant: Quant
+    dtype: DType
+    name: str
+    low: float = -math.inf
+    high: float = math.inf
+
+
+class Converter:
+    """Converts one inferred ONNX graph; ``io='quantized'`` keeps quantized inputs/outputs as integers."""
+
+    def __init__(self, proto: onnx.ModelProto, consts: dict[str, np.ndarray], *, io: str):
+        self.proto, self.io = proto, io
+        self.g = GraphBuilder()
+        self.env: dict[str, Entry] = {}
+        self.io_quant: dict[str, dict[str, Any]] = {}
+        graph = proto.graph
+        self.shapes = {v.name: v for v in list(graph.value_info) + list(graph.input) + list(graph.output)}
+        self.outputs = [o.name for o in graph.output]
+        self.consumers: dict[str, list[onnx.NodeProto]] = {}
+        for node in graph.node:
+            for name in node.input:
+                self.consumers.setdefault(name, []).append(node)
+        self.claimed: set[int] = set()       # id() of nodes folded into an earlier node
+        for name, data in consts.items():
+            self.env[name] = Entry(tuple(np.shape(data)), data=np.asarray(data))
+        self.opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+
+    # ------------------------------------------------------------------ the node loop
+    def run(self) -> Graph:
+        from tosac.frontends.onnx.quantized import try_qdq
+
+        self._declare_inputs()
+        for node in self.proto.graph.node:
+            if id(node) in self.claimed:
+                continue
+            domain = "" if node.domain in ("", "ai.onnx") else node.domain
+            handler = HANDLERS.get((domain, node.op_type))
+            where = f"node '{node.name or node.output[0]}' ({(domain + '::') if domain else ''}{node.op_type})"
+            if handler is None:
+                raise UnsupportedError(f"{where}: operator not supported by the ONNX frontend "
+                                       f"(supported: {', '.join(sorted(op for _, op in HANDLERS))})")
+            before = len(self.g.blk.ops)
+            try:
+                if not self._fold(node) and not try_qdq(self, node):
+                    handler(self, node)
+            except UnsupportedError as exc:
+                raise UnsupportedError(f"{where}: {exc}") from None
+            except TosacError as exc:
+                raise FrontendError(f"{where}: {exc}") from None
+            except Exception as exc:
+                raise FrontendError(f"{where}: cannot convert ({type(exc).__name__}: {exc})") from exc
+            for op in self.g.blk.ops[before:]:
+                op.location = node.name or node.output[0]
+        self._declare_outputs()
+        graph = self.g.build()
+        graph.metadata["io_quantization"] = self.io_quant
+        return graph
+
+    def _declare_inputs(self) -> None:
+        for value in self.proto.graph.input:
+            if value.name in self.env:
+                continue
+            elem = value.type.tensor_type.elem_type
+            if elem not in _ONNX_INT:
+                raise UnsupportedError(f"input '{value.name}': element type "
+                                       f"{onnx.TensorProto.DataType.Name(elem)} is not supported")
+            shape = tuple(d.dim_value for d in value.type.tensor_type.shape.dim)
+            dtype, quant = _ONNX_INT[elem], self._input_quantization(value.name)
+            if quant is not None:
+                q, dtype = quant
+                self.io_quant[value.name] = {"scale": q.s.item(), "zero_point": q.zp, "dtype": dtype.name.lower()}
+                self.env[value.name] = Entry(shape, value=self.g.input(value.name, dtype, shape), quant=q)
+            else:
+                self.env[value.name] = Entry(shape, value=self.g.input(value.name, dtype, shape))
+
+    def _input_quantization(self, name: str) -> tuple[Quant, DType] | None:
+        """With quantized I/O, a float input read only by identical QuantizeLinear nodes becomes integer."""
+        users = self.consumers.get(name, [])
+        if self.io != "quantized" or not users or any(u.op_type != "QuantizeLinear" for u in users):
+            return None
+        params = [self.quantize_params(u) for u in users]
+        if any(not p[0].same_as(params[0][0]) or p[1] != params[0][1] for p in params) or params[0][0].per_channel:
+            return None
+        return params[0]
+
+    def _declare_outputs(self) -> None:
+        values = []
+        for name in self.outputs:
+            e = self.env[name]
+            if e.quant is not None and self.io == "quantized" and not e.quant.per_channel:
+                self.io_quant[name] = {"scale": e.quant.s.item(), "zero_point": e.quant.zp,
+                                       "dtype": e.dtype.name.lower()}
+                e = Entry(e.shape, value=self.value(e), layout=e.layout)
+            elif e.quant is not None:
+                e = self.dequantize(e)
+            v = self.value(e, tuple(range(e.rank)))
+            values.append(self.g.op("IDENTITY", [v], names=[name]))
+        self.g.output(*values)
+
+    def _fold(self, node: onnx.NodeProto) -> bool:
+        """Evaluate a standard-domain node whose inputs are all plain constants (shape arithmetic etc.)."""
+        if node.domain not in ("", "ai.onnx") or node.op_type in ("DequantizeLinear",):
+            return False
+        inputs = [self.env.get(n) for n in node.input if n]
+        if not inputs or any(e is None or not e.is_const or e.quant is not None for e in inputs):
+            return False
+        from onnx.reference import ReferenceEvaluator
+
+        names = [n for n in node.input if n]
+        model = helper.make_model(
+            helper.make_graph([node], "fold", [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(
+                self.env[n].data.dtype), self.env[n].shape) for n in names],
+                [helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in node.output]),
+            opset_imports=[helper.make_opsetid("", self.opset)])
+        results = ReferenceEvaluator(model).run(None, {n: self.env[n].data for n in names})
+        for name, data in zip(node.output, results):
+            self.env[name] = Entry(tuple(np.shape(data)), data=np.asarray(data))
+        return True
+
+    # ------------------------------------------------------------------ reading operands
+    def entry(self, node: onnx.NodeProto, index: int) -> Entry | None:
+        """Input ``index`` of ``node`` (None when absent or empty)."""
+        if index >= len(node.input) or not node.input[index]:
+            return None
+        name = node.input[index]
+        if name not in self.env:
+            raise FrontendError(f"input '{name}' is produced by no node, initializer or graph input")
+        return self.env[name]
+
+    def const(self, node: onnx.NodeProto, index: int, what: str, default: Any = None) -> np.ndarray | None:
+        """Input ``index`` as a compile-time constant (None/``default`` when absent)."""
+        e = self.entry(node, index)
+        if e is None:
+            return None if default is None else np.asarray(default)
+        if not e.is_const:
+            raise UnsupportedError(f"{what} (input {index}, '{node.input[index]}') must be a constant "
+                                   "initializer; bind it with load(..., constants={...})")
+        return e.data
+
+    @staticmethod
+    def attr(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
+        for a in node.attribute:
+            if a.name == name:
+                return helper.get_attribute_value(a)
+        return default
+
+    def quantize_params(self, node: onnx.NodeProto, scale_index: int = 1, zp_index: int = 2,
+                        axis: int | None = None) -> tuple[Quant, DType]:
+        """The (scale, zero point) operands of a (De)QuantizeLinear or QLinear op, and the integer dtype."""
+        scale = np.asarray(self.const(node, scale_index, "scale"), np.float32)
+        zp_data = self.const(node, zp_index, "zero point")
+        zp = np.zeros(scale.shape, np.uint8) if zp_data is None else zp_data
+        if zp.dtype not in (np.int8, np.uint8, np.int32):
+            raise UnsupportedError(f"zero point of type {zp.dtype} (tosac reads int8/uint8 quantization)")
+        if scale.size > 1 and axis is None:
+            axis = int(self.attr(node, "axis", 1))
+        if np.any(~(scale > 0)) or not np.all(np.isfinite(scale)):
+            raise FrontendError(f"scale '{node.input[scale_index]}' must be positive and finite")
+        quant = Quant(scale.reshape(-1) if scale.size > 1 else scale.reshape(()),
+                      zp.astype(np.int64).reshape(-1) if zp.size > 1 else zp.astype(np.int64).reshape(()),
+                      axis if scale.size > 1 else None)
+        return quant, dtype_of(zp)
+
+    # ------------------------------------------------------------------ QDQ fusion
+    def quantized_output(self, node: onnx.NodeProto) -> QOut | None:
+        """If the node's result flows (through Relu/Clip) into exactly one QuantizeLinear, claim that chain."""
+        name, low, high, chain = node.output[0], -math.inf, math.inf, []
+        while True:
+            users = self.consumers.get(name, [])
+            if name in self.outputs or len(users) != 1:
+                return None
+            user = users[0]
+            if user.op_type == "Relu":
+                low = max(low, 0.0)
+            elif user.op_type == "Clip":
+                lo, hi = (self.env.get(user.input[i]) if len(user.input) > i and user.input[i] else None
+                          for i in (1, 2))
+                if any(b is not None and not b.is_const for b in (lo, hi)):
+                    return None
+                low = max(low, float(lo.data)) if lo is not None else low
+                high = min(high, float(hi.data)) if hi is not None else high
+            elif user.op_type == "QuantizeLinear":
+                quant, dtype = self.quantize_params(user)
+                if quant.per_channel:
+                    return None
+                self.claimed.update(id(n) for n in chain + [user])
+                return QOut(quant, dtype, user.output[0], low, high)
+            else:
+                return None
+            chain.append(user)
+            name = user.output[0]
+
+    # ------------------------------------------------------------------ emitting
+    def set(self, name: str, value: Value, layout: tuple[int, ...] | None = None, quant: Quant | None = None) -> Entry:
+        perm = layout if layout is not None else tuple(range(len(value.shape)))
+        shape = [0] * len(perm)
+        for j, p in enumerate(perm):
+            shape[p] = value.shape[j]
+        entry = Entry(tuple(shape), value=value, layout=None if perm == tuple(range(len(perm))) else perm,
+                      quant=quant)
+        self.env[name] = entry
+        return entry
+
+    def set_entry(self, name: str, entry: Entry) -> None:
+        self.env[name] = entry
+
+    def value(self, e: Entry, layout: tuple[int, ...] | None = None, dtype: DType | None = None) -> Value:
+        """The stored tosac value of ``e`` in ``layout`` (default: as stored; constants in ONNX order)."""
+        if e.is_const:
+            data = e.data if layout is None else np.transpose(e.data, layout)
+            if data.dtype == np.float64:
+                data = data.astype(np.float32)
+            if data.dtype == np.int64:
+                if np.any(data < -2**31) or np.any(data >= 2**31):
+                    raise UnsupportedError("an int64 constant does not fit int32")
+                data = data.astype(np.int32)
+            return self.g.const(data, dtype)
+        if layout is None or layout == e.perm:
+            return e.value
+        return self.g.transpose(e.value, perms=relayout(e.perm, layout))
+
+    def onnx_order(self, e: Entry) -> Value:
+        return self.value(e, tuple(range(e.rank)))
+
+    def to_rank(self, e: Entry, rank: int) -> Entry:
+        """``e`` with leading 1-dimensions added (ONNX multidirectional broadcasting), layout kept if possible."""
+        if e.rank == rank:
+            return e
+        shape = (1,) * (rank - e.rank) + e.shape
+        if e.is_const:
+            return Entry(shape, data=e.data.reshape(shape), quant=e.quant)
+        lead = rank - e.rank
+        layout = tuple(range(lead)) + tuple(p + lead for p in e.perm)
+        stored = self.g.reshape(e.value, (1,) * lead + tuple(e.value.shape))
+        return Entry(shape, value=stored, layout=None if layout == tuple(range(rank)) else layout, quant=e.quant)
+
+    def common_layout(self, entries: list[Entry]) -> tuple[list[Entry], tuple[int, ...]]:
+        """Entries brought to one rank, and the layout of the first non-constant one."""
+        rank = max(e.rank for e in entries)
+        entries = [self.to_rank(e, rank) for e in entries]
+        layout = next((e.perm for e in entries if not e.is_const), tuple(range(rank)))
+        return entries, layout
+
+    def reshape_onnx(self, e: Entry, shape: tuple[int, ...]) -> Value:
+        """RESHAPE in ONNX order (data moves only if the entry is not stored in ONNX order)."""
+        return self.g.reshape(self.onnx_order(e), tuple(int(d) for d in shape))
+
+    def channel_shape(self, rank: int, axis: int, layout: tuple[int, ...], size: int) -> tuple[int, ...]:
+        """Broadcast shape of a per-channel vector along ONNX ``axis`` in stored ``layout``."""
+        shape = [1] * rank
+        shape[layout.index(axis % rank)] = size
+        return tuple(shape)
+
+    def dequantize(self, e: Entry) -> Entry:
+        """Materialise a lazily dequantized entry as float32: scale · (q − zp), as ONNX computes it."""
+        q = e.quant
+        if e.is_const:
+            data = ((e.data.astype(np.int64) - _bcast(q.zero_point, e.rank, q.axis)).astype(np.float32)
+                    * _bcast(q.scale, e.rank, q.axis))
+            return Entry(e.shape, data=data.astype(np.float32))
+        v, zp_shift = self.signed(e.value)
+        x = self.g.cast(v, DType.FP32)
+        perm = e.perm
+        if q.per_channel:
+            shape = self.channel_shape(e.rank, q.axis, perm, q.scale.size)
+            zp = self.g.const((q.zero_point + zp_shift).astype(np.float32).reshape(shape))
+            scale = self.g.const(q.scale.astype(np.float32).reshape(shape))
+        else:
+            zp = self.g.const(np.full((1,) * e.rank, q.zp + zp_shift, np.float32))
+            scale = self.g.const(np.full((1,) * e.rank, q.s, np.float32))
+        x = self.g.mul(self.g.sub(x, zp), scale)
+        return Entry(e.shape, value=x, layout=e.layout)
+
+    def signed(self, v: Value) -> tuple[Value, int]:
+        """An int8 view of a uint8 value (q − 128, exact), and the zero-point shift it implies."""
+        if v.dtype is DType.UINT8:
+            return self.g.rescale(v, DType.INT8, multiplier=1 << 30, shift=30, input_zp=0, output_zp=-128), -128
+        return v, 0
+
+    def unsigned(self, v: Value) -> Value:
+        """The uint8 value q + 128 of an int8 value (exact)."""
+        return self.g.rescale(v, DType.UINT8, multiplier=1 << 30, shift=30, input_zp=0, output_zp=128)
+
+    def requantize(self, acc: Value, real_scale: np.ndarray, out: QOut, channel_axis: int | None = None) -> Value:
+        """RESCALE an int32 accumulator (or an int8 value) to the output quantization, with the fused clamp."""
+        unsigned = out.dtype is DType.UINT8
+        zp = out.quant.zp - (128 if unsigned else 0)
+        mult, shift = multipliers_shifts(real_scale, "requantization")
+        per_channel = len(mult) > 1
+        if per_channel and channel_axis != acc.type.rank - 1:
+            raise UnsupportedError("per-channel requantization needs the channel dimension last")
+        y = self.g.rescale(acc, DType.INT8, multiplier=mult, shift=shift, input_zp=0, output_zp=zp,
+                           per_channel=per_channel)
+        lo, hi = _quantized_bound(out.low, out.quant.s, zp, -128), _quantized_bound(out.high, out.quant.s, zp, 127)
+        if lo > -128 or hi < 127:
+            y = self.g.clamp(y, min_val=max(lo, -128), max_val=min(hi, 127))
+        return self.unsigned(y) if unsigned else y
+
+
+def _quantized_bound(real: float, scale: float, zp: int, default: int) -> int:
+    if math.isinf(real):
+        return default
+    return int(np.clip(np.rint(np.float32(real) / np.float32(scale)) + zp, -128, 127))
+
+
+def _bcast(values: np.ndarray, rank: int, axis: int | None) -> np.ndarray:
+    if values.size == 1 or axis is None:
+        return values.reshape(())
+    shape = [1] * rank
+    shape[axis % rank] = values.size
+    return values.reshape(shape)
+
+
+def convert(proto: onnx.ModelProto, consts: Mapping[str, np.ndarray], io: str) -> Graph:
+    return Converter(proto, dict(consts), io=io).run()

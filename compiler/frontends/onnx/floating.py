@@ -1,0 +1,357 @@
+"""Float ops and data movement.
+
+Data-movement ops (Identity, Transpose, Reshape, Flatten, Squeeze, Unsqueeze,
+MaxPool, Relu, Concat and Pad of quantized tensors) work on the stored values
+whatever they are — float, integer or lazily dequantized — because they
+commute with dequantization. The other ops here compute in float32 (TOSA's fp
+ops): a lazily dequantized input is materialised first.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import onnx
+
+from tosac.errors import UnsupportedError
+from tosac.frontends.onnx.converter import Converter, handles
+from tosac.frontends.onnx.entries import NHWC, Entry
+from tosac.frontends.onnx.quantized import crop
+from tosac.frontends.onnx.spatial import window
+from tosac.ir.builder import Value
+from tosac.ir.dtypes import DType
+
+FLOAT_MAX = float(np.finfo(np.float32).max)
+
+
+def float_entry(cv: Converter, node: onnx.NodeProto, index: int) -> Entry | None:
+    """Input ``index`` as a float32 entry (lazily dequantized inputs are materialised)."""
+    e = cv.entry(node, index)
+    if e is None:
+        return None
+    if e.quant is not None:
+        e = cv.dequantize(e)
+    if e.is_const and e.data.dtype != np.float32:
+        if not np.issubdtype(e.data.dtype, np.floating):
+            raise UnsupportedError(f"input {index} has type {e.data.dtype}, expected float")
+        e = replace(e, data=e.data.astype(np.float32))
+    if not e.is_const and e.dtype is not DType.FP32:
+        raise UnsupportedError(f"input {index} has type {e.dtype.name}; this op is supported for float32 "
+                               "(and quantized tensors between DequantizeLinear and QuantizeLinear)")
+    return e
+
+
+def ones(rank: int) -> tuple[int, ...]:
+    return (1,) * rank
+
+
+def onnx_shape(cv: Converter, node: onnx.NodeProto, e: Entry, compute) -> tuple[int, ...]:
+    """The output shape of a shape-changing op: computed on a dummy array (cheap: no data)."""
+    dummy = np.lib.stride_tricks.as_strided(np.zeros(1, np.int8), e.shape, [0] * e.rank)
+    return tuple(int(d) for d in compute(dummy).shape)
+
+
+# ---------------------------------------------------------------------- data movement
+@handles("Identity")
+def identity(cv: Converter, node: onnx.NodeProto) -> None:
+    cv.set_entry(node.output[0], cv.entry(node, 0))
+
+
+@handles("Transpose")
+def transpose(cv: Converter, node: onnx.NodeProto) -> None:
+    e = cv.entry(node, 0)
+    perm = tuple(cv.attr(node, "perm", list(range(e.rank))[::-1]))
+    quant = e.quant
+    if quant is not None and quant.axis is not None:
+        quant = replace(quant, axis=perm.index(quant.axis))
+    if e.is_const:
+        cv.set_entry(node.output[0], Entry(tuple(e.shape[p] for p in perm), data=np.transpose(e.data, perm),
+                                           quant=quant))
+        return
+    layout = tuple(perm.index(p) for p in e.perm)      # stored axis j holds output axis layout[j]
+    cv.set(node.output[0], e.value, layout, quant)
+
+
+def _reshape_to(cv: Converter, node: onnx.NodeProto, e: Entry, shape: tuple[int, ...]) -> None:
+    if e.quant is not None and e.quant.per_channel:
+        e = cv.dequantize(e)
+    if e.is_const:
+        cv.set_entry(node.output[0], replace(e, data=e.data.reshape(shape), shape=shape))
+        return
+    cv.set(node.output[0], cv.reshape_onnx(e, shape), None, e.quant)
+
+
+@handles("Reshape")
+def reshape(cv: Converter, node: onnx.NodeProto) -> None:
+    e = cv.entry(node, 0)
+    target = [int(d) for d in cv.const(node, 1, "shape")]
+    if not cv.attr(node, "allowzero", 0):
+        target = [e.shape[i] if d == 0 else d for i, d in enumerate(target)]
+    _reshape_to(cv, node, e, onnx_shape(cv, node, e, lambda a: a.reshape(target)))
+
+
+@handles("Flatten")
+def flatten(cv: Converter, node: onnx.NodeProto) -> None:
+    e = cv.entry(node, 0)
+    axis = int(cv.attr(node, "axis", 1)) % (e.rank + 1) if e.rank else 0
+    _reshape_to(cv, node, e, (int(np.prod(e.shape[:axis])), int(np.prod(e.shape[axis:]))))
+
+
+@handles("Squeeze")
+def squeeze(cv: Converter, node: onnx.NodeProto) -> None:
+    e = cv.entry(node, 0)
+    axes = cv.const(node, 1, "axes")
+    axes = tuple(int(a) % e.rank for a in axes) if axes is not None else None
+    _reshape_to(cv, node, e, onnx_shape(cv, node, e, lambda a: np.squeeze(a, axis=axes)))
+
+
+@handles("Unsqueeze")
+def unsqueeze(cv: Converter, node: onnx.NodeProto) -> None:
+    e = cv.entry(node, 0)
+    axes = sorted(int(a) % (e.rank + len(cv.const(node, 1, "axes"))) for a in cv.const(node, 1, "axes"))
+    shape = list(e.shape)
+    for a in axes:
+        shape.insert(a, 1)
+    _reshape_to(cv, node, e, tuple(shape))
+
+
+@handles("Concat")
+def concat(cv: Converter, node: onnx.NodeProto) -> None:
+    entries = [cv.entry(node, i) for i in range(len(node.input))]
+    axis = int(cv.attr(node, "axis"))
+    quants = [e.quant for e in entries]
+    if any(q is not None for q in quants) and not all(q is not None and not q.per_channel
+                                                      and q.same_as(quants[0]) for q in quants):
+        entries = [float_entry(cv, node, i) for i in range(len(node.input))]
+    entries, layout = cv.common_layout(entries)
+    values = [cv.value(e, layout) for e in entries]
+    axis = layout.index(axis % len(layout))
+    cv.set(node.output[0], cv.g.concat(*values, axis=axis), layout, entries[0].quant)
+
+
+@handles("Pad")
+def pad(cv: Converter, node: onnx.NodeProto) -> None:
+    e = cv.entry(node, 0)
+    mode = cv.attr(node, "mode", b"constant")
+    if (mode.decode() if isinstance(mode, bytes) else mode) != "constant":
+        raise UnsupportedError(f"Pad mode '{mode}' (only 'constant' is supported)")
+    pads = [int(p) for p in cv.const(node, 1, "pads")]
+    fill = cv.const(node, 2, "constant_value", 0)
+    axes = cv.const(node, 3, "axes")
+    axes = [int(a) % e.rank for a in axes] if axes is not None else list(range(e.rank))
+    if min(pads) < 0:
+        raise UnsupportedError("negative pads are not supported")
+    fill = float(np.asarray(fill).reshape(-1)[0]) if np.size(fill) else 0.0
+    if e.quant is not None:
+        q = e.quant
+        on_grid = not q.per_channel and np.rint(fill / q.s) * q.s == fill
+        if not on_grid:
+            e = float_entry(cv, node, 0)
+    begin, end = [0] * e.rank, [0] * e.rank
+    for i, a in enumerate(axes):
+        begin[a], end[a] = pads[i], pads[len(axes) + i]
+    v = e.value if not e.is_const else cv.value(e)
+    padding = []
+    for a in e.perm:
+        padding += [begin[a], end[a]]
+    if e.quant is not None:
+        v, shift = cv.signed(v)
+        value = int(np.rint(fill / e.quant.s)) + e.quant.zp + shift
+        y = cv.g.pad(v, padding, pad_const=value)
+        y = cv.unsigned(y) if shift else y
+    else:
+        y = cv.g.pad(v, padding, pad_const=fill if v.dtype.is_float else int(fill))
+    cv.set(node.output[0], y, e.perm, e.quant)
+
+
+@handles("MaxPool")
+def max_pool(cv: Converter, node: onnx.NodeProto) -> None:
+    e = cv.entry(node, 0)
+    if len(node.output) > 1 and node.output[1]:
+        raise UnsupportedError("MaxPool's Indices output is not supported")
+    if e.rank != 4:
+        raise UnsupportedError("only 2-D MaxPool (NCHW input) is supported")
+    if e.quant is not None and e.quant.per_channel:
+        e = cv.dequantize(e)
+    v, shift = cv.signed(cv.value(e, NHWC))
+    win = window(node, cv.attr, (v.shape[1], v.shape[2]))
+    if win.dilation != (1, 1):
+        raise UnsupportedError("MaxPool with dilations is not supported")
+    y = cv.g.max_pool2d(crop(cv, v, win.crop), kernel=win.kernel, stride=win.stride, pad=win.pad)
+    cv.set(node.output[0], cv.unsigned(y) if shift else y, NHWC, e.quant)
+
+
+@handles("Relu")
+def relu(cv: Converter, node: onnx.NodeProto) -> None:
+    e = cv.entry(node, 0)
+    if e.quant is not None and not e.quant.per_channel and not e.is_const:
+        v, shift = cv.signed(e.value)
+        y = cv.g.clamp(v, min_val=int(np.clip(e.quant.zp + shift, -128, 127)), max_val=127)
+        cv.set(node.output[0], cv.unsigned(y) if shift else y, e.perm, e.quant)
+        return
+    if e.dtype.is_int and e.quant is None and not e.is_const:
+        v, shift = cv.signed(e.value)
+        y = cv.g.clamp(v, min_val=max(0 + shift, v.dtype.min), max_val=v.dtype.max)
+        cv.set(node.output[0], cv.unsigned(y) if shift else y, e.perm)
+        return
+    clip_float(cv, node, 0.0, FLOAT_MAX)
+
+
+@handles("Clip")
+def clip(cv: Converter, node: onnx.NodeProto) -> None:
+    lo = cv.const(node, 1, "min", -FLOAT_MAX)
+    hi = cv.const(node, 2, "max", FLOAT_MAX)
+    clip_float(cv, node, float(lo), float(hi))
+
+
+def clip_float(cv: Converter, node: onnx.NodeProto, lo: float, hi: float) -> None:
+    e = float_entry(cv, node, 0)
+    cv.set(node.output[0], cv.g.clamp(cv.value(e), min_val=lo, max_val=hi), e.perm)
+
+
+# ---------------------------------------------------------------------- float arithmetic
+def _binary(cv: Converter, node: onnx.NodeProto, op: str) -> None:
+    raw = [cv.entry(node, 0), cv.entry(node, 1)]
+    if all(e.quant is None and e.dtype is DType.INT32 for e in raw):
+        entries = raw
+    else:
+        entries = [float_entry(cv, node, 0), float_entry(cv, node, 1)]
+    entries, layout = cv.common_layout(entries)
+    a, b = (cv.value(e, layout) for e in entries)
+    y = cv.g.mul(a, b) if op == "MUL" else cv.g.op(op, [a, b])
+    cv.set(node.output[0], y, layout)
+
+
+for _onnx, _tosa in (("Add", "ADD"), ("Sub", "SUB"), ("Mul", "MUL")):
+    handles(_onnx)(lambda cv, node, _op=_tosa: _binary(cv, node, _op))
+
+
+def _unary(tosa_op: str):
+    def handler(cv: Converter, node: onnx.NodeProto) -> None:
+        e = float_entry(cv, node, 0)
+        cv.set(node.output[0], cv.g.op(tosa_op, [cv.value(e)]), e.perm)
+    return handler
+
+
+handles("Sigmoid")(_unary("SIGMOID"))
+handles("Tanh")(_unary("TANH"))
+handles("Exp")(_unary("EXP"))
+
+
+@handles("LeakyRelu")
+def leaky_relu(cv: Converter, node: onnx.NodeProto) -> None:
+    e = float_entry(cv, node, 0)
+    x, g = cv.value(e), cv.g
+    alpha = g.const(np.full(ones(e.rank), cv.attr(node, "alpha", 0.01), np.float32))
+    zero = g.const(np.zeros(ones(e.rank), np.float32))
+    cv.set(node.output[0], g.select(g.greater_equal(x, zero), x, g.mul(x, alpha)), e.perm)
+
+
+@handles("Softmax")
+def softmax(cv: Converter, node: onnx.NodeProto) -> None:
+    e = float_entry(cv, node, 0)
+    axis = e.stored_axis(int(cv.attr(node, "axis", -1)))
+    g, x = cv.g, cv.value(e)
+    ex = g.exp(g.sub(x, g.reduce_max(x, axis=axis)))
+    cv.set(node.output[0], g.mul(ex, g.reciprocal(g.reduce_sum(ex, axis=axis))), e.perm)
+
+
+@handles("Conv")
+def conv(cv: Converter, node: onnx.NodeProto) -> None:
+    x, w, b = float_entry(cv, node, 0), float_entry(cv, node, 1), float_entry(cv, node, 2)
+    if x.rank != 4:
+        raise UnsupportedError("only 2-D convolution (NCHW input) is supported")
+    g = cv.g
+    xv = cv.value(x, NHWC)
+    n, h, wd, c = xv.shape
+    o, per_group, kh, kw = w.shape
+    group = int(cv.attr(node, "group", 1))
+    win = window(node, cv.attr, (h, wd), (kh, kw))
+    xv = crop(cv, xv, win.crop)
+    bias = b.data if b is not None and b.is_const else np.zeros(o, np.float32)
+    args = dict(pad=win.pad, stride=win.stride, dilation=win.dilation, acc_type=DType.FP32,
+                input_zp=np.float32(0), weight_zp=np.float32(0))
+    if group == 1:
+        y = g.conv2d(xv, cv.value(w, (0, 2, 3, 1)), bias, **args)
+    elif group == c and per_group == 1:
+        wt = g.transpose(g.reshape(cv.onnx_order(w), (c, o // c, kh, kw)), perms=(2, 3, 0, 1))
+        y = g.depthwise_conv2d(xv, wt, bias, **args)
+    else:
+        raise UnsupportedError(f"grouped convolution with group={group} (only 1 and depthwise are supported)")
+    if b is not None and not b.is_const:
+        y = g.add(y, g.reshape(cv.value(b), (1, 1, 1, o)))
+    cv.set(node.output[0], y, NHWC)
+
+
+def _float_matmul(cv: Converter, a: Value, b: Value) -> Value:
+    """float a [..., M, K] @ b [..., K, N] with equal batch or 2-D b."""
+    g = cv.g
+    m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
+    batch_a, batch_b = a.shape[:-2], b.shape[:-2]
+    if batch_b and batch_a != batch_b:
+        raise UnsupportedError(f"MatMul broadcasting {list(a.shape)} @ {list(b.shape)} is not supported")
+    rows = int(np.prod(a.shape[:-1]))
+    if not batch_b:
+        y = g.matmul(g.reshape(a, (1, rows, k)), g.reshape(b, (1, k, n)),
+                     a_zp=np.float32(0), b_zp=np.float32(0))
+    else:
+        nb = int(np.prod(batch_a))
+        y = g.matmul(g.reshape(a, (nb, m, k)), g.reshape(b, (nb, k, n)), a_zp=np.float32(0), b_zp=np.float32(0))
+    return g.reshape(y, tuple(a.shape[:-1]) + (n,))
+
+
+@handles("MatMul")
+def matmul(cv: Converter, node: onnx.NodeProto) -> None:
+    a, b = float_entry(cv, node, 0), float_entry(cv, node, 1)
+    if a.rank < 2 or b.rank < 2:
+        raise UnsupportedError("MatMul of 1-D operands is not supported")
+    cv.set(node.output[0], _float_matmul(cv, cv.onnx_order(a), cv.onnx_order(b)))
+
+
+@handles("Gemm")
+def gemm(cv: Converter, node: onnx.NodeProto) -> None:
+    a, b, c = float_entry(cv, node, 0), float_entry(cv, node, 1), float_entry(cv, node, 2)
+    g = cv.g
+    av, bv = cv.onnx_order(a), cv.onnx_order(b)
+    if cv.attr(node, "transA", 0):
+        av = g.transpose(av, perms=(1, 0))
+    if cv.attr(node, "transB", 0):
+        bv = g.transpose(bv, perms=(1, 0))
+    y = _float_matmul(cv, av, bv)
+    alpha, beta = np.float32(cv.attr(node, "alpha", 1.0)), np.float32(cv.attr(node, "beta", 1.0))
+    if alpha != 1:
+        y = g.mul(y, g.const(np.full((1, 1), alpha, np.float32)))
+    if c is not None:
+        c = cv.to_rank(c, 2)
+        cv_c = cv.onnx_order(c) if not c.is_const else g.const(c.data * beta if beta != 1 else c.data)
+        if beta != 1 and not c.is_const:
+            cv_c = g.mul(cv_c, g.const(np.full((1, 1), beta, np.float32)))
+        y = g.add(y, cv_c)
+    cv.set(node.output[0], y)
+
+
+def _avg_pool(cv: Converter, node: onnx.NodeProto, global_pool: bool) -> None:
+    e = float_entry(cv, node, 0)
+    if e.rank != 4:
+        raise UnsupportedError("only 2-D pooling (NCHW input) is supported")
+    g = cv.g
+    v = cv.value(e, NHWC)
+    if global_pool:
+        total = g.reduce_sum(g.reduce_sum(v, axis=1), axis=2)
+        y = g.mul(total, g.const(np.full((1, 1, 1, 1), 1.0 / (v.shape[1] * v.shape[2]), np.float32)))
+        cv.set(node.output[0], y, NHWC)
+        return
+    win = window(node, cv.attr, (v.shape[1], v.shape[2]))
+    if win.dilation != (1, 1):
+        raise UnsupportedError("AveragePool with dilations is not supported")
+    v, pad = crop(cv, v, win.crop), win.pad
+    if cv.attr(node, "count_include_pad", 0) and any(pad):
+        v = g.pad(v, (0, 0, pad[0], pad[1], pad[2], pad[3], 0, 0), pad_const=np.float32(0))
+        pad = (0, 0, 0, 0)
+    y = g.avg_pool2d(v, kernel=win.kernel, stride=win.stride, pad=pad, input_zp=np.float32(0),
+                     output_zp=np.float32(0))
+    cv.set(node.output[0], y, NHWC)
+
+
+handles("AveragePool")(lambda cv, node: _avg_pool(cv, node, False))
+handles("GlobalAveragePool")(lambda cv, node: _avg_pool(cv, node, True))
