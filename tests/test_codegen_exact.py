@@ -468,3 +468,35 @@ def test_wide_types_and_remaining_ops(case, seed, data):
         g.output(g.negate(x, input_zp=int(rng.integers(-128, 128)), output_zp=int(rng.integers(-128, 128))))
         inputs = {"x": ints(data.draw, DType.INT8, (2, 7))}
     check(g.build(), inputs, seed)
+
+
+# ----------------------------------------------------------------------------- regressions found by the ONNX frontend
+
+@SETTINGS
+@given(st.lists(st.integers(1, 5), min_size=2, max_size=4), st.integers(0, 1000), st.data())
+def test_reshape_fused_with_per_channel_rescale(shape, seed, data):
+    """RESHAPE followed by a per-channel RESCALE: the channel is the last axis of the *output* shape."""
+    rng = np.random.default_rng(seed)
+    size = int(np.prod(shape))
+    channels = data.draw(st.sampled_from([d for d in range(1, size + 1) if size % d == 0]))
+    g = GraphBuilder()
+    x = g.input("x", DType.INT32, tuple(shape))
+    y = g.reshape(x, (size // channels, channels))
+    y = g.rescale(y, DType.INT8, multiplier=rng.integers(1 << 29, 1 << 31, channels).tolist(),
+                  shift=rng.integers(30, 40, channels).tolist(), output_zp=-3, per_channel=True)
+    g.output(y)
+    check(g.build(), {"x": ints(data.draw, DType.INT32, tuple(shape), -1 << 20, 1 << 20)}, seed)
+
+
+def test_non_contiguous_constants_are_bound_correctly():
+    """A constant whose numpy data is a transposed view (not C-contiguous) must reach the kernel in row-major order."""
+    rng = np.random.default_rng(0)
+    g = GraphBuilder()
+    x = g.input("x", DType.INT8, (1, 6, 6, 4))
+    w = g.const(rng.integers(-127, 128, (5, 3, 3, 4), dtype=np.int8))
+    g.output(g.conv2d(x, w, pad=(1, 1, 1, 1), input_zp=3))
+    graph = g.build()
+    tensor = graph.tensors[w.name]
+    tensor.data = np.asfortranarray(tensor.data)          # same values, column-major memory
+    assert not tensor.data.flags.c_contiguous
+    check(graph, {"x": rng.integers(-128, 128, (1, 6, 6, 4), dtype=np.int8)})
