@@ -493,8 +493,8 @@ def test_non_contiguous_constants_are_bound_correctly():
     rng = np.random.default_rng(0)
     g = GraphBuilder()
     x = g.input("x", DType.INT8, (1, 6, 6, 4))
-    w = g.const(rng.integers(-127, 128, (5, 3, 3, 4), dtype=np.int8))
-    g.output(g.conv2d(x, w, pad=(1, 1, 1, 1), input_zp=3))
+    w = g.const(rng.integers(-127, 128, (3, 3, 4, 1), dtype=np.int8))
+    g.output(g.depthwise_conv2d(x, w, pad=(1, 1, 1, 1), input_zp=3))
     graph = g.build()
     tensor = graph.tensors[w.name]
     tensor.data = np.asfortranarray(tensor.data)          # same values, column-major memory
