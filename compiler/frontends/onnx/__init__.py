@@ -33,8 +33,9 @@ def load(model: str | os.PathLike | onnx.ModelProto, *, io: str = "quantized",
     """Import an ONNX model (a path or a ModelProto) as a verified tosac graph.
 
     ``input_shapes`` fixes dynamic input dimensions. ``constants`` gives values
-    for graph inputs that the model uses as constants (scales, zero points,
-    shapes, weights): such inputs are folded in and leave the graph's inputs.
+    for graph inputs that the model needs as constants (scales, zero points,
+    shapes): where an op needs a constant, the value is used, and an input used
+    only that way leaves the graph's inputs. Inputs read as data stay inputs.
     """
     if io not in ("quantized", "float"):
         raise FrontendError(f"io must be 'quantized' or 'float', got '{io}'")
@@ -46,10 +47,9 @@ def load(model: str | os.PathLike | onnx.ModelProto, *, io: str = "quantized",
         raise FrontendError(f"constants names no model input: {unknown}")
     proto = infer_shapes(proto, input_shapes, bound)
     consts = initializers(proto)
-    consts.update(bound)
     from tosac.frontends.onnx import floating, qoperator, quantized  # noqa: F401  (register handlers)
 
-    return convert(proto, consts, io)
+    return convert(proto, consts, io, bound)
 
 
 def supported_ops() -> list[str]:

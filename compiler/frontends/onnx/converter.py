@@ -15,7 +15,7 @@ import onnx
 from onnx import helper
 
 from tosac.errors import FrontendError, TosacError, UnsupportedError
-from tosac.frontends.onnx.entries import Entry, Quant, dtype_of, inverse, relayout
+from tosac.frontends.onnx.entries import Entry, Quant, dtype_of, relayout
 from tosac.frontends.onnx.fixed_point import multipliers_shifts
 from tosac.ir.builder import GraphBuilder, Value
 from tosac.ir.dtypes import DType
@@ -52,8 +52,11 @@ class QOut:
 class Converter:
     """Converts one inferred ONNX graph; ``io='quantized'`` keeps quantized inputs/outputs as integers."""
 
-    def __init__(self, proto: onnx.ModelProto, consts: dict[str, np.ndarray], *, io: str):
+    def __init__(self, proto: onnx.ModelProto, consts: dict[str, np.ndarray], *, io: str,
+                 bound: Mapping[str, np.ndarray] | None = None):
         self.proto, self.io = proto, io
+        self.bound = dict(bound or {})          # graph inputs with values, used where a constant is needed
+        self.used_bound: set[str] = set()
         self.g = GraphBuilder()
         self.env: dict[str, Entry] = {}
         self.io_quant: dict[str, dict[str, Any]] = {}
@@ -96,6 +99,7 @@ class Converter:
             for op in self.g.blk.ops[before:]:
                 op.location = node.name or node.output[0]
         self._declare_outputs()
+        self._drop_bound_inputs()
         graph = self.g.build()
         graph.metadata["io_quantization"] = self.io_quant
         return graph
@@ -105,6 +109,9 @@ class Converter:
             if value.name in self.env:
                 continue
             elem = value.type.tensor_type.elem_type
+            if elem not in _ONNX_INT and value.name in self.bound:
+                self.env[value.name] = Entry(tuple(self.bound[value.name].shape), data=self.bound[value.name])
+                continue
             if elem not in _ONNX_INT:
                 raise UnsupportedError(f"input '{value.name}': element type "
                                        f"{onnx.TensorProto.DataType.Name(elem)} is not supported")
@@ -116,6 +123,13 @@ class Converter:
                 self.env[value.name] = Entry(shape, value=self.g.input(value.name, dtype, shape), quant=q)
             else:
                 self.env[value.name] = Entry(shape, value=self.g.input(value.name, dtype, shape))
+
+    def _drop_bound_inputs(self) -> None:
+        """Inputs that were only ever used as constants leave the graph's inputs."""
+        read = {name for op in self.g.blk.ops for name in op.inputs} | set(self.g.blk.outputs)
+        for name in self.used_bound - read:
+            self.g.blk.inputs.remove(name)
+            del self.g.blk.tensors[name]
 
     def _input_quantization(self, name: str) -> tuple[Quant, DType] | None:
         """With quantized I/O, a float input read only by identical QuantizeLinear nodes becomes integer."""
@@ -137,9 +151,22 @@ class Converter:
                 e = Entry(e.shape, value=self.value(e), layout=e.layout)
             elif e.quant is not None:
                 e = self.dequantize(e)
-            v = self.value(e, tuple(range(e.rank)))
-            values.append(self.g.op("IDENTITY", [v], names=[name]))
+            values.append(self._named(self.value(e, tuple(range(e.rank))), name))
         self.g.output(*values)
+
+    def _named(self, v: Value, name: str) -> Value:
+        """``v`` under the ONNX output name: the producing op's result is renamed (IDENTITY if it cannot be)."""
+        blk = self.g.blk
+        producer = next((op for op in blk.ops if v.name in op.outputs), None)
+        if producer is None or name in blk.tensors or v.name in blk.outputs:
+            return self.g.op("IDENTITY", [v], names=[name])
+        tensor = blk.tensors.pop(v.name)
+        tensor.name = name
+        blk.tensors[name] = tensor
+        for op in blk.ops:
+            op.inputs = [name if i == v.name else i for i in op.inputs]
+            op.outputs = [name if o == v.name else o for o in op.outputs]
+        return Value(name, v.type)
 
     def _fold(self, node: onnx.NodeProto) -> bool:
         """Evaluate a standard-domain node whose inputs are all plain constants (shape arithmetic etc.)."""
@@ -176,6 +203,9 @@ class Converter:
         e = self.entry(node, index)
         if e is None:
             return None if default is None else np.asarray(default)
+        if not e.is_const and node.input[index] in self.bound:
+            self.used_bound.add(node.input[index])
+            return self.bound[node.input[index]]
         if not e.is_const:
             raise UnsupportedError(f"{what} (input {index}, '{node.input[index]}') must be a constant "
                                    "initializer; bind it with load(..., constants={...})")
@@ -258,9 +288,12 @@ class Converter:
                 if np.any(data < -2**31) or np.any(data >= 2**31):
                     raise UnsupportedError("an int64 constant does not fit int32")
                 data = data.astype(np.int32)
-            return self.g.const(data, dtype)
+            return self.g.const(data, dtype or dtype_of(data))
         if layout is None or layout == e.perm:
             return e.value
+        if e.value.dtype is DType.UINT8:          # TOSA moves int8, not uint8: q - 128, move, + 128 (exact)
+            moved = self.g.transpose(self.signed(e.value)[0], perms=relayout(e.perm, layout))
+            return self.unsigned(moved)
         return self.g.transpose(e.value, perms=relayout(e.perm, layout))
 
     def onnx_order(self, e: Entry) -> Value:
@@ -355,5 +388,6 @@ def _bcast(values: np.ndarray, rank: int, axis: int | None) -> np.ndarray:
     return values.reshape(shape)
 
 
-def convert(proto: onnx.ModelProto, consts: Mapping[str, np.ndarray], io: str) -> Graph:
-    return Converter(proto, dict(consts), io=io).run()
+def convert(proto: onnx.ModelProto, consts: Mapping[str, np.ndarray], io: str,
+            bound: Mapping[str, np.ndarray] | None = None) -> Graph:
+    return Converter(proto, dict(consts), io=io, bound=bound).run()

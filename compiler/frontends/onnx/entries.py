@@ -84,9 +84,13 @@ class Entry:
 
 
 def dtype_of(data: np.ndarray) -> DType:
+    from tosac.errors import UnsupportedError
     from tosac.ir.builder import _NUMPY_TO_DTYPE
 
-    return _NUMPY_TO_DTYPE[np.asarray(data).dtype]
+    dtype = np.asarray(data).dtype
+    if dtype not in _NUMPY_TO_DTYPE:
+        raise UnsupportedError(f"element type {dtype} is not supported")
+    return _NUMPY_TO_DTYPE[dtype]
 
 
 def inverse(perm: tuple[int, ...]) -> tuple[int, ...]:

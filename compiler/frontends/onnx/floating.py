@@ -93,7 +93,8 @@ def reshape(cv: Converter, node: onnx.NodeProto) -> None:
 @handles("Flatten")
 def flatten(cv: Converter, node: onnx.NodeProto) -> None:
     e = cv.entry(node, 0)
-    axis = int(cv.attr(node, "axis", 1)) % (e.rank + 1) if e.rank else 0
+    axis = int(cv.attr(node, "axis", 1))
+    axis = axis + e.rank if axis < 0 else axis
     _reshape_to(cv, node, e, (int(np.prod(e.shape[:axis])), int(np.prod(e.shape[axis:]))))
 
 
@@ -177,6 +178,8 @@ def max_pool(cv: Converter, node: onnx.NodeProto) -> None:
     win = window(node, cv.attr, (v.shape[1], v.shape[2]))
     if win.dilation != (1, 1):
         raise UnsupportedError("MaxPool with dilations is not supported")
+    if v.dtype not in (DType.INT8, DType.INT16, DType.FP32):
+        raise UnsupportedError(f"MaxPool of {v.dtype.name} is not supported")
     y = cv.g.max_pool2d(crop(cv, v, win.crop), kernel=win.kernel, stride=win.stride, pad=win.pad)
     cv.set(node.output[0], cv.unsigned(y) if shift else y, NHWC, e.quant)
 
@@ -199,9 +202,16 @@ def relu(cv: Converter, node: onnx.NodeProto) -> None:
 
 @handles("Clip")
 def clip(cv: Converter, node: onnx.NodeProto) -> None:
-    lo = cv.const(node, 1, "min", -FLOAT_MAX)
-    hi = cv.const(node, 2, "max", FLOAT_MAX)
-    clip_float(cv, node, float(lo), float(hi))
+    e = cv.entry(node, 0)
+    if e.quant is None and not e.is_const and e.dtype in (DType.INT8, DType.INT16):
+        lo = int(cv.const(node, 1, "min", e.dtype.min))
+        hi = int(cv.const(node, 2, "max", e.dtype.max))
+        lo = min(lo, hi)                                  # min > max: every value becomes max (ONNX)
+        cv.set(node.output[0], cv.g.clamp(e.value, min_val=lo, max_val=hi), e.perm)
+        return
+    lo = float(cv.const(node, 1, "min", -FLOAT_MAX))
+    hi = float(cv.const(node, 2, "max", FLOAT_MAX))
+    clip_float(cv, node, min(lo, hi), hi)
 
 
 def clip_float(cv: Converter, node: onnx.NodeProto, lo: float, hi: float) -> None:
@@ -210,15 +220,22 @@ def clip_float(cv: Converter, node: onnx.NodeProto, lo: float, hi: float) -> Non
 
 
 # ---------------------------------------------------------------------- float arithmetic
+_WRAPPING_INTS = (DType.INT8, DType.INT16, DType.INT32)
+
+
 def _binary(cv: Converter, node: onnx.NodeProto, op: str) -> None:
+    """Float32 arithmetic, or signed integer arithmetic that wraps (computed in int32, cast back)."""
     raw = [cv.entry(node, 0), cv.entry(node, 1)]
-    if all(e.quant is None and e.dtype is DType.INT32 for e in raw):
-        entries = raw
-    else:
-        entries = [float_entry(cv, node, 0), float_entry(cv, node, 1)]
+    integer = all(e.quant is None and e.dtype in _WRAPPING_INTS for e in raw)
+    entries = raw if integer else [float_entry(cv, node, 0), float_entry(cv, node, 1)]
     entries, layout = cv.common_layout(entries)
     a, b = (cv.value(e, layout) for e in entries)
+    dtype = a.dtype
+    if integer and dtype is not DType.INT32:
+        a, b = cv.g.cast(a, DType.INT32), cv.g.cast(b, DType.INT32)
     y = cv.g.mul(a, b) if op == "MUL" else cv.g.op(op, [a, b])
+    if integer and dtype is not DType.INT32:
+        y = cv.g.cast(y, dtype)
     cv.set(node.output[0], y, layout)
 
 
@@ -303,9 +320,16 @@ def _float_matmul(cv: Converter, a: Value, b: Value) -> Value:
 @handles("MatMul")
 def matmul(cv: Converter, node: onnx.NodeProto) -> None:
     a, b = float_entry(cv, node, 0), float_entry(cv, node, 1)
-    if a.rank < 2 or b.rank < 2:
-        raise UnsupportedError("MatMul of 1-D operands is not supported")
-    cv.set(node.output[0], _float_matmul(cv, cv.onnx_order(a), cv.onnx_order(b)))
+    av, bv = cv.onnx_order(a), cv.onnx_order(b)
+    if a.rank == 1:                                  # numpy rules: a vector is a row (or column) matrix
+        av = cv.g.reshape(av, (1, a.shape[0]))
+    if b.rank == 1:
+        bv = cv.g.reshape(bv, (b.shape[0], 1))
+    if a.rank == 1 and b.rank > 2:
+        av = cv.g.reshape(av, (1,) * (b.rank - 1) + (a.shape[0],))
+    y = _float_matmul(cv, av, bv)
+    shape = np.matmul(np.empty(a.shape, np.int8), np.empty(b.shape, np.int8)).shape
+    cv.set(node.output[0], y if tuple(y.shape) == shape else cv.g.reshape(y, shape))
 
 
 @handles("Gemm")

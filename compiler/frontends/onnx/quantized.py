@@ -349,6 +349,8 @@ def dequantize_linear(cv: Converter, node: onnx.NodeProto) -> None:
     e = cv.entry(node, 0)
     if e.quant is not None or e.dtype.is_float:
         raise UnsupportedError(f"DequantizeLinear input must be an integer tensor, got {e.dtype.name}")
+    if cv.attr(node, "block_size", 0):
+        raise UnsupportedError("blocked quantization (block_size) is not supported")
     quant, _ = cv.quantize_params(node, axis=int(cv.attr(node, "axis", 1)))
     if e.dtype is DType.INT32 and not e.is_const:
         raise UnsupportedError("DequantizeLinear of a run-time int32 tensor is not supported")
@@ -387,7 +389,7 @@ def quantize_float(cv: Converter, x: Value, out: QOut) -> Value:
     scaled = g.mul(x, g.const(np.full(ones, np.float32(1.0) / out.quant.s, np.float32)))
     q = g.add(g.cast(scaled, DType.INT32), g.const(np.full(ones, out.quant.zp, np.int32)))
     info = np.iinfo(out.dtype.storage)
-    q = g.clamp(q, min_val=int(info.min), max_val=int(info.max))
+    q = g.minimum(g.maximum(q, g.const(np.full(ones, info.min, np.int32))), g.const(np.full(ones, info.max, np.int32)))
     if out.dtype is DType.UINT8:
         return cv.unsigned(g.cast(g.add(q, g.const(np.full(ones, -128, np.int32))), DType.INT8))
     return g.cast(q, out.dtype)
