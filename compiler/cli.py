@@ -5,6 +5,7 @@
     tosac run MODEL --input x=x.npy     run a graph (compiled for the host, or on the reference interpreter)
     tosac demo                          build, save, inspect and run the built-in example
     tosac conformance tosa-cts ...      the official TOSA conformance tests
+    tosac conformance onnx-node ...     ONNX's backend node tests for the ops the ONNX frontend claims
 
 Errors the user can fix (a bad file, an invalid graph) print one clear line
 and exit with status 2; nothing prints a traceback unless --debug is given.
@@ -22,17 +23,53 @@ from tosac.conformance.execute import TARGETS
 from tosac.errors import TosacError
 
 
-def _load(path: str):
+MODEL_HELP = "a model: .onnx, .tosa or tosac .json file, or a bundled model name (kws, vww, ic, ad)"
+
+
+def _load(args: argparse.Namespace):
+    """The graph named by ``args.model``: an ONNX file (through the frontend), a TOSA/JSON file, or a bundled model."""
+    spec = args.model
+    path = Path(spec)
+    if not path.exists():
+        from tosac import models
+        if spec in models.names():
+            return models.load(spec)
+    if path.suffix.lower() == ".onnx":
+        from tosac.frontends.onnx import load as load_onnx
+        return load_onnx(path, io=args.io, input_shapes=_parse_shapes(args.input_shape or []))
     from tosac.ir.serialize import load
-    return load(Path(path))
+    return load(path)
+
+
+def _parse_shapes(pairs: list[str]) -> dict[str, list[int]]:
+    shapes = {}
+    for pair in pairs:
+        name, sep, dims = pair.partition("=")
+        try:
+            shapes[name] = [int(d) for d in dims.split(",")]
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise TosacError(f"--input-shape '{pair}': expected NAME=D0,D1,... (e.g. input=1,3,96,96)")
+    return shapes
+
+
+def _model_argument(p: argparse.ArgumentParser, help_text: str = MODEL_HELP) -> None:
+    p.add_argument("model", help=help_text)
+    p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...",
+                   help="ONNX: the value of an input's dynamic dimensions (repeatable)")
+    p.add_argument("--io", choices=["quantized", "float"], default="quantized",
+                   help="ONNX: keep quantized inputs/outputs as integers (default) or as the model's floats")
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from tosac.ir.serialize import format_graph
     from tosac.ir.verifier import verify
 
-    graph = _load(args.model)
+    graph = _load(args)
     print(format_graph(graph))
+    for name, q in graph.metadata.get("io_quantization", {}).items():
+        print(f"quantized I/O: {name} {q['dtype']} real = {q['scale']:.6g} * (q - {q['zero_point']})")
     verify(graph)
     print("verified: OK")
     return 0
@@ -67,7 +104,7 @@ def _load_config(path: str | None) -> dict | None:
 def cmd_compile(args: argparse.Namespace) -> int:
     from tosac.driver import compile as compile_graph
 
-    graph = _load(args.model)
+    graph = _load(args)
     standalone = bool(args.header or args.static_lib)
     exe = compile_graph(graph, args.target, _load_config(args.config), standalone=standalone,
                         tuning_log=args.tuning_log)
@@ -98,7 +135,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from tosac.conformance.execute import run_graph_on_target
 
-    graph = _load(args.model)
+    graph = _load(args)
     inputs = _parse_inputs(args.input or [])
     if args.random_inputs:
         rng = np.random.default_rng(args.seed)
@@ -167,7 +204,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from tosac.tune import tune
     from tosac.tune.report import summary_table
 
-    graph = _load(args.model)
+    graph = _load(args)
     log = args.log or (Path(args.model).stem + f".{args.target}.jsonl")
     fixed = {}
     for pair in args.fix or []:
@@ -216,6 +253,18 @@ def cmd_cross(args: argparse.Namespace) -> int:
     return _report(results, args, "cross", "+".join(targets))
 
 
+def cmd_onnx_nodes(args: argparse.Namespace) -> int:
+    from tosac.conformance.onnx_nodes import run_suite
+
+    results, seconds = run_suite(args.target, args.filter)
+    print(f"time on {args.target}: {seconds:.0f} s (import, compile and run)")
+    for r in results:
+        if r.outcome == "skipped":
+            print(f"  skipped {r.name}: {r.message[:150]}")
+    args.seed, args.ops = None, args.filter
+    return _report(results, args, "onnx-node", args.target)
+
+
 def _suite_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ops", metavar="REGEX", help="only operators (or fused:<pattern>) whose lower-case name matches")
     p.add_argument("--examples", type=int, default=10, help="hypothesis examples per operator (default 10)")
@@ -235,14 +284,14 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Print a model (.tosa flatbuffer or tosac .json) block by block: inputs, "
                        "every op with operand and result types and attributes, outputs; then verify it "
                        "against the TOSA specification's ERROR_IF rules.")
-    p.add_argument("model", help="a .tosa or .json model file")
+    _model_argument(p)
     p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("compile", help="compile a model for a target and write its object code",
                        description="Compile a model through the graph passes, fusion and the schedule templates "
                        "(default configs, or --config) to LLVM and object code for --target; print the kernels "
                        "with their templates and configs, the memory plan and the compile time.")
-    p.add_argument("model", help="a .tosa or .json model file")
+    _model_argument(p)
     p.add_argument("-o", "--output", help="write the object file here")
     p.add_argument("--target", default="host", help="host, x86_64, x86_64-avx2, x86_64-avx512vnni, aarch64, "
                    "aarch64-dotprod or armv7 (default host)")
@@ -259,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "output against the reference interpreter; every trial is appended to --log, and an "
                        "interrupted job resumes from it. 'tosac tune report LOG [--plot curves.png]' summarises a "
                        "log and draws best-so-far curves.")
-    p.add_argument("model", help="a .tosa or .json model file, or 'report'")
+    _model_argument(p, MODEL_HELP + "; or 'report'")
     p.add_argument("log_file", nargs="?", help="with 'report': the log to summarise")
     p.add_argument("--target", default="host", help="target to tune for (default host)")
     p.add_argument("--trials", type=int, default=64, help="measured trials per kernel (default 64)")
@@ -279,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a model (compiled for the host, or on the reference interpreter)",
                        description="Compile a model for --target and run it, or run it on the exact reference "
                        "interpreter (--target reference); print its outputs.")
-    p.add_argument("model", help="a .tosa or .json model file")
+    _model_argument(p)
     p.add_argument("--target", default="host", choices=list(TARGETS), help="where to run (default host)")
     p.add_argument("--config", metavar="FILE.json", help="knob values per kernel name (see tosac compile)")
     p.add_argument("--check", action="store_true", help="also run the reference interpreter and compare the bits")
@@ -342,6 +391,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--targets", default="host,aarch64,armv7", help="comma-separated (default host,aarch64,armv7)")
     _suite_options(p)
     p.set_defaults(func=cmd_cross)
+
+    p = csub.add_parser(
+        "onnx-node", help="ONNX's own backend node tests for the operators the ONNX frontend claims",
+        description="Run every node test shipped in the onnx wheel whose operators the ONNX frontend legalises: "
+        "import it, run it on --target and compare with the test's expected outputs (integers bit for bit, "
+        "floats within rtol 1e-3). Variants the frontend rejects with a typed error are listed as skipped with "
+        "the reason; tests with known-bad expected data (int8 QLinearMatMul, onnx #6169) are run and reported.")
+    p.add_argument("--target", default="reference", choices=list(TARGETS), help="default: reference interpreter")
+    p.add_argument("--filter", metavar="TEXT", help="only tests whose name contains TEXT")
+    p.add_argument("--json", metavar="FILE", help="write results as JSON")
+    p.add_argument("--junit", metavar="FILE", help="write results as JUnit XML")
+    p.set_defaults(func=cmd_onnx_nodes)
     return parser
 
 

@@ -151,14 +151,22 @@ class Converter:
                 e = Entry(e.shape, value=self.value(e), layout=e.layout)
             elif e.quant is not None:
                 e = self.dequantize(e)
-            values.append(self._named(self.value(e, tuple(range(e.rank))), name))
-        self.g.output(*values)
+            try:
+                values.append(self.value(e, tuple(range(e.rank))))
+            except UnsupportedError as exc:
+                raise UnsupportedError(f"output '{name}': {exc}") from None
+        renamed: dict[str, str] = {}
+        named = [self._named(Value(renamed.get(v.name, v.name), v.type), name, renamed)
+                 for v, name in zip(values, self.outputs)]
+        self.g.output(*named)
 
-    def _named(self, v: Value, name: str) -> Value:
-        """``v`` under the ONNX output name: the producing op's result is renamed (IDENTITY if it cannot be)."""
+    def _named(self, v: Value, name: str, renamed: dict[str, str]) -> Value:
+        """``v`` under the ONNX output name: its producer's result is renamed (else an IDENTITY copies it)."""
         blk = self.g.blk
         producer = next((op for op in blk.ops if v.name in op.outputs), None)
-        if producer is None or name in blk.tensors or v.name in blk.outputs:
+        if producer is None or name in blk.tensors or v.name in renamed.values():
+            if v.dtype is DType.UINT8 and name not in blk.tensors:    # no uint8 IDENTITY in TOSA
+                return self._named(self.unsigned(self.signed(v)[0]), name, renamed)
             return self.g.op("IDENTITY", [v], names=[name])
         tensor = blk.tensors.pop(v.name)
         tensor.name = name
@@ -166,6 +174,7 @@ class Converter:
         for op in blk.ops:
             op.inputs = [name if i == v.name else i for i in op.inputs]
             op.outputs = [name if o == v.name else o for o in op.outputs]
+        renamed[v.name] = name
         return Value(name, v.type)
 
     def _fold(self, node: onnx.NodeProto) -> bool:
@@ -291,10 +300,14 @@ class Converter:
             return self.g.const(data, dtype or dtype_of(data))
         if layout is None or layout == e.perm:
             return e.value
-        if e.value.dtype is DType.UINT8:          # TOSA moves int8, not uint8: q - 128, move, + 128 (exact)
-            moved = self.g.transpose(self.signed(e.value)[0], perms=relayout(e.perm, layout))
-            return self.unsigned(moved)
-        return self.g.transpose(e.value, perms=relayout(e.perm, layout))
+        return self.move(lambda v: self.g.transpose(v, perms=relayout(e.perm, layout)), e.value)
+
+    def move(self, fn: Callable[..., Value], *values: Value) -> Value:
+        """A data-movement op ``fn(*values)``; uint8 values move as int8 (q − 128, then + 128: exact),
+        since TOSA's RESHAPE/TRANSPOSE/CONCAT/SLICE/PAD have no uint8 form."""
+        if not any(v.dtype is DType.UINT8 for v in values):
+            return fn(*values)
+        return self.unsigned(fn(*(self.signed(v)[0] for v in values)))
 
     def onnx_order(self, e: Entry) -> Value:
         return self.value(e, tuple(range(e.rank)))
@@ -308,7 +321,7 @@ class Converter:
             return Entry(shape, data=e.data.reshape(shape), quant=e.quant)
         lead = rank - e.rank
         layout = tuple(range(lead)) + tuple(p + lead for p in e.perm)
-        stored = self.g.reshape(e.value, (1,) * lead + tuple(e.value.shape))
+        stored = self.move(lambda v: self.g.reshape(v, (1,) * lead + tuple(e.value.shape)), e.value)
         return Entry(shape, value=stored, layout=None if layout == tuple(range(rank)) else layout, quant=e.quant)
 
     def common_layout(self, entries: list[Entry]) -> tuple[list[Entry], tuple[int, ...]]:
@@ -320,7 +333,7 @@ class Converter:
 
     def reshape_onnx(self, e: Entry, shape: tuple[int, ...]) -> Value:
         """RESHAPE in ONNX order (data moves only if the entry is not stored in ONNX order)."""
-        return self.g.reshape(self.onnx_order(e), tuple(int(d) for d in shape))
+        return self.move(lambda v: self.g.reshape(v, tuple(int(d) for d in shape)), self.onnx_order(e))
 
     def channel_shape(self, rank: int, axis: int, layout: tuple[int, ...], size: int) -> tuple[int, ...]:
         """Broadcast shape of a per-channel vector along ONNX ``axis`` in stored ``layout``."""

@@ -127,7 +127,7 @@ def concat(cv: Converter, node: onnx.NodeProto) -> None:
     entries, layout = cv.common_layout(entries)
     values = [cv.value(e, layout) for e in entries]
     axis = layout.index(axis % len(layout))
-    cv.set(node.output[0], cv.g.concat(*values, axis=axis), layout, entries[0].quant)
+    cv.set(node.output[0], cv.move(lambda *vs: cv.g.concat(*vs, axis=axis), *values), layout, entries[0].quant)
 
 
 @handles("Pad")

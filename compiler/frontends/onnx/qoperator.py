@@ -33,11 +33,9 @@ def output(cv: Converter, node: onnx.NodeProto, scale: int, zp: int) -> QOut:
     return QOut(quant, dtype, node.output[0])
 
 
-def zero_point(cv: Converter, node: onnx.NodeProto, index: int, what: str) -> int:
-    zp = cv.const(node, index, what, 0)
-    if np.unique(zp).size > 1:
-        raise UnsupportedError(f"per-channel {what} values that differ are not supported")
-    return int(np.asarray(zp).reshape(-1)[0]) if np.size(zp) else 0
+def zero_points(cv: Converter, node: onnx.NodeProto, index: int, what: str) -> np.ndarray:
+    """An optional zero-point input (scalar or per channel), 0 when absent."""
+    return np.asarray(cv.const(node, index, what, 0)).astype(np.int64).reshape(-1)
 
 
 @handles("QLinearConv")
@@ -74,9 +72,9 @@ def qgemm(cv: Converter, node: onnx.NodeProto) -> None:
 @handles("ConvInteger")
 def conv_integer(cv: Converter, node: onnx.NodeProto) -> None:
     x, w = cv.entry(node, 0), cv.entry(node, 1)
-    x_zp, w_zp = zero_point(cv, node, 2, "x_zero_point"), zero_point(cv, node, 3, "w_zero_point")
-    x = replace(x, quant=Quant(np.float32(1), np.int64(x_zp)))
-    w = replace(w, quant=Quant(np.float32(1), np.int64(w_zp)))
+    x_zp, w_zp = zero_points(cv, node, 2, "x_zero_point"), zero_points(cv, node, 3, "w_zero_point")
+    x = replace(x, quant=Quant(np.float32(1), x_zp.reshape(())))
+    w = replace(w, quant=Quant(np.ones(w_zp.shape, np.float32), w_zp, 0))
     xv, x_zp = quantized.int8_operand(cv, x, NHWC)
     w8, w_zp = quantized.weights_int8(cv, w)
     cv.set(node.output[0], quantized.conv_accumulate(cv, node, xv, x_zp, w8, w_zp, None), NHWC)
@@ -85,10 +83,10 @@ def conv_integer(cv: Converter, node: onnx.NodeProto) -> None:
 @handles("MatMulInteger")
 def matmul_integer(cv: Converter, node: onnx.NodeProto) -> None:
     a, b = cv.entry(node, 0), cv.entry(node, 1)
-    a_zp, b_zp = zero_point(cv, node, 2, "a_zero_point"), zero_point(cv, node, 3, "b_zero_point")
-    a = replace(a, quant=Quant(np.float32(1), np.int64(a_zp)))
+    a_zp, b_zp = zero_points(cv, node, 2, "a_zero_point"), zero_points(cv, node, 3, "b_zero_point")
+    a = replace(a, quant=Quant(np.float32(1), a_zp.reshape(())))
     av, a_zp = quantized.int8_operand(cv, a, tuple(range(a.rank)))
-    b8, b_zp = quantized.weights_int8(cv, replace(b, quant=Quant(np.float32(1), np.int64(b_zp))))
+    b8, b_zp = quantized.weights_int8(cv, replace(b, quant=Quant(np.ones(b_zp.shape, np.float32), b_zp, b.rank - 1)))
     acc, _ = quantized.matmul_accumulate(cv, av, a_zp, a.shape, b8, b_zp, None)
     cv.set(node.output[0], acc)
 

@@ -55,19 +55,37 @@ def requantize_int8(cv: Converter, v: Value, zp: int, in_scale: float, out: QOut
 
 
 # ---------------------------------------------------------------------- convolution
-def weights_int8(cv: Converter, w: Entry) -> tuple[Entry, int]:
-    """Weights as int8 with one common zero point (uint8 constants are shifted by 128 at import)."""
-    zps = np.unique(w.quant.zero_point)
-    if zps.size != 1:
-        raise UnsupportedError("per-channel weight zero points that differ are not supported "
-                               "(TOSA has one weight zero point)")
-    zp = int(zps[0])
+def weights_int8(cv: Converter, w: Entry) -> tuple[Entry, int | np.ndarray]:
+    """Weights as int8 (uint8 is shifted by 128, exactly) and their zero point: one int, or per output
+    channel when the channels' zero points differ (see :func:`subtract_zero_point_term`)."""
+    zps = w.quant.zero_point.reshape(-1).astype(np.int64)
+    shift = 0
     if w.is_const and w.data.dtype == np.uint8:
-        return Entry(w.shape, data=(w.data.astype(np.int16) - 128).astype(np.int8)), zp - 128
-    if w.is_const:
-        return Entry(w.shape, data=w.data), zp
-    v, shift = cv.signed(w.value)
-    return Entry(w.shape, value=v, layout=w.layout), zp + shift
+        w, shift = Entry(w.shape, data=(w.data.astype(np.int16) - 128).astype(np.int8)), -128
+    elif w.is_const:
+        w = Entry(w.shape, data=w.data)
+    else:
+        v, shift = cv.signed(w.value)
+        w = Entry(w.shape, value=v, layout=w.layout)
+    zps = zps + shift
+    return w, int(zps[0]) if np.unique(zps).size == 1 else zps
+
+
+def subtract_zero_point_term(cv: Converter, acc: Value, x: Value, x_zp: int, w_zp: np.ndarray,
+                             kernel: tuple[int, int], depthwise_multiplier: int | None, **window) -> Value:
+    """acc − w_zp[c] · Σ_window (x − x_zp): the per-channel weight zero point TOSA's scalar one cannot hold.
+
+    The window sums are a convolution with unit weights (one output channel, or per channel for depthwise).
+    """
+    g, channels = cv.g, x.shape[-1]
+    if depthwise_multiplier is None:
+        ones = g.const(np.ones((1, *kernel, channels), np.int8))
+        sums = g.conv2d(x, ones, input_zp=x_zp, acc_type=DType.INT32, **window)
+    else:
+        ones = g.const(np.ones((*kernel, channels, depthwise_multiplier), np.int8))
+        sums = g.depthwise_conv2d(x, ones, input_zp=x_zp, acc_type=DType.INT32, **window)
+    zps = g.const(w_zp.astype(np.int32).reshape(1, 1, 1, -1))
+    return g.sub(acc, g.mul(sums, zps))
 
 
 def weight_scales(w: Entry, channels: int) -> np.ndarray:
@@ -89,34 +107,40 @@ def bias_int32(cv: Converter, b: Entry | None, acc_scales: np.ndarray) -> np.nda
     return np.clip(q, -2**31, 2**31 - 1).astype(np.int32)
 
 
-def conv_accumulate(cv: Converter, node: onnx.NodeProto, x: Value, x_zp: int, w: Entry, w_zp: int,
-                    bias: np.ndarray | None) -> Value:
+def conv_accumulate(cv: Converter, node: onnx.NodeProto, x: Value, x_zp: int, w: Entry,
+                    w_zp: int | np.ndarray, bias: np.ndarray | None) -> Value:
     """int8 CONV2D or DEPTHWISE_CONV2D of NHWC ``x`` with ONNX [O, I/g, KH, KW] weights → int32 NHWC."""
     n, h, wd, c = x.shape
     o, per_group, kh, kw = w.shape
     group = int(cv.attr(node, "group", 1))
     win = window(node, cv.attr, (h, wd), (kh, kw))
     x = crop(cv, x, win.crop)
+    per_channel_zp = isinstance(w_zp, np.ndarray)
+    scalar_zp = 0 if per_channel_zp else w_zp
+    attrs = dict(pad=win.pad, stride=win.stride, dilation=win.dilation)
     if group == 1:
         wt = cv.value(w, (0, 2, 3, 1))
-        return cv.g.conv2d(x, wt, bias, pad=win.pad, stride=win.stride, dilation=win.dilation,
-                           input_zp=x_zp, weight_zp=w_zp, acc_type=DType.INT32)
-    if group == c and per_group == 1:
-        mult = o // c
+        acc = cv.g.conv2d(x, wt, bias, input_zp=x_zp, weight_zp=scalar_zp, acc_type=DType.INT32, **attrs)
+        multiplier = None
+    elif group == c and per_group == 1:
+        multiplier = o // c
         if w.is_const:
-            wt = cv.g.const(w.data.reshape(c, mult, kh, kw).transpose(2, 3, 0, 1))
+            wt = cv.g.const(w.data.reshape(c, multiplier, kh, kw).transpose(2, 3, 0, 1))
         else:
-            wt = cv.g.transpose(cv.g.reshape(cv.onnx_order(w), (c, mult, kh, kw)), perms=(2, 3, 0, 1))
-        return cv.g.depthwise_conv2d(x, wt, bias, pad=win.pad, stride=win.stride, dilation=win.dilation,
-                                     input_zp=x_zp, weight_zp=w_zp, acc_type=DType.INT32)
-    raise UnsupportedError(f"grouped convolution with group={group} (only 1 and depthwise are supported)")
+            wt = cv.g.transpose(cv.g.reshape(cv.onnx_order(w), (c, multiplier, kh, kw)), perms=(2, 3, 0, 1))
+        acc = cv.g.depthwise_conv2d(x, wt, bias, input_zp=x_zp, weight_zp=scalar_zp, acc_type=DType.INT32, **attrs)
+    else:
+        raise UnsupportedError(f"grouped convolution with group={group} (only 1 and depthwise are supported)")
+    if per_channel_zp:
+        acc = subtract_zero_point_term(cv, acc, x, x_zp, w_zp, (kh, kw), multiplier, **attrs)
+    return acc
 
 
 def crop(cv: Converter, x: Value, amount: tuple[int, int]) -> Value:
     if amount == (0, 0):
         return x
     n, h, w, c = x.shape
-    return cv.g.slice(x, (0, 0, 0, 0), (n, h - amount[0], w - amount[1], c))
+    return cv.move(lambda v: cv.g.slice(v, (0, 0, 0, 0), (n, h - amount[0], w - amount[1], c)), x)
 
 
 def conv(cv: Converter, node: onnx.NodeProto, x: Entry, w: Entry, b: Entry | None, out: QOut) -> None:
@@ -142,10 +166,15 @@ def matmul_accumulate(cv: Converter, a: Value, a_zp: int, a_shape: tuple[int, ..
     if b.is_const and b.rank == 2:
         x = cv.g.reshape(a, (rows, 1, 1, k))
         wt = cv.g.const(np.ascontiguousarray(b.data.T).reshape(n, 1, 1, k))
-        acc = cv.g.conv2d(x, wt, bias, input_zp=a_zp, weight_zp=b_zp, acc_type=DType.INT32)
+        per_column = isinstance(b_zp, np.ndarray)
+        acc = cv.g.conv2d(x, wt, bias, input_zp=a_zp, weight_zp=0 if per_column else b_zp, acc_type=DType.INT32)
+        if per_column:
+            acc = subtract_zero_point_term(cv, acc, x, a_zp, b_zp, (1, 1), None)
         return cv.g.reshape(acc, lead + (n,)), lead + (n,)
     if bias is not None:
         raise UnsupportedError("a bias with run-time weights is not supported")
+    if isinstance(b_zp, np.ndarray):
+        raise UnsupportedError("per-column zero points of run-time MatMul weights are not supported")
     batch_a, batch_b = a_shape[:-2], b.shape[:-2]
     bv = cv.onnx_order(b)
     if not batch_b and batch_a:
@@ -264,11 +293,24 @@ def average_pool(cv: Converter, node: onnx.NodeProto, x: Entry, out: QOut, globa
         cv.set(out.name, cv.requantize(total, np.array([real]), out), NHWC)
         return
     win = window(node, cv.attr, (h, w))
+    if win.dilation != (1, 1):
+        raise UnsupportedError("AveragePool with dilations is not supported")
     v = crop(cv, v, win.crop)
     pad = win.pad
     if cv.attr(node, "count_include_pad", 0) and any(pad):
         v = g.pad(v, (0, 0, pad[0], pad[1], pad[2], pad[3], 0, 0), pad_const=zp)
         pad = (0, 0, 0, 0)
+    if not any(pad):
+        # Every window has kernel-area elements: an exact int32 window sum (a depthwise conv with unit weights)
+        # and one RESCALE by x_scale / (y_scale · area) — a single rounding, as ORT's float average.
+        area = win.kernel[0] * win.kernel[1]
+        ones = g.const(np.ones((*win.kernel, c, 1), np.int8))
+        total = g.depthwise_conv2d(v, ones, pad=(0, 0, 0, 0), stride=win.stride, input_zp=zp, acc_type=DType.INT32)
+        real = np.float64(x.quant.s) / np.float64(out.quant.s) / area
+        cv.set(out.name, cv.requantize(total, np.array([real]), out), NHWC)
+        return
+    # Padded windows without the padding in the count: TOSA's AVG_POOL2D divides by each window's own count;
+    # a different output scale then costs a second rounding.
     y = g.avg_pool2d(v, kernel=win.kernel, stride=win.stride, pad=pad, input_zp=zp, output_zp=zp)
     cv.set(out.name, requantize_int8(cv, y, zp, float(x.quant.s), out), NHWC)
 

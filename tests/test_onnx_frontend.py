@@ -1,0 +1,274 @@
+"""The ONNX frontend: quantized models from ONNX Runtime's quantizer agree with ORT, compile bit-exact,
+ONNX's node tests pass, and bad files give typed errors naming the node."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto, helper, numpy_helper
+
+import tosac
+from tosac.errors import FrontendError, UnsupportedError
+from tosac.frontends.onnx import load
+from tosac.ir.reference.interpreter import run
+
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime (the 'test' extra) compares quantized models")
+from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,  # noqa: E402
+                                      quantize_static)
+
+
+def _float_model(nodes, inputs, outputs, inits, opset=17) -> onnx.ModelProto:
+    graph = helper.make_graph(nodes, "test", inputs, outputs, inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def _quantize(model: onnx.ModelProto, tmp_path, fmt: QuantFormat, act: QuantType, per_channel: bool,
+              seed: int, weights: QuantType = QuantType.QInt8) -> onnx.ModelProto:
+    rng = np.random.default_rng(seed)
+    name = model.graph.input[0].name
+    shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.data = iter([{name: rng.normal(0, 1, shape).astype(np.float32)} for _ in range(4)])
+
+        def get_next(self):
+            return next(self.data, None)
+
+    src, dst = tmp_path / "float.onnx", tmp_path / "quant.onnx"
+    onnx.save(model, src)
+    quantize_static(str(src), str(dst), Reader(), quant_format=fmt, activation_type=act,
+                    weight_type=weights, per_channel=per_channel)
+    return onnx.load(str(dst))
+
+
+#: Input index of the output zero point of each quantized op (its dtype is the output's).
+_OUTPUT_ZP = {"QuantizeLinear": 2, "QLinearConv": 7, "QLinearMatMul": 7, "QGemm": 8, "QLinearAdd": 7,
+              "QLinearMul": 7, "QLinearAveragePool": 4, "QLinearGlobalAveragePool": 4, "QLinearSoftmax": 4,
+              "QLinearSigmoid": 4, "QLinearLeakyRelu": 4, "QLinearConcat": 1}
+
+
+def _with_layer_outputs(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
+    """The model with every quantized layer result as a graph output, and those names in graph order."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    inits = {t.name: t.data_type for t in model.graph.initializer}
+    names = []
+    for node in model.graph.node:
+        if node.op_type in _OUTPUT_ZP:
+            zp = node.input[_OUTPUT_ZP[node.op_type]]
+            model.graph.output.append(helper.make_tensor_value_info(node.output[0], inits[zp], None))
+            names.append(node.output[0])
+    return model, names
+
+
+def _compare_with_ort(quantized: onnx.ModelProto, seed: int, draws: int = 10):
+    """Per quantized layer, in graph order: (name, max |ours − ORT| in LSB, fraction exactly equal),
+    over ``draws`` seeded integer inputs."""
+    model, layer_names = _with_layer_outputs(quantized)
+    graph = load(model)
+    iq = graph.metadata["io_quantization"]
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(seed)
+    name = graph.inputs[0]
+    ttype = graph.tensors[name].type
+    worst, equal, total = ({n: 0 for n in layer_names} for _ in range(3))
+    for _ in range(draws):
+        q = rng.integers(ttype.dtype.min, ttype.dtype.max + 1, ttype.shape).astype(ttype.dtype.storage)
+        real = ((q.astype(np.float32) - iq[name]["zero_point"]) * np.float32(iq[name]["scale"])).astype(np.float32)
+        ours = run(graph, {name: q})
+        theirs = dict(zip(layer_names, session.run(layer_names, {name: real})))
+        for n in layer_names:
+            diff = np.abs(ours[n].astype(np.int64) - theirs[n].astype(np.int64))
+            worst[n], equal[n], total[n] = max(worst[n], int(diff.max())), equal[n] + int((diff == 0).sum()), \
+                total[n] + diff.size
+    layers = [(n, worst[n], equal[n] / total[n]) for n in layer_names]
+    return layers, {"graph": graph, "inputs": {name: q}, "ours": ours}
+
+
+def _init(name, array):
+    return numpy_helper.from_array(np.asarray(array, np.float32), name)
+
+
+@st.composite
+def conv_nets(draw):
+    """A small conv net: conv (k×k, stride, pads) → [depthwise] → residual add → pool → FC [→ sigmoid]."""
+    rng = np.random.default_rng(draw(st.integers(0, 10_000)))
+    c_in, c = draw(st.integers(1, 4)), draw(st.sampled_from([4, 8, 12]))
+    hw, k, stride = draw(st.integers(5, 12)), draw(st.sampled_from([1, 3])), draw(st.sampled_from([1, 2]))
+    pad = draw(st.sampled_from(["same", "valid", "asym"]))
+    pads = {"same": [k // 2] * 4, "valid": [0] * 4, "asym": [0, 0, k // 2, k // 2]}[pad]
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv", pads=pads, strides=[stride] * 2),
+             helper.make_node("Relu", ["c1"], ["r1"], name="relu")]
+    inits = [_init("w1", rng.normal(0, 0.5, (c, c_in, k, k))), _init("b1", rng.normal(0, 0.2, c))]
+    last = "r1"
+    if draw(st.booleans()):
+        nodes += [helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], name="dw", pads=[1] * 4, group=c),
+                  helper.make_node("Clip", ["c2", "lo", "hi"], ["r2"], name="relu6"),
+                  helper.make_node("Add", ["r1", "r2"], ["res"], name="residual")]
+        inits += [_init("w2", rng.normal(0, 0.5, (c, 1, 3, 3))), _init("b2", rng.normal(0, 0.2, c)),
+                  _init("lo", 0.0), _init("hi", 6.0)]
+        last = "res"
+    pool = draw(st.sampled_from(["GlobalAveragePool", "MaxPool", "AveragePool"]))
+    attrs = {} if pool == "GlobalAveragePool" else {"kernel_shape": [2, 2], "strides": [2, 2]}
+    nodes += [helper.make_node(pool, [last], ["p"], name="pool", **attrs),
+              helper.make_node("Flatten", ["p"], ["f"], name="flatten")]
+    out_hw = (hw + pads[0] + pads[2] - k) // stride + 1
+    features = c if pool == "GlobalAveragePool" else c * (out_hw // 2) ** 2
+    if features == 0:
+        features, nodes[-2] = c, helper.make_node("GlobalAveragePool", [last], ["p"], name="pool")
+    nodes.append(helper.make_node("Gemm", ["f", "w3", "b3"], ["g"], name="fc", transB=1))
+    inits += [_init("w3", rng.normal(0, 0.3, (5, features))), _init("b3", rng.normal(0, 0.1, 5))]
+    head = draw(st.sampled_from(["none", "Softmax", "Sigmoid"]))
+    if head != "none":
+        nodes.append(helper.make_node(head, ["g"], ["y"], name="head"))
+    else:
+        nodes[-1].output[0] = "y"
+    model = _float_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c_in, hw, hw])],
+                         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    return model, draw(st.sampled_from([QuantFormat.QDQ, QuantFormat.QOperator])), \
+        draw(st.sampled_from([QuantType.QInt8, QuantType.QUInt8])), draw(st.booleans()), head, \
+        draw(st.sampled_from([QuantType.QInt8, QuantType.QInt8, QuantType.QUInt8]))
+
+
+@settings(max_examples=16, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow,
+                                                                                   HealthCheck.function_scoped_fixture])
+@given(conv_nets(), st.integers(0, 100))
+def test_quantized_nets_agree_with_onnxruntime_and_compile_exactly(tmp_path, net, seed):
+    model, fmt, act, per_channel, head, weights = net
+    quantized = _quantize(model, tmp_path, fmt, act, per_channel, seed, weights)
+    layers, run_data = _compare_with_ort(quantized, seed)
+    # ORT requantizes in float (ties to even); we in fixed point (ties up). Given the same inputs, a layer is
+    # at most one step apart: so the first layer that differs at all differs by at most 1 LSB (later layers
+    # see different inputs and may drift further).
+    first = next(((name, worst, exact) for name, worst, exact in layers if worst), None)
+    if first is not None:
+        name, worst, exact = first
+        assert worst <= 1, f"layer {name}: max difference {worst} LSB against ONNX Runtime ({layers})"
+        producer = next(n for n in quantized.graph.node if name in n.output)
+        tie_prone = any(n.op_type in ("AveragePool", "QLinearAveragePool", "Softmax", "QLinearSoftmax")
+                        for n in quantized.graph.node if n.output[0] in producer.input or n is producer)
+        if not tie_prone:
+            assert exact >= 0.95, f"layer {name}: only {exact:.1%} equal to ONNX Runtime's ({layers})"
+    graph, inputs, ours = run_data["graph"], run_data["inputs"], run_data["ours"]
+    got = tosac.compile(graph, "host").run(inputs)
+    for name in graph.outputs:
+        np.testing.assert_array_equal(got[name], ours[name])
+
+
+def test_transposes_of_tf_style_models_cost_nothing():
+    """NHWC input → Transpose → Conv → Transpose back: the layout bookkeeping removes every TRANSPOSE."""
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 3, 1, 2]),
+             helper.make_node("Conv", ["t", "w"], ["c"], pads=[0, 0, 1, 1], strides=[2, 2]),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("Transpose", ["r"], ["y"], perm=[0, 2, 3, 1])]
+    model = _float_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 8, 3])],
+                         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                         [_init("w", rng.normal(0, 1, (4, 3, 3, 3)))])
+    graph = load(model, io="float")
+    assert [op.name for op in graph.ops if op.name not in ("CONST", "CONST_SHAPE")] == ["CONV2D", "CLAMP"]
+    x = rng.normal(0, 1, (1, 8, 8, 3)).astype(np.float32)
+    expected = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_allclose(run(graph, {"x": x})["y"], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_onnx_node_tests_of_claimed_ops_pass():
+    from tosac.conformance.onnx_nodes import KNOWN_BAD_DATA, run_suite
+
+    results, _ = run_suite("host")
+    by_name = {r.name: r for r in results}
+    failed = [f"{r.name}: {r.message}" for r in results if r.outcome == "failed"]
+    assert not failed, failed
+    for name in ("test_qlinearconv", "test_convinteger_with_padding", "test_matmulinteger",
+                 "test_qlinearmatmul_2D_uint8_float32", "test_qlinearmatmul_3D_uint8_float32",
+                 "test_dequantizelinear", "test_quantizelinear", "test_conv_with_autopad_same", "test_gemm_all_attributes"):
+        assert by_name[name].outcome == "passed", by_name[name]
+    for name in KNOWN_BAD_DATA:
+        assert "differs from the bad data" in by_name[name].message
+    skipped = [r for r in results if r.outcome == "skipped" and r.name not in KNOWN_BAD_DATA]
+    assert all(r.message.startswith(("unsupported: node ", "unsupported: output ")) for r in skipped), skipped
+
+
+# ----------------------------------------------------------------------------- bad input
+
+def test_truncated_and_garbage_files_are_frontend_errors(tmp_path):
+    rng = np.random.default_rng(0)
+    model = _float_model([helper.make_node("Conv", ["x", "w"], ["y"])],
+                         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                         [_init("w", rng.normal(0, 1, (4, 3, 3, 3)))])
+    data = model.SerializeToString()
+    for i, blob in enumerate([data[: len(data) // 2], b"\x00garbage" * 10, b""]):
+        path = tmp_path / f"bad{i}.onnx"
+        path.write_bytes(blob)
+        with pytest.raises(FrontendError, match=f"bad{i}.onnx"):
+            load(path)
+    with pytest.raises(FrontendError, match="no such ONNX file"):
+        load(tmp_path / "missing.onnx")
+
+
+def test_unsupported_op_names_the_node():
+    model = _float_model([helper.make_node("Relu", ["x"], ["r"], name="first"),
+                          helper.make_node("Hardmax", ["r"], ["y"], name="the_hardmax")],
+                         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+                         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [])
+    with pytest.raises(UnsupportedError, match="node 'the_hardmax' \\(Hardmax\\).*not supported"):
+        load(model)
+
+
+def test_unsupported_attribute_names_the_node():
+    model = _float_model([helper.make_node("Pad", ["x", "p"], ["y"], name="reflector", mode="reflect")],
+                         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+                         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                         [numpy_helper.from_array(np.array([1, 1, 1, 1], np.int64), "p")])
+    with pytest.raises(UnsupportedError, match="node 'reflector' \\(Pad\\).*reflect"):
+        load(model)
+
+
+def test_dynamic_dimension_needs_a_value():
+    model = _float_model([helper.make_node("Relu", ["x"], ["y"])],
+                         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])],
+                         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [])
+    with pytest.raises(FrontendError, match="input 'x': dimension 0 is dynamic \\('batch'\\)"):
+        load(model)
+    graph = load(model, input_shapes={"x": [4, 3]})
+    assert graph.tensors["x"].type.shape == (4, 3)
+
+
+def test_old_opset_is_refused():
+    model = _float_model([helper.make_node("Relu", ["x"], ["y"])],
+                         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
+                         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [], opset=11)
+    with pytest.raises(FrontendError, match="opset 11 is too old"):
+        load(model)
+
+
+def test_external_data_is_read_only_from_the_model_folder(tmp_path):
+    from onnx.external_data_helper import convert_model_to_external_data
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(0, 1, (64, 64)).astype(np.float32)
+    model = _float_model([helper.make_node("MatMul", ["x", "w"], ["y"])],
+                         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 64])],
+                         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [_init("w", w)])
+    folder = tmp_path / "model"
+    folder.mkdir()
+    convert_model_to_external_data(model, location="weights.bin", size_threshold=0)
+    onnx.save(model, folder / "m.onnx")
+    graph = load(folder / "m.onnx", io="float")
+    x = rng.normal(0, 1, (2, 64)).astype(np.float32)
+    np.testing.assert_allclose(run(graph, {"x": x})["y"], x @ w, rtol=1e-5, atol=1e-5)
+
+    (tmp_path / "secret.bin").write_bytes(w.tobytes())
+    for t in model.graph.initializer:
+        for entry in t.external_data:
+            if entry.key == "location":
+                entry.value = "../secret.bin"
+    onnx.save(model, folder / "escape.onnx")
+    with pytest.raises(FrontendError, match="outside the model's folder"):
+        load(folder / "escape.onnx")
+    (folder / "weights.bin").write_bytes(b"short")
+    with pytest.raises(FrontendError, match="truncated"):
+        load(folder / "m.onnx")
