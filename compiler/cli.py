@@ -3,7 +3,7 @@
     tosac inspect MODEL                 print a graph: ops, shapes, dtypes
     tosac compile MODEL -o model.o      compile a graph for a target; print its kernels and memory plan
     tosac run MODEL --input x=x.npy     run a graph (compiled for the host, or on the reference interpreter)
-    tosac demo                          build, save, inspect and run the built-in example
+    tosac demo [--model kws]            the whole product on a bundled MLPerf Tiny model
     tosac conformance tosa-cts ...      the official TOSA conformance tests
     tosac conformance onnx-node ...     ONNX's backend node tests for the ops the ONNX frontend claims
 
@@ -171,8 +171,8 @@ def _random_array(rng: np.random.Generator, ttype) -> np.ndarray:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from tosac.examples import demo
-    return demo(Path(args.out_dir))
+    from tosac.demo import run_demo
+    return run_demo(args.model, Path(args.out_dir), runs=args.runs)
 
 
 def cmd_tosa_cts(args: argparse.Namespace) -> int:
@@ -338,12 +338,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", help="also save each output as NAME.npy here")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("demo", help="build, save, inspect and run the built-in example model",
-                       description="Build the built-in int8 example (conv2d+rescale+clamp, depthwise, "
-                       "avg-pool, fully connected, table), write it as .tosa and .json, read it back, "
-                       "run it on the reference interpreter and, when tosa-tools is installed, on the "
-                       "official TOSA reference model, and compare the bits.")
-    p.add_argument("--out-dir", default="demo-out", help="where to write the example files (default demo-out)")
+    p = sub.add_parser("demo", help="the whole product on a bundled MLPerf Tiny model",
+                       description="Import a bundled model from its int8 ONNX form, compile it for the host with "
+                       "the shipped tuning log, run it and check the bits against the reference interpreter, time "
+                       "it against ONNX Runtime, check the official TOSA reference model agrees, compile it for "
+                       "AArch64 and ARMv7 and check identical bits under qemu, and print a summary.")
+    p.add_argument("--model", default="kws", help="bundled model: kws, vww, ic or ad (default kws)")
+    p.add_argument("--runs", type=int, default=200, help="timed runs per latency figure (default 200)")
+    p.add_argument("--out-dir", default="demo-out", help="where to write the imported model (default demo-out)")
     p.set_defaults(func=cmd_demo)
 
     conf = sub.add_parser("conformance", help="run conformance suites",

@@ -1,0 +1,112 @@
+"""The four bundled MLPerf Tiny models: tosac vs ONNX Runtime int8, single thread, measured in one run.
+
+For each model: TOSA ops, MACs, tosac latency (host, shipped tuning log) and
+ONNX Runtime's latency on the same QDQ file (and its QOperator form), their
+ratio, and agreement with ORT on seeded inputs: max |difference| in
+quantized steps (LSB) and the fraction of output elements exactly equal.
+Rounds alternate between the peers; medians are reported.
+
+    python benchmarks/models.py [--models kws,vww] [--runs 200] [--inputs 50] [--json out.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import onnxruntime as ort
+
+import tosac
+from tosac import models
+
+
+def median_us(fn, runs: int, rounds: int = 5) -> float:
+    fn()
+    samples = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(runs // rounds):
+            fn()
+        samples.append((time.perf_counter() - start) / (runs // rounds))
+    return float(np.median(samples)) * 1e6
+
+
+def session(path) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def agreement(graph, exe, sess: ort.InferenceSession, draws: int, seed: int = 0) -> tuple[int, float]:
+    """(max |tosac − ORT| in LSB, fraction of output elements equal) over ``draws`` seeded int8 inputs."""
+    iq = graph.metadata["io_quantization"]
+    name = graph.inputs[0]
+    ttype = graph.tensors[name].type
+    rng = np.random.default_rng(seed)
+    worst, equal, total = 0, 0, 0
+    for _ in range(draws):
+        q = rng.integers(ttype.dtype.min, ttype.dtype.max + 1, ttype.shape).astype(ttype.dtype.storage)
+        real = ((q.astype(np.float32) - iq[name]["zero_point"]) * np.float32(iq[name]["scale"])).astype(np.float32)
+        ours = exe.run({name: q})
+        theirs = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {name: real})))
+        for out in graph.outputs:
+            want = np.rint(theirs[out] / np.float32(iq[out]["scale"])).astype(np.int64) + iq[out]["zero_point"]
+            diff = np.abs(ours[out].astype(np.int64) - want)
+            worst, equal, total = max(worst, int(diff.max())), equal + int((diff == 0).sum()), total + diff.size
+    return worst, equal / total
+
+
+def bench(name: str, runs: int, draws: int) -> dict:
+    graph = models.load(name)
+    exe = tosac.compile(graph, "host")
+    kernels = exe.program.info["kernels"]
+    macs = sum(k.mac_count for k in kernels)
+    iq = graph.metadata["io_quantization"]
+    x_name = graph.inputs[0]
+    ttype = graph.tensors[x_name].type
+    x = np.random.default_rng(1).integers(ttype.dtype.min, ttype.dtype.max + 1, ttype.shape).astype(ttype.dtype.storage)
+    real = ((x.astype(np.float32) - iq[x_name]["zero_point"]) * np.float32(iq[x_name]["scale"])).astype(np.float32)
+    qdq, qop = session(models.path(name, "qdq")), session(models.path(name, "qoperator"))
+    peers = {"tosac": lambda: exe.run({x_name: x}), "ort_qdq": lambda: qdq.run(None, {x_name: real}),
+             "ort_qoperator": lambda: qop.run(None, {x_name: real})}
+    times: dict[str, list[float]] = {k: [] for k in peers}
+    for _ in range(3):                                   # alternate the peers: same machine state for each
+        for key, fn in peers.items():
+            times[key].append(median_us(fn, runs))
+    result = {k: float(np.median(v)) for k, v in times.items()}
+    worst, exact = agreement(graph, exe, qdq, draws)
+    ops = sum(op.name not in ("CONST", "CONST_SHAPE") for op in graph.ops)
+    return dict(model=name, ops=ops, kernels=len(kernels), macs=macs, **result,
+                speedup_vs_ort=min(result["ort_qdq"], result["ort_qoperator"]) / result["tosac"],
+                gmacs=macs / result["tosac"] / 1e3, max_diff_lsb=worst, exact_fraction=exact)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", default=",".join(models.names()))
+    parser.add_argument("--runs", type=int, default=200, help="timed runs per measurement")
+    parser.add_argument("--inputs", type=int, default=50, help="seeded inputs for the agreement figures")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    print(f"tosac {tosac.__version__ if hasattr(tosac, '__version__') else ''} vs onnxruntime {ort.__version__}, "
+          "single thread, medians of alternating rounds")
+    header = (f"{'model':<6}{'ops':>5}{'kernels':>8}{'MMACs':>8}{'tosac us':>10}{'ORT QDQ us':>12}{'ORT QOp us':>12}"
+              f"{'speedup':>9}{'GMAC/s':>8}{'max LSB':>9}{'exact':>8}")
+    print(header)
+    rows = []
+    for name in args.models.split(","):
+        r = bench(name, args.runs, args.inputs)
+        rows.append(r)
+        print(f"{r['model']:<6}{r['ops']:>5}{r['kernels']:>8}{r['macs'] / 1e6:>8.2f}{r['tosac']:>10.0f}"
+              f"{r['ort_qdq']:>12.0f}{r['ort_qoperator']:>12.0f}{r['speedup_vs_ort']:>8.2f}x{r['gmacs']:>8.1f}"
+              f"{r['max_diff_lsb']:>9}{r['exact_fraction']:>8.1%}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
