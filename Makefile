@@ -1,5 +1,5 @@
 # Two commands do everything on a fresh Debian/Ubuntu machine:
-#   make demo   installs tosac into .venv and runs the built-in example
+#   make demo   installs tosac into .venv and runs the whole product on the bundled KWS model (MODEL=vww|ic|ad)
 #   make test   installs tosac with its test and conformance extras and runs the tests
 PYTHON ?= python3
 VENV   ?= .venv
@@ -33,8 +33,9 @@ system-deps:
 	  fi; \
 	fi
 
+MODEL ?= kws
 demo: $(STAMP) system-deps
-	$(VENV)/bin/tosac demo --out-dir demo-out
+	$(VENV)/bin/tosac demo --model $(MODEL) --out-dir demo-out
 
 test: $(STAMP) system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -47,10 +48,11 @@ test-full: $(STAMP) system-deps
 	  $(VENV)/bin/tosac conformance tosa-cts --target $$t --json cts-$$t.json --junit cts-$$t.xml || exit 1; \
 	done
 
-# int8 kernel benchmark against numpy and ONNX Runtime (installs the 'bench' extra).
+# int8 kernels and the bundled models against numpy and ONNX Runtime (installs the 'bench' extra).
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,conformance,bench]'
 	$(PY) benchmarks/kernels.py --json bench-kernels.json
+	$(PY) benchmarks/models.py --json bench-models.json
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .hypothesis

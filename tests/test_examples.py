@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from tosac.conformance.official_model import run_official
-from tosac.examples import demo, example_int8_net
+from tosac.examples import example_int8_net
 from tosac.ir.reference.interpreter import run
 
 
@@ -28,10 +28,3 @@ def test_example_output_is_not_degenerate():
     outs = [run(graph, {"x": rng.integers(-128, 128, (1, 16, 16, 8), dtype=np.int8)})[graph.outputs[0]]
             for _ in range(2)]
     assert len(np.unique(np.concatenate([o.ravel() for o in outs]))) > 3
-
-
-def test_demo_runs(tmp_path, capsys, require_tosa_tools):
-    assert demo(tmp_path) == 0
-    out = capsys.readouterr().out
-    assert "bit-exact agreement with the official reference model: YES" in out
-    assert (tmp_path / "example_int8.tosa").stat().st_size > 1000

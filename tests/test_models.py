@@ -1,0 +1,98 @@
+"""The bundled MLPerf Tiny models: they import, compile bit-exact on every target, agree with ONNX Runtime
+layer by layer, and the demo runs end to end."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tosac
+from tosac import models
+from tosac.errors import TosacError
+from tosac.ir.reference.interpreter import run
+
+
+def seeded_inputs(graph, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {n: rng.integers(t.dtype.min, t.dtype.max + 1, t.shape).astype(t.dtype.storage)
+            for n, t in graph.input_types().items()}
+
+
+@pytest.mark.parametrize("fmt", ["qdq", "qoperator"])
+@pytest.mark.parametrize("name", models.names())
+def test_model_compiles_bit_exact_on_the_host(name, fmt):
+    graph = models.load(name, fmt)
+    assert graph.input_types()[graph.inputs[0]].shape == models.MODELS[name].input_shape
+    exe = tosac.compile(graph, "host")
+    outputs = set()
+    for seed in range(4):
+        inputs = seeded_inputs(graph, seed)
+        expected, got = run(graph, inputs), exe.run(inputs)
+        for out in graph.outputs:
+            np.testing.assert_array_equal(got[out], expected[out])
+        outputs.add(expected[graph.outputs[0]].tobytes())
+    assert len(outputs) > 1, "the output does not depend on the input"
+
+
+@pytest.mark.parametrize("name", models.names())
+def test_model_agrees_with_onnxruntime_layer_by_layer(name):
+    pytest.importorskip("onnxruntime", reason="onnxruntime (the 'test' extra) is the agreement peer")
+    from tosac.conformance.onnx_agreement import compare_layers, first_difference
+
+    layers = compare_layers(models.onnx_model(name), draws=3)
+    first = first_difference(layers)
+    assert first is None or first.max_diff <= 1, first
+    inner = [layer for layer in layers if layer.op != "Softmax"]
+    exact = sum(layer.equal for layer in inner) / sum(layer.total for layer in inner)
+    assert exact >= 0.999, f"{exact:.4%} of quantized layer outputs equal ORT's: {layers}"
+
+
+@pytest.mark.parametrize("target", ["aarch64-dotprod", "armv7"])
+def test_kws_gives_identical_bits_on_arm(target, require_cross):
+    require_cross(target)
+    graph = models.load("kws")
+    inputs = seeded_inputs(graph, 3)
+    expected = run(graph, inputs)
+    got = tosac.compile(graph, target).run(inputs)
+    for out in graph.outputs:
+        np.testing.assert_array_equal(got[out], expected[out])
+
+
+def test_models_api_errors():
+    with pytest.raises(TosacError, match="no bundled model 'resnet50'; bundled models are kws, vww, ic, ad"):
+        models.load("resnet50")
+    with pytest.raises(TosacError, match="unknown model format"):
+        models.load("kws", "fp16")
+
+
+def test_float_model_is_the_network_that_was_quantized():
+    """The float network built in code has the same layers as the shipped quantized file."""
+    quantized = models.onnx_model("ic")
+    float_ops = [n.op_type for n in models.onnx_model("ic", "float").graph.node]
+    quantized_ops = [n.op_type for n in quantized.graph.node if n.op_type not in ("QuantizeLinear", "DequantizeLinear")]
+    assert quantized_ops == [op for op in float_ops if op != "Relu"]   # ORT folds Relu into the quantized range
+    graph = models.load("ic", "float")
+    x = np.random.default_rng(0).uniform(0, 1, models.MODELS["ic"].input_shape).astype(np.float32)
+    probabilities = run(graph, {"input": x})[graph.outputs[0]]
+    assert probabilities.shape == (1, 10) and abs(float(probabilities.sum()) - 1.0) < 1e-5
+
+
+def test_rebuilt_model_matches_the_shipped_file(tmp_path):
+    pytest.importorskip("onnxruntime", reason="rebuilding quantizes with onnxruntime")
+    import onnx
+
+    from tosac.models.build import build
+
+    build(["kws"], tmp_path)
+    shipped, rebuilt = models.onnx_model("kws"), onnx.load(str(tmp_path / "kws.qdq.onnx"))
+    assert [n.op_type for n in rebuilt.graph.node] == [n.op_type for n in shipped.graph.node]
+    assert {t.name for t in rebuilt.graph.initializer} == {t.name for t in shipped.graph.initializer}
+
+
+def test_demo_runs_end_to_end(tmp_path, capsys):
+    from tosac.demo import run_demo
+
+    assert run_demo("kws", tmp_path, runs=5) == 0
+    out = capsys.readouterr().out
+    assert "bit-exact against the reference interpreter: YES" in out
+    assert "all checks agree bit for bit" in out
+    assert (tmp_path / "kws.tosa").stat().st_size > 10_000
