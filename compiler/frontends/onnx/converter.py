@@ -300,7 +300,12 @@ class Converter:
             return self.g.const(data, dtype or dtype_of(data))
         if layout is None or layout == e.perm:
             return e.value
-        return self.move(lambda v: self.g.transpose(v, perms=relayout(e.perm, layout)), e.value)
+        perm = relayout(e.perm, layout)
+        moved = [p for p in perm if e.value.shape[p] != 1]
+        if moved == sorted(moved):           # only size-1 axes move: the data order is unchanged
+            shape = tuple(e.value.shape[p] for p in perm)
+            return self.move(lambda v: self.g.reshape(v, shape), e.value)
+        return self.move(lambda v: self.g.transpose(v, perms=perm), e.value)
 
     def move(self, fn: Callable[..., Value], *values: Value) -> Value:
         """A data-movement op ``fn(*values)``; uint8 values move as int8 (q − 128, then + 128: exact),

@@ -361,7 +361,8 @@ def _avg_pool(cv: Converter, node: onnx.NodeProto, global_pool: bool) -> None:
     g = cv.g
     v = cv.value(e, NHWC)
     if global_pool:
-        total = g.reduce_sum(g.reduce_sum(v, axis=1), axis=2)
+        n, h, w, c = v.shape
+        total = g.reshape(g.reduce_sum(g.reshape(v, (n, h * w, c)), axis=1), (n, 1, 1, c))
         y = g.mul(total, g.const(np.full((1, 1, 1, 1), 1.0 / (v.shape[1] * v.shape[2]), np.float32)))
         cv.set(node.output[0], y, NHWC)
         return

@@ -288,7 +288,7 @@ def average_pool(cv: Converter, node: onnx.NodeProto, x: Entry, out: QOut, globa
     pads = [0, 0, 0, 0] if global_pool else list(cv.attr(node, "pads", [0, 0, 0, 0]))
     if kernel == (h, w) and not any(pads) and cv.attr(node, "auto_pad", b"NOTSET") in (b"NOTSET", "NOTSET", b"VALID", "VALID"):
         # Global: an exact int32 sum and one RESCALE by x_scale / (y_scale · H · W).
-        total = g.reduce_sum(g.reduce_sum(widen(cv, v, zp), axis=1), axis=2)
+        total = g.reshape(g.reduce_sum(g.reshape(widen(cv, v, zp), (n, h * w, c)), axis=1), (n, 1, 1, c))
         real = np.float64(x.quant.s) / np.float64(out.quant.s) / (h * w)
         cv.set(out.name, cv.requantize(total, np.array([real]), out), NHWC)
         return
