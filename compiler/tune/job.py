@@ -166,7 +166,12 @@ def tune(graph: Graph, target: str | Target = "host", trials: int = 64, log: str
         template = task.space.template
         xs, ys = seen.get(template, ([], []))
         transfer = (np.array(xs), np.array(ys)) if xs else None
-        report = tune_task(task, trials, tuning_log, tuner, seed, runner, early_stopping, progress, transfer, fixed)
+        try:
+            report = tune_task(task, trials, tuning_log, tuner, seed, runner, early_stopping, progress, transfer,
+                               fixed)
+        except TuningError as exc:               # one unmeasurable kernel keeps its default; the job goes on
+            warnings.warn(f"not tuned, keeps its default config: {exc}", stacklevel=2)
+            continue
         reports.append(report)
         _collect_transfer(task, tuning_log, *seen.setdefault(template, ([], [])))
     return reports

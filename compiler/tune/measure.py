@@ -32,6 +32,7 @@ from typing import Callable
 
 import numpy as np
 
+from tosac.errors import TuningError
 from tosac.schedules.space import Config
 from tosac.tune.log import ErrorCode
 from tosac.tune.tasks import Task
@@ -125,18 +126,19 @@ class LocalRunner(Runner):
 
     def _inputs_and_expected(self, task: Task) -> tuple[dict, dict]:
         if task.key not in self._reference:
-            from tosac.errors import UnpredictableError
+            from tosac.errors import TuningError, UnpredictableError
             from tosac.ir.reference.interpreter import run
 
-            for attempt in range(8):              # inputs whose reference result is defined
-                inputs = task.inputs(self.seed + attempt)
+            # Inputs whose reference result is defined: full range first, then narrower wide-integer ranges.
+            for attempt, narrow_bits in enumerate((0, 0, 24, 16, 12, 8)):
+                inputs = task.inputs(self.seed + attempt, narrow_bits)
                 try:
                     self._reference[task.key] = (inputs, run(task.graph, inputs))
                     break
                 except UnpredictableError:
                     continue
             else:
-                raise RuntimeError(f"task {task.pattern}: no inputs with a defined reference result")
+                raise TuningError(f"task {task.pattern}: no seeded inputs give a defined reference result")
         return self._reference[task.key]
 
     def measure(self, task: Task, configs: list[Config],
