@@ -91,3 +91,40 @@ def test_missing_file_and_wrong_input_are_clear_errors(model_file, tmp_path, cap
     assert main(["run", str(model_file), "--input", f"x={tmp_path / 'x.npy'}"]) == 2
     err = capsys.readouterr().err
     assert "nope.tosa" in err and "shape (2, 2)" in err
+
+
+# ----------------------------------------------------------------------------- ONNX files and bundled models
+
+def test_onnx_file_inspect_compile_and_run(tmp_path, capsys):
+    from tosac import models
+
+    onnx_file = models.path("kws", "qoperator")
+    assert main(["inspect", str(onnx_file)]) == 0
+    out = capsys.readouterr().out
+    assert "DEPTHWISE_CONV2D" in out and "quantized I/O: input int8" in out and "verified: OK" in out
+    assert main(["compile", str(onnx_file), "-o", str(tmp_path / "kws.o")]) == 0
+    assert (tmp_path / "kws.o").stat().st_size > 10_000
+    graph = models.load("kws", "qoperator")
+    x = np.random.default_rng(0).integers(-128, 128, (1, 1, 49, 10), dtype=np.int8)
+    np.save(tmp_path / "x.npy", x)
+    assert main(["run", str(onnx_file), "--input", f"input={tmp_path / 'x.npy'}", "--output-dir", str(tmp_path),
+                 "--check"]) == 0
+    assert "bit-exact against the reference interpreter" in capsys.readouterr().out
+    np.testing.assert_array_equal(np.load(tmp_path / "softmax.npy"), run(graph, {"input": x})["softmax"])
+
+
+def test_bundled_model_name_and_onnx_errors(tmp_path, capsys):
+    assert main(["run", "ad", "--random-inputs", "--check"]) == 0
+    assert "bit-exact" in capsys.readouterr().out
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"\x08\x07garbage")
+    assert main(["compile", str(bad)]) == 2
+    assert "broken.onnx" in capsys.readouterr().err
+    assert main(["inspect", str(bad), "--input-shape", "x=1,a"]) == 2
+    assert "--input-shape" in capsys.readouterr().err
+
+
+def test_onnx_node_suite_command(capsys):
+    assert main(["conformance", "onnx-node", "--target", "host", "--filter", "qlinear"]) == 0
+    out = capsys.readouterr().out
+    assert "QLinearConv" in out and "0 failed" in out

@@ -40,7 +40,7 @@ MODELS = {
 
 
 def names() -> list[str]:
-    return list(MODELS)
+    return [*MODELS]
 
 
 def path(name: str, fmt: str = "qdq") -> Path:
@@ -77,3 +77,7 @@ def load(name: str, fmt: str = "qdq") -> Graph:
 
     return load_onnx(onnx_model(name, fmt) if fmt == "float" else path(name, fmt))
 
+
+
+# ``tosac.models.list()`` reads naturally to users; defined last so the module's own code keeps the builtin.
+list = names  # noqa: A001

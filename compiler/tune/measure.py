@@ -32,7 +32,6 @@ from typing import Callable
 
 import numpy as np
 
-from tosac.errors import TuningError
 from tosac.schedules.space import Config
 from tosac.tune.log import ErrorCode
 from tosac.tune.tasks import Task

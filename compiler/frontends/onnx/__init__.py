@@ -46,14 +46,16 @@ def load(model: str | os.PathLike | onnx.ModelProto, *, io: str = "quantized",
     if unknown:
         raise FrontendError(f"constants names no model input: {unknown}")
     proto = infer_shapes(proto, input_shapes, bound)
-    consts = initializers(proto)
-    from tosac.frontends.onnx import floating, qoperator, quantized  # noqa: F401  (register handlers)
-
-    return convert(proto, consts, io, bound)
+    _register_handlers()
+    return convert(proto, initializers(proto), io, bound)
 
 
 def supported_ops() -> list[str]:
     """The ONNX operators the frontend legalises (``domain::op`` for non-default domains)."""
-    from tosac.frontends.onnx import floating, qoperator, quantized  # noqa: F401
-
+    _register_handlers()
     return sorted(f"{d}::{op}" if d else op for d, op in HANDLERS)
+
+
+def _register_handlers() -> None:
+    """Importing the legalisation modules fills HANDLERS."""
+    from tosac.frontends.onnx import floating, qoperator, quantized  # noqa: F401

@@ -2,8 +2,8 @@
 
 A real requantization scale ``r`` becomes a 32-bit ``multiplier`` and a
 ``shift`` with ``r ≈ multiplier · 2^-shift`` (``2^30 <= multiplier < 2^31``),
-applied by RESCALE with **SINGLE_ROUND** (one rounding, half away from zero
-upwards, as the base integer profile defines it).
+applied by RESCALE with **SINGLE_ROUND** (one rounding, ties towards +∞, as
+the base integer profile's ``apply_scale_32`` defines it).
 
 Why single rounding: ONNX and ONNX Runtime requantize once, in float
 (``nearbyint(acc · r)``). TFLite's DOUBLE_ROUND rounds twice and exists to
