@@ -83,7 +83,7 @@ class GraphBuilder:
             dtype = _NUMPY_TO_DTYPE[arr.dtype]
         if dtype.is_int and arr.size and (int(arr.min()) < dtype.min or int(arr.max()) > dtype.max):
             raise VerificationError("CONST", name, f"values do not fit {dtype.name}")
-        arr = np.ascontiguousarray(arr.astype(dtype.storage))
+        arr = arr.astype(dtype.storage, order="C")             # C order: kernels read constants as flat memory
         return self._const_op("CONST", arr, dtype, name or self._fresh("const"))
 
     def const_shape(self, values: Sequence[int], name: str | None = None) -> Value:

@@ -134,7 +134,7 @@ class Executable:
         """Constants, arena views and scratch never move: their pointers are written once per step."""
         p = self.program
         # Kernels read constants through raw pointers: they must be C-contiguous whatever the graph holds.
-        self._static: dict[str, np.ndarray] = {n: np.ascontiguousarray(a) for n, a in p.constants.items()}
+        self._static: dict[str, np.ndarray] = {n: np.require(a, requirements="C") for n, a in p.constants.items()}
         for name, spec in p.buffers.items():
             if name not in self._static and name in p.memory_plan.offsets:
                 self._static[name] = self._arena_view(spec)

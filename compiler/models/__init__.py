@@ -79,5 +79,5 @@ def load(name: str, fmt: str = "qdq") -> Graph:
 
 
 
-# ``tosac.models.list()`` reads naturally to users; defined last so the module's own code keeps the builtin.
+# ``tosac.models.list()`` as users spell it; this module must not call the builtin list() itself.
 list = names  # noqa: A001
