@@ -134,7 +134,8 @@ def concat(cv: Converter, node: onnx.NodeProto) -> None:
 def pad(cv: Converter, node: onnx.NodeProto) -> None:
     e = cv.entry(node, 0)
     mode = cv.attr(node, "mode", b"constant")
-    if (mode.decode() if isinstance(mode, bytes) else mode) != "constant":
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if mode != "constant":
         raise UnsupportedError(f"Pad mode '{mode}' (only 'constant' is supported)")
     pads = [int(p) for p in cv.const(node, 1, "pads")]
     fill = cv.const(node, 2, "constant_value", 0)
@@ -175,9 +176,11 @@ def max_pool(cv: Converter, node: onnx.NodeProto) -> None:
     if e.quant is not None and e.quant.per_channel:
         e = cv.dequantize(e)
     v, shift = cv.signed(cv.value(e, NHWC))
-    win = window(node, cv.attr, (v.shape[1], v.shape[2]))
+    win = window(node, cv.attr, (v.shape[1], v.shape[2]), ceil_mode_ok=True)
     if win.dilation != (1, 1):
         raise UnsupportedError("MaxPool with dilations is not supported")
+    if max(win.pad[:2]) >= win.kernel[0] or max(win.pad[2:]) >= win.kernel[1]:
+        raise UnsupportedError(f"MaxPool padding {list(win.pad)} must be smaller than the kernel (TOSA)")
     if v.dtype not in (DType.INT8, DType.INT16, DType.FP32):
         raise UnsupportedError(f"MaxPool of {v.dtype.name} is not supported")
     y = cv.g.max_pool2d(crop(cv, v, win.crop), kernel=win.kernel, stride=win.stride, pad=win.pad)
@@ -366,7 +369,8 @@ def _avg_pool(cv: Converter, node: onnx.NodeProto, global_pool: bool) -> None:
         y = g.mul(total, g.const(np.full((1, 1, 1, 1), 1.0 / (v.shape[1] * v.shape[2]), np.float32)))
         cv.set(node.output[0], y, NHWC)
         return
-    win = window(node, cv.attr, (v.shape[1], v.shape[2]))
+    win = window(node, cv.attr, (v.shape[1], v.shape[2]),
+                 ceil_mode_ok=not cv.attr(node, "count_include_pad", 0))  # ceil padding is not counted
     if win.dilation != (1, 1):
         raise UnsupportedError("AveragePool with dilations is not supported")
     v, pad = crop(cv, v, win.crop), win.pad

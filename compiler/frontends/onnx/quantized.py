@@ -292,7 +292,7 @@ def average_pool(cv: Converter, node: onnx.NodeProto, x: Entry, out: QOut, globa
         real = np.float64(x.quant.s) / np.float64(out.quant.s) / (h * w)
         cv.set(out.name, cv.requantize(total, np.array([real]), out), NHWC)
         return
-    win = window(node, cv.attr, (h, w))
+    win = window(node, cv.attr, (h, w), ceil_mode_ok=not cv.attr(node, "count_include_pad", 0))
     if win.dilation != (1, 1):
         raise UnsupportedError("AveragePool with dilations is not supported")
     v = crop(cv, v, win.crop)

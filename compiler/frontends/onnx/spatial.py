@@ -22,15 +22,20 @@ class Window:
     crop: tuple[int, int]              # input rows/columns to drop at the end before the op
 
 
-def window(node: onnx.NodeProto, attr, in_hw: tuple[int, int], kernel: tuple[int, int] | None = None) -> Window:
-    """The 2-D window of a Conv/Pool node on an input of spatial size ``in_hw``."""
+def window(node: onnx.NodeProto, attr, in_hw: tuple[int, int], kernel: tuple[int, int] | None = None,
+           ceil_mode_ok: bool = False) -> Window:
+    """The 2-D window of a Conv/Pool node on an input of spatial size ``in_hw``.
+
+    ``ceil_mode_ok``: the op ignores padded elements (MaxPool), so ONNX's ceil_mode is extra end padding.
+    """
     kernel = tuple(kernel or attr(node, "kernel_shape"))
     if len(kernel) != 2:
         raise UnsupportedError(f"only 2-D windows are supported, got kernel_shape {list(kernel)}")
     stride = tuple(attr(node, "strides", [1, 1]))
     dilation = tuple(attr(node, "dilations", [1, 1]))
-    if attr(node, "ceil_mode", 0):
-        raise UnsupportedError("ceil_mode=1 is not supported")
+    ceil_mode = bool(attr(node, "ceil_mode", 0))
+    if ceil_mode and not ceil_mode_ok:
+        raise UnsupportedError("ceil_mode=1 is not supported for this op")
     auto_pad = attr(node, "auto_pad", b"NOTSET")
     auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
     if auto_pad in ("NOTSET", ""):
@@ -50,6 +55,13 @@ def window(node: onnx.NodeProto, attr, in_hw: tuple[int, int], kernel: tuple[int
         raise UnsupportedError(f"auto_pad '{auto_pad}' is not supported")
     if min(begin + end) < 0:
         raise UnsupportedError(f"negative pads {begin + end} are not supported")
+    if ceil_mode:
+        for i in range(2):
+            span = (kernel[i] - 1) * dilation[i] + 1
+            out = -(-(in_hw[i] + begin[i] + end[i] - span) // stride[i]) + 1
+            if (out - 1) * stride[i] >= in_hw[i] + begin[i]:      # ONNX: no window may start in the end padding
+                out -= 1
+            end[i] = max(end[i], (out - 1) * stride[i] + span - in_hw[i] - begin[i])
     crop = []
     for i in range(2):
         extent = in_hw[i] - 1 + begin[i] + end[i] - (kernel[i] - 1) * dilation[i]
