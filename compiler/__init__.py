@@ -3,6 +3,7 @@ from tosac.errors import (
     CodegenError,
     FrontendError,
     InterpreterError,
+    PruneError,
     SerializationError,
     TosacError,
     ToolchainMissingError,
@@ -17,7 +18,7 @@ __version__ = "0.1.0"
 __all__ = [
     "TosacError", "VerificationError", "UnsupportedError", "SerializationError",
     "InterpreterError", "UnpredictableError", "FrontendError", "CodegenError",
-    "ToolchainMissingError", "TuningError", "__version__",
+    "ToolchainMissingError", "TuningError", "PruneError", "__version__",
 ]
 from tosac.driver import compile  # noqa: E402
 

@@ -58,3 +58,7 @@ class ToolchainMissingError(TosacError):
 
 class TuningError(TosacError):
     """A tuning job or tuning log problem (e.g. unknown log schema version)."""
+
+
+class PruneError(TosacError):
+    """A pruning request cannot be carried out (bad pattern or sparsity, unknown or unprunable layer)."""
