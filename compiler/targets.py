@@ -101,3 +101,16 @@ def get_target(name: str | Target) -> Target:
     except KeyError:
         raise UnsupportedError(f"unknown target '{name}'; choose one of "
                                f"{['host', *NAMED_TARGETS]}") from None
+
+
+def runnable_targets() -> list[str]:
+    """The x86-64 targets this machine can run in-process (AVX-512 VNNI only where the CPU has it); else host."""
+    host = host_target()
+    if not host.triple.startswith("x86_64"):
+        return ["host"]
+    names = ["x86_64"]
+    if "avx2" in host.features:
+        names.append("x86_64-avx2")
+    if {"avx512vnni", "avx512bw", "avx512vl"} <= set(host.features):
+        names.append("x86_64-avx512vnni")
+    return names

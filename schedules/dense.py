@@ -62,6 +62,11 @@ class DenseCompute:
         kh, kw, ic, n = self.weights.shape
         return self.m * n * kh * kw * ic
 
+    @property
+    def nonzero_mac_count(self) -> int:
+        """The MACs with a nonzero weight: what a sparse schedule performs (and reports)."""
+        return self.m * int(np.count_nonzero(self.weights))
+
 
 def _register_budget(target: Target) -> int:
     return 32 if target.vector_bits >= 512 else 16

@@ -21,23 +21,10 @@ from tosac.ir.builder import GraphBuilder
 from tosac.ir.dtypes import DType
 from tosac.ir.ops import RoundingMode
 from tosac.ir.reference.interpreter import run
-from tosac.targets import get_target, host_target
+from tosac.targets import get_target, runnable_targets
 
 SETTINGS = settings(max_examples=20, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-
-
-def _runnable_targets() -> list[str]:
-    """x86-64 targets this machine can run (AVX-512 VNNI only where the CPU has it)."""
-    host = host_target()
-    if not host.triple.startswith("x86_64"):
-        return ["host"]
-    names = ["x86_64"]
-    if "avx2" in host.features:
-        names.append("x86_64-avx2")
-    if {"avx512vnni", "avx512bw", "avx512vl"} <= set(host.features):
-        names.append("x86_64-avx512vnni")
-    return names
 
 
 def random_configs(graph, target, seed: int) -> dict:
@@ -137,7 +124,7 @@ def test_conv2d_fused_patterns(case):
         b32 = g.rescale(r, DType.INT32, multiplier=1 << 30, shift=31, input_zp=-2)
         y = g.rescale(g.add(a32, b32), DType.INT8, multiplier=1 << 30, shift=31, output_zp=1)
     g.output(y)
-    check(g.build(), inputs, case["seed"], _runnable_targets())
+    check(g.build(), inputs, case["seed"], runnable_targets())
 
 
 @SETTINGS
@@ -154,7 +141,7 @@ def test_matmul(m, k, n, a_zp, b_zp, runtime_b, seed, data):
     else:
         b = g.const(bv)
     g.output(g.matmul(a, b, a_zp=a_zp, b_zp=b_zp))
-    check(g.build(), inputs, seed, _runnable_targets())
+    check(g.build(), inputs, seed, runnable_targets())
 
 
 @SETTINGS

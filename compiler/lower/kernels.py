@@ -17,7 +17,7 @@ from tosac.lower.elementwise import DATA_OPERANDS, ElementOp, element, is_elemen
 from tosac.lower.fusion import OpGroup
 from tosac.lower.values import Operands, loaded, stored, tensor_arg
 from tosac.lower import dense as dense_lowering
-from tosac.schedules import dense, depthwise, generic, taps
+from tosac.schedules import dense, depthwise, generic, sparse, taps
 from tosac.schedules import loopnest as ln
 from tosac.schedules.generic import ElementContext, MapCompute, Schedule, TensorArg
 from tosac.schedules.space import Config, ConfigSpace
@@ -134,7 +134,9 @@ class KernelBuilder:
             (MapCompute, lambda c: generic.map_space(c, t.vector_bits), generic.map_schedule),
             (generic.ReduceCompute, lambda c: generic.reduce_space(c, t.vector_bits), generic.reduce_schedule),
             (taps.TapCompute, lambda c: taps.tap_space(c, t.vector_bits), taps.tap_schedule),
-            (dense.DenseCompute, lambda c: dense.dense_space(c, t), lambda c, cfg: dense.dense_schedule(c, cfg, t)),
+            (dense.DenseCompute, lambda c: sparse.add_sparse_knobs(dense.dense_space(c, t), c, t),
+             lambda c, cfg: (dense.dense_schedule if cfg.get("format", "dense") == "dense"
+                             else sparse.sparse_schedule)(c, cfg, t)),
             (depthwise.DepthwiseCompute, lambda c: depthwise.depthwise_space(c, t.vector_bits),
              depthwise.depthwise_schedule),
         ]
@@ -152,3 +154,10 @@ class KernelBuilder:
     @property
     def mac_count(self) -> int:
         return int(getattr(self.compute, "mac_count", 0))
+
+    def op_count(self, config: Config | None = None) -> int:
+        """MACs the kernel performs under ``config``: a sparse schedule counts only nonzero weights."""
+        resolved = self.space.resolve(config)
+        if resolved.get("format", "dense") != "dense":
+            return int(self.compute.nonzero_mac_count)
+        return self.mac_count

@@ -5,7 +5,8 @@ threads), memory traffic per innermost iteration (loads, stores), the
 micro-kernel's register block and its footprints (weight panel and
 activation tile bytes against L1/L2 sizes), arithmetic intensity and the
 integer MAC count. Knob values come last (log2 of numbers, an index for
-names). Missing features are NaN, which XGBoost handles natively.
+names). Sparse schedules add density, block shape and density, nonzeros per
+output row (mean, variance) and index bytes. Missing features are NaN, which XGBoost handles natively.
 """
 from __future__ import annotations
 
@@ -21,7 +22,10 @@ L1_BYTES, L2_BYTES = 32 << 10, 1 << 20
 
 LOOP_FEATURES = ["depth", "loops", "log_iterations", "log_inner_extent", "lanes", "unroll", "threads", "loads",
                  "stores", "intrinsics", "mr", "nr", "log_k", "registers", "log_panel_bytes", "log_tile_bytes",
-                 "panel_in_l1", "panel_in_l2", "intensity", "log_macs", "prologue"]
+                 "panel_in_l1", "panel_in_l2", "intensity", "log_macs", "prologue",
+                 # sparse schedules (NaN for dense ones): what decides whether skipping zeros pays
+                 "density", "block_density", "block_n", "block_k", "nnz_row_mean", "nnz_row_var", "log_index_bytes"]
+SPARSE_FEATURES = LOOP_FEATURES[-7:]
 
 
 def _walk(stmts, depth: int, iterations: float, acc: dict) -> None:
@@ -80,6 +84,7 @@ def loop_features(schedule: Schedule, mac_count: int) -> list[float]:
         "panel_in_l2": float(panel <= L2_BYTES) if not math.isnan(panel) else np.nan,
         "intensity": mr * nr / (mr + nr) if not math.isnan(mr) else np.nan,
         "log_macs": log2(mac_count), "prologue": float(schedule.prologue is not None),
+        **{name: acc.get(name, np.nan) for name in SPARSE_FEATURES},
     }
     return [float(values[name]) for name in LOOP_FEATURES]
 
@@ -109,7 +114,7 @@ class Featurizer:
         if key not in self._cache:
             try:
                 schedule = self.builder.schedule(config)
-                loops = loop_features(schedule, self.builder.mac_count)
+                loops = loop_features(schedule, self.builder.op_count(config))
             except Exception:                       # an unbuildable point: knobs only
                 loops = [np.nan] * len(LOOP_FEATURES)
             self._cache[key] = np.array(loops + knob_features(self.space, config), dtype=np.float64)

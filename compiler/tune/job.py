@@ -44,7 +44,8 @@ class TaskReport:
 
     @property
     def best_gops(self) -> float:
-        return 2 * self.task.mac_count / self.best_seconds / 1e9 if self.task.mac_count else float("nan")
+        macs = self.task.builder().op_count(self.best_config)        # nonzero MACs for a sparse schedule
+        return 2 * macs / self.best_seconds / 1e9 if macs else float("nan")
 
 
 def task_seed(seed: int, task: Task) -> int:

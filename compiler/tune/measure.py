@@ -14,8 +14,9 @@ LocalRunner's policy:
   time is recorded.
 - Noise: ``warmup`` untimed runs, then samples until both ``min_repeats``
   samples and ``min_seconds`` of run time are reached; a sample averages
-  enough back-to-back runs to last ``sample_seconds`` (timer resolution and
-  call overhead stop mattering for microsecond kernels). The median sample is
+  enough back-to-back native runs (``Executable.time_runs``: inputs checked
+  and bound once) to last ``sample_seconds``, so timer resolution and Python
+  call overhead stop mattering for microsecond kernels. The median sample is
   the cost and (p90 - p10) / median the spread. Candidates are timed one at a time, never
   while another candidate runs. ``flush_cache`` overwrites a 64 MiB buffer
   before each timed run (a cold-cache measurement, for kernels that run after
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import abc
 import multiprocessing as mp
-import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
@@ -95,19 +95,13 @@ def _measure_child(conn, task: Task, config: Config, inputs: dict, expected: dic
                 conn.send((ErrorCode.WRONG_ANSWER, f"output '{name}' differs from the reference interpreter", []))
                 return
         flush = np.zeros(64 << 20, np.uint8) if policy.flush_cache else None
-        start = time.perf_counter()
-        for _ in range(policy.warmup):
-            exe.run(inputs)
-        once = (time.perf_counter() - start) / max(policy.warmup, 1)
+        once = exe.time_runs(inputs, max(policy.warmup, 1))
         number = 1 if flush is not None else max(1, int(policy.sample_seconds / max(once, 1e-9)))
         costs: list[float] = []
         while len(costs) < policy.min_repeats or sum(costs) * number < policy.min_seconds:
             if flush is not None:
                 flush += 1
-            start = time.perf_counter()
-            for _ in range(number):
-                exe.run(inputs)
-            costs.append((time.perf_counter() - start) / number)
+            costs.append(exe.time_runs(inputs, number))
         conn.send((ErrorCode.NO_ERROR, "", costs))
     except Exception as e:
         conn.send((ErrorCode.RUNTIME_ERROR, f"{type(e).__name__}: {e}", []))

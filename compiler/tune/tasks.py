@@ -6,7 +6,9 @@ a weight: how many kernels of the model share it. Kernels share a task when
 their key matches: op pattern, attributes, operand types and shapes, the
 values of small constants (zero points, shifts) and the target class. Large
 constants (weights) are not part of the key: they do not change which
-schedule is fastest.
+schedule is fastest — except their zero pattern: a pruned weight's nonzero mask
+(when at least a tenth is zero) is part of the key, since it decides how fast
+a sparse schedule is.
 """
 from __future__ import annotations
 
@@ -38,6 +40,12 @@ def _attr(value) -> object:
     return value
 
 
+def _zero_pattern(data: np.ndarray | None) -> str | None:
+    if data is None or data.dtype.kind not in "iu" or np.count_nonzero(data) > 0.9 * data.size:
+        return None
+    return "mask:" + hashlib.sha256(np.packbits(np.asarray(data) != 0).tobytes()).hexdigest()[:16]
+
+
 def task_key(block: Block, group: OpGroup, target: Target) -> str:
     """A stable key for ``group`` in ``block`` on ``target`` (a hex digest)."""
     parts = [target_class(target)]
@@ -48,7 +56,7 @@ def task_key(block: Block, group: OpGroup, target: Target) -> str:
             data = block.constant(name)
             small = data is not None and data.size <= SMALL_CONSTANT
             operands.append([str(ttype), "const" if data is not None else "var",
-                             np.asarray(data).reshape(-1).tolist() if small else None])
+                             np.asarray(data).reshape(-1).tolist() if small else _zero_pattern(data)])
         parts.append([op.name, sorted((k, _attr(v)) for k, v in op.attrs.items()), operands,
                       [str(block.type_of(n)) for n in op.outputs]])
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
