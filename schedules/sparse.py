@@ -129,7 +129,7 @@ def add_sparse_knobs(space: ConfigSpace, c: DenseCompute, target: Target) -> Con
     nonzero_groups = int(group_matrix(c.weights, kind.k_group).any(axis=2).sum())
     formats = FORMATS if nonzero_groups * 2 <= UNROLLED_LIMIT else FORMATS[:2]
     space.add("format", formats, "dense", "dense panels, or sparse BSR / weight-specialised unrolled code")
-    space.add("block_n", (1, 2, 4, 8), 4, "BSR block: output channels")
+    space.add("block_n", (1, 2, 4, 8, 16), 4, "BSR block: output channels")
     space.add("block_k", (1, 2, 4), 1, "BSR block: reduction groups")
     mv = max_m_vectors(c, kind.lanes)
     space.add("m_vectors", [v for v in (1, 2, 3, 4) if v <= mv], min(2, mv), "position vectors per tile")
@@ -197,7 +197,12 @@ def _splat(b: ir.IRBuilder, value: ir.Value, lanes: int) -> ir.Value:
 
 
 def _gather_emit(c: DenseCompute, kind: mk.MicroKernelKind, act: str, mp: int):
-    """act[kg][m][g] = encode(x at position m, tap, channels of group kg), zero point where padded."""
+    """act[kg][m][g] = encode(x at position m, tap, channels of group kg), zero point where padded.
+
+    When a pixel has a multiple of ``lanes`` words, each position's row is loaded as whole vectors and
+    transposed in registers (hardware gathers are slow on many cores, e.g. under the GDS microcode
+    mitigation); otherwise one masked gather per word and ``lanes`` positions.
+    """
     lanes, g = kind.lanes, kind.k_group
     batch, ih, iw, ic = c.input.shape
     kh, kw, _, _ = c.weights.shape
@@ -247,15 +252,55 @@ def _gather_emit(c: DenseCompute, kind: mk.MicroKernelKind, act: str, mp: int):
                         addr = b.add(src_int, b.sext(offset, ir.VectorType(I64, lanes)))
                         ptrs = b.inttoptr(addr, ir.VectorType(PTR, lanes))
                         word = b.call(gather, [ptrs, ir.Constant(I32, 1), inside, vec(zp_word)])
-                        group0 = b.add(ir.Constant(I64, tap * words * (4 // g)), b.mul(wi, ir.Constant(I64, 4 // g)))
-                        for s, encoded in enumerate(_encode(b, kind, word, lanes, c.input_zp)):
-                            group = b.add(group0, ir.Constant(I64, s))
-                            offset = b.mul(b.add(b.mul(group, ir.Constant(I64, mp)), m0), ir.Constant(I64, g * elem))
-                            p = b.gep(dst_bytes, [offset], source_etype=I8)
-                            b.store(encoded, b.bitcast(p, encoded.type.as_pointer()), align=1)
+                        store_groups(word, b.add(ir.Constant(I64, tap * words), wi), m0)
                     em._loop("wi", ir.Constant(I64, 0), ir.Constant(I64, words), 1, word_body)
 
-        em._loop("m0", ir.Constant(I64, 0), ir.Constant(I64, mp), lanes, tile_body)
+        def transposed_tile_body(m0):
+            # Whole rows of `lanes` words per position, transposed in registers: no hardware gather.
+            c64 = lambda v: ir.Constant(I64, v)  # noqa: E731
+            zero_row = vec(zp_word)
+            src_bytes = b.bitcast(src, PTR)
+            positions = []
+            for lane in range(lanes):
+                m = b.add(m0, c64(lane))
+                m = b.select(b.icmp_signed("<", m, c64(c.m)), m, c64(c.m - 1))      # rows past M: discarded
+                img, rem = b.udiv(m, c64(oh * ow)), b.urem(m, c64(oh * ow))
+                positions.append((img, b.udiv(rem, c64(ow)), b.urem(rem, c64(ow))))
+            for ty in range(kh):
+                for tx in range(kw):
+                    rows = []
+                    for img, oy, ox in positions:
+                        iy = b.add(b.mul(oy, c64(sy)), c64(ty * dy - top))
+                        ix = b.add(b.mul(ox, c64(sx)), c64(tx * dx - left))
+                        inside = ir.Constant(I1, 1)
+                        for v, limit in ((iy, ih), (ix, iw)):
+                            inside = b.and_(inside, b.icmp_unsigned("<", v, c64(limit)))   # also v >= 0
+                        pixel = b.add(b.mul(b.add(b.mul(img, c64(ih)), iy), c64(iw)), ix)
+                        rows.append((b.select(inside, pixel, c64(0)), inside))
+                    tap = ty * kw + tx
+
+                    def chunk_body(wc):
+                        loaded = []
+                        for pixel, inside in rows:
+                            offset = b.add(b.mul(pixel, c64(ic)), b.mul(wc, c64(4 * lanes)))
+                            ptr = b.bitcast(b.gep(src_bytes, [offset], source_etype=I8), i32v.as_pointer())
+                            loaded.append(b.select(inside, b.load(ptr, typ=i32v, align=1), zero_row))
+                        for word, labels in _transpose(b, loaded):
+                            w = labels[0][0]
+                            index = b.add(c64(tap * words), b.add(b.mul(wc, c64(lanes)), c64(w)))
+                            store_groups(word, index, m0)
+                    em._loop("wc", c64(0), c64(words // lanes), 1, chunk_body)
+
+        def store_groups(word, word_index, m0):
+            group0 = b.mul(word_index, ir.Constant(I64, 4 // g))
+            for s, encoded in enumerate(_encode(b, kind, word, lanes, c.input_zp)):
+                group = b.add(group0, ir.Constant(I64, s))
+                offset = b.mul(b.add(b.mul(group, ir.Constant(I64, mp)), m0), ir.Constant(I64, g * elem))
+                p = b.gep(dst_bytes, [offset], source_etype=I8)
+                b.store(encoded, b.bitcast(p, encoded.type.as_pointer()), align=1)
+
+        body = transposed_tile_body if words % lanes == 0 else tile_body
+        em._loop("m0", ir.Constant(I64, 0), ir.Constant(I64, mp), lanes, body)
 
     return emit
 
@@ -301,20 +346,16 @@ class _Accumulators:
         """
         b, lanes = self.em.builder, self.kind.lanes
         if count > 1 and count & (count - 1) == 0:
+            group = min(count, lanes)
             tile_bytes = b.bitcast(tile, PTR)
             for r in range(mv):
-                vectors = [b.load(self.slots[i][r], typ=self.ty) for i in range(count)]
-                while len(vectors) > 1:           # concatenate pairwise: [channel][lane] in one vector
-                    width = vectors[0].type.count
-                    vectors = [b.shuffle_vector(vectors[k], vectors[k + 1], _const_vector(range(2 * width), 32))
-                               for k in range(0, len(vectors), 2)]
-                (block,) = vectors
-                for lane in range(lanes):
-                    row = b.shuffle_vector(block, ir.Constant(block.type, ir.Undefined),
-                                           _const_vector([i * lanes + lane for i in range(count)], 32))
-                    index = b.add(ir.Constant(I64, (r * lanes + lane) * n), channel0)
-                    p = b.gep(tile_bytes, [b.mul(index, ir.Constant(I64, 4))], source_etype=I8)
-                    b.store(row, b.bitcast(p, row.type.as_pointer()), align=4)
+                for c0 in range(0, count, group):
+                    vectors = [b.load(self.slots[c0 + i][r], typ=self.ty) for i in range(group)]
+                    for values, labels in _transpose(b, vectors):
+                        position, channel = labels[0]
+                        index = b.add(ir.Constant(I64, (r * lanes + position) * n + c0 + channel), channel0)
+                        p = b.gep(tile_bytes, [b.mul(index, ir.Constant(I64, 4))], source_etype=I8)
+                        b.store(values, b.bitcast(p, values.type.as_pointer()), align=4)
             return
         scatter = self.em.intrinsic(f"llvm.masked.scatter.v{lanes}i32.v{lanes}p0", ir.VoidType(),
                                     [self.ty, ir.VectorType(PTR, lanes), I32, ir.VectorType(I1, lanes)])
@@ -327,6 +368,41 @@ class _Accumulators:
                 addr = b.add(b.add(base, offsets), _splat(b, column, lanes))
                 b.call(scatter, [b.load(self.slots[i][r], typ=self.ty), b.inttoptr(addr, ir.VectorType(PTR, lanes)),
                                  ir.Constant(I32, 4), ones])
+
+
+def _transpose(b: ir.IRBuilder, rows: list[ir.Value]) -> list[tuple[ir.Value, list[tuple[int, int]]]]:
+    """``C`` vectors (channels) of ``L`` lanes (positions), C a power of two <= L -> ``L`` vectors of C channels.
+
+    A butterfly of two-input shuffles (log2 C stages, each interleaving chunks of 1, 2, 4... elements of
+    the low or high halves), fed in bit-reversed channel order so every aligned chunk of C elements ends
+    up as channels 0..C-1 of one position. Returns (vector, [(position, channel)...]) per position.
+    """
+    count, lanes = len(rows), rows[0].type.count
+    bits = count.bit_length() - 1
+    order = [int(format(i, f"0{bits}b")[::-1], 2) if bits else 0 for i in range(count)]
+    vectors = [(rows[c], [(p, c) for p in range(lanes)]) for c in order]
+    chunk = 1
+    while chunk < count:
+        staged = []
+        for j in range(count // 2):
+            (a, la), (bv, lb) = vectors[j], vectors[j + count // 2]
+            for half in (0, 1):
+                picks: list[int] = []
+                for k in range(half * lanes // 2, (half + 1) * lanes // 2, chunk):
+                    picks += list(range(k, k + chunk)) + list(range(lanes + k, lanes + k + chunk))
+                labels = [(la + lb)[i] for i in picks]
+                staged.append((b.shuffle_vector(a, bv, _const_vector(picks, 32)), labels))
+        vectors = staged
+        chunk *= 2
+    out = []
+    for vector, labels in vectors:
+        for k in range(0, lanes, count):
+            part = labels[k:k + count]
+            assert [c for _, c in part] == list(range(count)) and len({p for p, _ in part}) == 1
+            piece = vector if count == lanes else b.shuffle_vector(
+                vector, ir.Constant(vector.type, ir.Undefined), _const_vector(range(k, k + count), 32))
+            out.append((piece, part))
+    return out
 
 
 def _accumulate(em, kind: mk.MicroKernelKind, acc: ir.Value, act: ir.Value, weights: ir.Value) -> ir.Value:
