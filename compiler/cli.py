@@ -4,6 +4,7 @@
     tosac compile MODEL -o model.o      compile a graph for a target; print its kernels and memory plan
     tosac run MODEL --input x=x.npy     run a graph (compiled for the host, or on the reference interpreter)
     tosac demo [--model kws]            the whole product on a bundled MLPerf Tiny model
+    tosac prune MODEL --sparsity 0.8    compiler-aware pruning (tuned sparse kernels decide the choices)
     tosac conformance tosa-cts ...      the official TOSA conformance tests
     tosac conformance onnx-node ...     ONNX's backend node tests for the ops the ONNX frontend claims
 
@@ -220,6 +221,49 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _csv(text: str | None, what: str, convert=str) -> list | None:
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise TosacError(f"--{what}: expected a comma-separated list, got '{text}'")
+    try:
+        return [convert(t) for t in items]
+    except ValueError:
+        raise TosacError(f"--{what}: expected comma-separated numbers, got '{text}'") from None
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    import json
+    from tosac.prune.search import DEFAULT_DENSITIES, DEFAULT_PATTERNS, search
+
+    if (args.sparsity is None) == (args.latency_budget is None):
+        raise TosacError("give exactly one goal: --sparsity FRACTION or --latency-budget MS")
+    if args.out and Path(args.out).suffix.lower() not in (".tosa", ".json"):
+        raise TosacError(f"--out '{args.out}': use a .tosa (TOSA flatbuffer) or .json file name")
+    graph = _load(args)
+    log = args.log or (Path(args.model).stem + f".prune.{args.target}.jsonl")
+    result = search(graph, args.target, sparsity=args.sparsity,
+                    latency_budget=None if args.latency_budget is None else args.latency_budget / 1e3,
+                    patterns=_csv(args.patterns, "patterns") or DEFAULT_PATTERNS,
+                    densities=_csv(args.densities, "densities", float) or DEFAULT_DENSITIES,
+                    layers=_csv(args.layers, "layers"), trials=args.trials, log=log, seed=args.seed,
+                    progress=not args.quiet)
+    print(result.table())
+    print(f"log: {log}  (compile the pruned model with: tosac compile {args.out or 'PRUNED'} --tuning-log {log})")
+    if args.out:
+        from tosac.ir.serialize import save
+        save(result.graph, args.out)
+        print(f"wrote {args.out}")
+    if args.json:
+        try:
+            Path(args.json).write_text(json.dumps(result.to_json(), indent=1))
+        except OSError as e:
+            raise TosacError(f"--json: cannot write '{args.json}': {e.strerror}") from None
+        print(f"wrote {args.json}")
+    return 0
+
+
 def _report(results, args, suite: str, target: str) -> int:
     from tosac.conformance import results as res
 
@@ -324,6 +368,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--plot", help="with 'report': write best-so-far curves to this PNG (needs matplotlib)")
     p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser("prune", help="compiler-aware pruning: prune where the tuned kernels get faster",
+                       description="For each searched layer and each pattern x density, prune only that layer, "
+                       "tune its kernel briefly (dense and sparse schedules) and record its latency and the weight "
+                       "magnitude removed; then choose per layer the pruning (or none) that reaches the goal "
+                       "(--sparsity or --latency-budget) with the least magnitude removed, among prunings at least "
+                       "as fast as the dense layer. The pruned model is compiled with the log, checked bit for bit "
+                       "against the reference interpreter and timed against the dense model. Measurements go to "
+                       "--log (resumed when it exists).")
+    _model_argument(p)
+    p.add_argument("--target", default="host", help="target to measure on (must run here; default host)")
+    goal = p.add_mutually_exclusive_group()
+    goal.add_argument("--sparsity", type=float, metavar="FRACTION",
+                      help="goal: fraction of zero weights over the searched layers, e.g. 0.8")
+    goal.add_argument("--latency-budget", type=float, metavar="MS", help="goal: model latency in milliseconds")
+    p.add_argument("--patterns", metavar="P,P,...", help="pruning patterns (default block4x1,block1x4,block4x4,"
+                   "2:4,unstructured)")
+    p.add_argument("--densities", metavar="D,D,...", help="fractions of weights kept (default 0.5,0.3,0.2,0.1,0.05)")
+    p.add_argument("--layers", metavar="NAME,...", help="layers to search (default: every prunable layer with "
+                   "input channels divisible by 4 and at least 1024 weights)")
+    p.add_argument("--trials", type=int, default=16, help="tuning trials per candidate (default 16)")
+    p.add_argument("--log", help="tuning log (default MODEL.prune.TARGET.jsonl); resumed when it exists")
+    p.add_argument("--seed", type=int, default=0, help="seed of the tuner and of the check inputs (default 0)")
+    p.add_argument("--out", metavar="PRUNED.tosa", help="write the pruned graph (.tosa or .json)")
+    p.add_argument("--json", metavar="FILE", help="write the result (choices, candidate table, latencies) as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_prune)
 
     p = sub.add_parser("run", help="run a model (compiled for the host, or on the reference interpreter)",
                        description="Compile a model for --target and run it, or run it on the exact reference "

@@ -24,6 +24,8 @@ from tosac.prune.apply import (
     prune,
 )
 from tosac.prune.patterns import Pattern, layer_mask, parse_pattern
+from tosac.prune.search import Candidate, LayerCandidates, LayerRow, SearchResult, choose, layer_task, search
 
 __all__ = ["LayerChoice", "LayerReport", "PrunableLayer", "PruneResult", "PruneError", "Pattern",
-           "layer_mask", "parse_pattern", "prunable_layers", "prune"]
+           "layer_mask", "parse_pattern", "prunable_layers", "prune",
+           "Candidate", "LayerCandidates", "LayerRow", "SearchResult", "choose", "layer_task", "search"]
