@@ -30,6 +30,7 @@ class ConfigSpace:
     template: str
     knobs: list[Knob] = field(default_factory=list)
     default: Config = field(default_factory=dict)
+    seeds: list[Config] = field(default_factory=list)     # other good starting points the tuner measures first
 
     def add(self, name: str, values, default, doc: str = "") -> None:
         values = tuple(dict.fromkeys(values))          # unique, order kept
@@ -57,7 +58,7 @@ class ConfigSpace:
 
     def restrict(self, fixed: dict) -> "ConfigSpace":
         """The same space with some knobs pinned (e.g. ``{"threads": 1}`` to tune single-threaded)."""
-        out = ConfigSpace(self.template)
+        out = ConfigSpace(self.template, seeds=[{**seed, **fixed} for seed in self.seeds])
         for knob in self.knobs:
             if knob.name in fixed:
                 if fixed[knob.name] not in knob.values:

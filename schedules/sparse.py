@@ -132,7 +132,9 @@ def add_sparse_knobs(space: ConfigSpace, c: DenseCompute, target: Target) -> Con
     space.add("block_n", (1, 2, 4, 8, 16), 4, "BSR block: output channels")
     space.add("block_k", (1, 2, 4), 1, "BSR block: reduction groups")
     mv = max_m_vectors(c, kind.lanes)
-    space.add("m_vectors", [v for v in (1, 2, 3, 4) if v <= mv], min(2, mv), "position vectors per tile")
+    space.add("m_vectors", [v for v in (1, 2, 3, 4) if v <= mv], 1, "position vectors per tile")
+    # Measured good points (benchmarks/sparse.py): 8-channel blocks, one position vector per tile.
+    space.seeds += [dict(space.default, format=fmt, block_n=8) for fmt in formats[1:]]
     return space
 
 

@@ -193,3 +193,24 @@ def test_sparse_conv_on_arm_under_qemu(target, require_cross):
             config = {"format": fmt, "block_n": bn, "block_k": 2, "m_vectors": 2}
             got = tosac.compile(graph, target, {kb.name: config}).run(inputs)[graph.outputs[0]]
             np.testing.assert_array_equal(got, expected, err_msg=f"{target} {pattern} {config}")
+
+
+@pytest.mark.parametrize("pattern, sparsity", [("block1x16", 0.8), ("block4x1", 0.9), ("unstructured", 0.95)])
+def test_sparse_matmul_and_fully_connected(pattern, sparsity):
+    """MATMUL with constant weights (rows = positions) and a single-row fully-connected layer."""
+    rng = np.random.default_rng(7)
+    for rows in (1, 37):
+        b = rng.integers(-128, 128, size=(1, 64, 24)).astype(np.int8)                # [1, C, W]
+        keep = layer_mask(b[0].T, pattern, sparsity).T                              # prune the [W, C] view
+        b = np.where(keep[None], b, 0).astype(np.int8)
+        g = GraphBuilder()
+        a = g.input("a", DType.INT8, (1, rows, 64))
+        g.output(g.matmul(a, g.const(b), a_zp=-9))
+        graph = g.build()
+        inputs = {"a": rng.integers(-128, 128, size=(1, rows, 64)).astype(np.int8)}
+        expected = run(graph, inputs)[graph.outputs[0]]
+        (kb,) = kernel_builders(optimise_graph(graph), get_target("host"))
+        for fmt in ("bsr", "unrolled"):
+            config = {"format": fmt, "block_n": 4, "block_k": 2}
+            got = tosac.compile(graph, "host", {kb.name: config}).run(inputs)[graph.outputs[0]]
+            np.testing.assert_array_equal(got, expected, err_msg=f"{rows} rows {pattern} {config}")

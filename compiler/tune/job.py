@@ -2,7 +2,8 @@
 
 The loop (per task): resume from the log's records for the task (nothing is
 measured twice), measure the template's default config first (so every
-report has a baseline), then ask the tuner for batches sized to the runner's
+report has a baseline) and its seed configs (one per alternative family, such
+as the sparse schedules of a pruned layer, so the search starts from each), then ask the tuner for batches sized to the runner's
 parallelism until the trial budget is spent, the space is exhausted, or
 ``early_stopping`` trials pass without a better time. Every result is
 appended to the log the moment it is known.
@@ -116,8 +117,9 @@ def tune_task(task: Task, trials: int, log: TuningLog, tuner: str = "xgb", seed:
         bar.update(2 * task.mac_count / history[-1] / 1e9 if history[-1] < float("inf") else 0.0)
 
     try:
-        if config_key(default) not in search.measured and done < trials:
-            search.update(runner.measure(task, [default], record))
+        starts = [c for c in [default, *space.seeds] if config_key(c) not in search.measured][:max(trials - done, 0)]
+        if starts:                     # the default, then the template's other starting points (e.g. sparse)
+            search.update(runner.measure(task, starts, record))
         stale = 0
         while done < trials and not search.exhausted():
             batch = search.next_batch(min(trials - done, max(2, 2 * runner.parallelism)))
