@@ -120,12 +120,12 @@ def test_every_sparse_knob_value_is_exact():
     knobs = {k.name: k.values for k in kb.space.knobs}
     for kind in knobs["kind"]:
         for fmt in ("bsr", "unrolled"):
-            for bn in knobs["block_n"]:
-                for bk in knobs["block_k"]:
-                    mv = knobs["m_vectors"][(bn + bk) % len(knobs["m_vectors"])]
-                    config = {"kind": kind, "format": fmt, "block_n": bn, "block_k": bk, "m_vectors": mv}
-                    got = tosac.compile(graph, "host", {kb.name: config}).run(inputs)
-                    np.testing.assert_array_equal(got[graph.outputs[0]], expected[graph.outputs[0]], err_msg=str(config))
+            for i, bn in enumerate(knobs["block_n"]):            # every value of every knob at least once
+                bk = knobs["block_k"][i % len(knobs["block_k"])]
+                mv = knobs["m_vectors"][(i + len(fmt)) % len(knobs["m_vectors"])]
+                config = {"kind": kind, "format": fmt, "block_n": bn, "block_k": bk, "m_vectors": mv}
+                got = tosac.compile(graph, "host", {kb.name: config}).run(inputs)
+                np.testing.assert_array_equal(got[graph.outputs[0]], expected[graph.outputs[0]], err_msg=str(config))
 
 
 def test_all_zero_and_dense_layers():
