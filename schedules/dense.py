@@ -106,6 +106,11 @@ def pack_weights(weights: np.ndarray, kind: mk.MicroKernelKind, nr: int) -> np.n
     return np.ascontiguousarray(w.astype(np.int16 if kind.weight_type == "i16" else np.int8))
 
 
+def panel_groups(packed: np.ndarray) -> list[list[int]]:
+    """Per weight panel ``[K/g, NR, g]``: the reduction groups with any nonzero weight (what panel-sparse code runs)."""
+    return [np.nonzero(panel.reshape(panel.shape[0], -1).any(axis=1))[0].tolist() for panel in packed]
+
+
 def column_correction(weights: np.ndarray, kind: mk.MicroKernelKind, input_zp: int) -> np.ndarray:
     """What to add to the raw dot product so it equals sum((x - zp) * w), wrapped to int32."""
     if kind.zp_correction < 0:
@@ -134,14 +139,20 @@ def dense_schedule(c: DenseCompute, config: Config, target: Target) -> Schedule:
 
     geometry = dict(m=m, oh=oh, ow=ow, ihp=ihp, iwp=iwp, icp=icp, kh=kh, kw=kw, stride=c.stride,
                     dilation=c.dilation, k_groups=kh * kw * icp // g, unroll=int(config["unroll_k"]))
+    panel_sparse = config.get("format") == "panel"
+    nonzero = panel_groups(constants[wname]) if panel_sparse else None
     emit = _micro_kernel(kind, mr, nv, act.name, wname, geometry)
     m_tiles = -(-m // mr)
     full_panels, tail = divmod(n, nr)
     mt, np_ = ln.Var("mt"), ln.Var("np")
 
     def tile(panel: ln.Expr, width: int) -> tuple[ln.Stmt, ...]:
-        call = ln.MicroKernel(f"{kind.name}_{mr}x{nr}", emit, {"m0": mt * mr, "panel": panel},
-                              {"mr": mr, "nr": nr, "k": kh * kw * icp, "lanes": kind.lanes})
+        features = {"mr": mr, "nr": nr, "k": kh * kw * icp, "lanes": kind.lanes}
+        kernel_emit = emit
+        if nonzero is not None and isinstance(panel, ln.Const):   # weight-specialised: nonzero groups only
+            kernel_emit = _micro_kernel(kind, mr, nv, act.name, wname, geometry, nonzero[int(panel.value)])
+            features["density"] = sum(map(len, nonzero)) / max(len(nonzero) * geometry["k_groups"], 1)
+        call = ln.MicroKernel(f"{kind.name}_{mr}x{nr}", kernel_emit, {"m0": mt * mr, "panel": panel}, features)
         r, ch = ln.Var("r"), ln.Var("ch")
         row = mt * mr + r
         channel = panel * nr + ch
@@ -156,7 +167,14 @@ def dense_schedule(c: DenseCompute, config: Config, target: Target) -> Schedule:
     panels_loop = (ln.For("np", full_panels, tile(np_, nr)),) if full_panels else ()
     tail_tile = tile(ln.Const(full_panels), tail) if tail else ()
     order = config["order"] if threads == 1 else "mn"
-    if order == "nm":
+    if nonzero is not None:                       # panels unrolled at compile time: one kernel body each
+        panels = [tile(ln.Const(p), nr) for p in range(full_panels)] + ([tail_tile] if tail else [])
+        if order == "nm":
+            body = tuple(ln.For("mt", m_tiles, t) for t in panels)
+        else:
+            kind_outer = ln.LoopKind.PARALLEL if threads > 1 else ln.LoopKind.SERIAL
+            body = (ln.For("mt", m_tiles, tuple(s for t in panels for s in t), kind_outer),)
+    elif order == "nm":
         body: tuple[ln.Stmt, ...] = ()
         if full_panels:
             body += (ln.For("np", full_panels, (ln.For("mt", m_tiles, tile(np_, nr)),)),)
@@ -217,8 +235,13 @@ def pack_activations(name: str, source: TensorArg, pad: tuple[int, int, int, int
     return ln.Kernel(name, (source.param(), act), nest)
 
 
-def _micro_kernel(kind: mk.MicroKernelKind, mr: int, nv: int, act: str, wpack: str, geo: dict):
-    """The emit function of the MR x NR register-blocked micro-kernel."""
+def _micro_kernel(kind: mk.MicroKernelKind, mr: int, nv: int, act: str, wpack: str, geo: dict,
+                  groups: list[int] | None = None):
+    """The emit function of the MR x NR register-blocked micro-kernel.
+
+    ``groups`` (panel-sparse format) lists the reduction groups ``tap * icg + group`` of this panel that
+    hold a nonzero weight: only those are emitted, unrolled, with constant offsets.
+    """
     nr = kind.lanes * nv
     i32v = ir.VectorType(ir.IntType(32), kind.lanes)
     wvty = mk.weight_vector_type(kind)
@@ -278,7 +301,24 @@ def _micro_kernel(kind: mk.MicroKernelKind, mr: int, nv: int, act: str, wpack: s
                             b.store(mk.accumulate(em, kind, b.load(slot, typ=i32v), a, wv[j]), slot)
             em._loop("kg", c64(0), c64(icg), unroll, group_body)
 
-        em._loop("tap", c64(0), c64(geo["kh"] * geo["kw"]), 1, tap_body)
+        if groups is None:
+            em._loop("tap", c64(0), c64(geo["kh"] * geo["kw"]), 1, tap_body)
+        else:
+            for kk in groups:
+                t, gi = divmod(kk, icg)
+                ty, tx = divmod(t, geo["kw"])
+                a_off = ((ty * dy * geo["iwp"] + tx * dx) * geo["icp"] + gi * g) * elem
+                w_off = b.add(panel_bytes, c64(kk * nr * g * wel))
+                wv = []
+                for j in range(nv):
+                    p = b.gep(w_bytes, [b.add(w_off, c64(j * kind.lanes * g * wel))], source_etype=ir.IntType(8))
+                    wv.append(b.load(b.bitcast(p, wvty.as_pointer()), typ=wvty, align=1))
+                for r in range(mr):
+                    p = b.gep(act_bytes, [b.add(rows[r], c64(a_off))], source_etype=ir.IntType(8))
+                    a = b.load(b.bitcast(p, group_ty.as_pointer()), typ=group_ty, align=1)
+                    for j in range(nv):
+                        slot = accs[r][j]
+                        b.store(mk.accumulate(em, kind, b.load(slot, typ=i32v), a, wv[j]), slot)
         tile, _ = em.buffers["tile"]
         for r in range(mr):
             for j in range(nv):

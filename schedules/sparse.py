@@ -45,7 +45,8 @@ from tosac.targets import Target
 
 I1, I8, I16, I32, I64 = (ir.IntType(b) for b in (1, 8, 16, 32, 64))
 PTR = ir.PointerType()
-FORMATS = ("dense", "bsr", "unrolled")
+FORMATS = ("dense", "panel", "bsr", "unrolled")
+DENSE_LAYOUT_FORMATS = ("dense", "panel")      # scheduled by the dense template (schedules/dense.py)
 UNROLLED_LIMIT = 6000            # nonzero groups x row vectors beyond which unrolled code is not offered
 TILE_BYTES = 128 << 10           # the [positions][N] int32 tile lives on the stack
 
@@ -127,8 +128,10 @@ def add_sparse_knobs(space: ConfigSpace, c: DenseCompute, target: Target) -> Con
         return space
     kind = mk.kinds_for(target)[0]
     nonzero_groups = int(group_matrix(c.weights, kind.k_group).any(axis=2).sum())
-    formats = FORMATS if nonzero_groups * 2 <= UNROLLED_LIMIT else FORMATS[:2]
-    space.add("format", formats, "dense", "dense panels, or sparse BSR / weight-specialised unrolled code")
+    unrolled = {"panel": nonzero_groups <= 16 * UNROLLED_LIMIT, "unrolled": nonzero_groups * 2 <= UNROLLED_LIMIT}
+    formats = tuple(f for f in FORMATS if unrolled.get(f, True))     # unrolled code only while it stays small
+    space.add("format", formats, "dense", "dense panels; panels skipping their all-zero reduction groups; "
+                                          "or positions-in-lanes BSR / weight-specialised unrolled code")
     space.add("block_n", (1, 2, 4, 8, 16), 4, "BSR block: output channels")
     space.add("block_k", (1, 2, 4), 1, "BSR block: reduction groups")
     mv = max_m_vectors(c, kind.lanes)

@@ -63,8 +63,8 @@ def conv_kernel(graph, target):
 def sparse_config(kb, rng: np.random.Generator) -> dict:
     """A random point of the space with a sparse format."""
     config = kb.space.sample(rng)
-    config["format"] = ["bsr", "unrolled"][int(rng.integers(2))] if "unrolled" in dict(
-        (k.name, k.values) for k in kb.space.knobs)["format"] else "bsr"
+    formats = [f for f in next(k.values for k in kb.space.knobs if k.name == "format") if f != "dense"]
+    config["format"] = formats[int(rng.integers(len(formats)))]
     return config
 
 
@@ -119,7 +119,7 @@ def test_every_sparse_knob_value_is_exact():
     kb = conv_kernel(graph, "host")
     knobs = {k.name: k.values for k in kb.space.knobs}
     for kind in knobs["kind"]:
-        for fmt in ("bsr", "unrolled"):
+        for fmt in ("panel", "bsr", "unrolled"):
             for i, bn in enumerate(knobs["block_n"]):            # every value of every knob at least once
                 bk = knobs["block_k"][i % len(knobs["block_k"])]
                 mv = knobs["m_vectors"][(i + len(fmt)) % len(knobs["m_vectors"])]
@@ -189,7 +189,7 @@ def test_sparse_conv_on_arm_under_qemu(target, require_cross):
         graph, inputs = conv_graph((1, 6, 5, 24), weights, pad=(k // 2,) * 4, input_zp=-3, seed=k)
         kb = conv_kernel(graph, target)
         expected = run(graph, inputs)[graph.outputs[0]]
-        for fmt, bn in (("bsr", 4), ("unrolled", 2)):
+        for fmt, bn in (("bsr", 4), ("unrolled", 2), ("panel", 1)):
             config = {"format": fmt, "block_n": bn, "block_k": 2, "m_vectors": 2}
             got = tosac.compile(graph, target, {kb.name: config}).run(inputs)[graph.outputs[0]]
             np.testing.assert_array_equal(got, expected, err_msg=f"{target} {pattern} {config}")
@@ -210,7 +210,7 @@ def test_sparse_matmul_and_fully_connected(pattern, sparsity):
         inputs = {"a": rng.integers(-128, 128, size=(1, rows, 64)).astype(np.int8)}
         expected = run(graph, inputs)[graph.outputs[0]]
         (kb,) = kernel_builders(optimise_graph(graph), get_target("host"))
-        for fmt in ("bsr", "unrolled"):
+        for fmt in ("panel", "bsr", "unrolled"):
             config = {"format": fmt, "block_n": 4, "block_k": 2}
             got = tosac.compile(graph, "host", {kb.name: config}).run(inputs)[graph.outputs[0]]
             np.testing.assert_array_equal(got, expected, err_msg=f"{rows} rows {pattern} {config}")

@@ -135,7 +135,7 @@ class KernelBuilder:
             (generic.ReduceCompute, lambda c: generic.reduce_space(c, t.vector_bits), generic.reduce_schedule),
             (taps.TapCompute, lambda c: taps.tap_space(c, t.vector_bits), taps.tap_schedule),
             (dense.DenseCompute, lambda c: sparse.add_sparse_knobs(dense.dense_space(c, t), c, t),
-             lambda c, cfg: (dense.dense_schedule if cfg.get("format", "dense") == "dense"
+             lambda c, cfg: (dense.dense_schedule if cfg.get("format", "dense") in sparse.DENSE_LAYOUT_FORMATS
                              else sparse.sparse_schedule)(c, cfg, t)),
             (depthwise.DepthwiseCompute, lambda c: depthwise.depthwise_space(c, t.vector_bits),
              depthwise.depthwise_schedule),
