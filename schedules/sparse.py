@@ -113,9 +113,10 @@ def sparse_supported(c: DenseCompute) -> bool:
     return c.weights.shape[2] % 4 == 0 and c.input.size < 1 << 31
 
 
-def sparse_eligible(c: DenseCompute) -> bool:
-    """Sparse variants are offered to the tuner when, besides, at least a tenth of the groups are zero."""
-    return sparse_supported(c) and group_density(c.weights) < 0.9
+def sparse_eligible(c: DenseCompute, g: int = 4) -> bool:
+    """Sparse variants are offered to the tuner when, besides, at least a tenth of the groups of ``g`` input
+    channels (what the target's best micro-kernel consumes at once) are zero: 2:4 qualifies only for g < 4."""
+    return sparse_supported(c) and group_density(c.weights, g) < 0.9
 
 
 def max_m_vectors(c: DenseCompute, lanes: int) -> int:
@@ -124,9 +125,9 @@ def max_m_vectors(c: DenseCompute, lanes: int) -> int:
 
 def add_sparse_knobs(space: ConfigSpace, c: DenseCompute, target: Target) -> ConfigSpace:
     """The dense space plus the sparse variants (default stays dense: only a measurement may switch)."""
-    if not sparse_eligible(c):
-        return space
     kind = mk.kinds_for(target)[0]
+    if not sparse_eligible(c, kind.k_group):
+        return space
     nonzero_groups = int(group_matrix(c.weights, kind.k_group).any(axis=2).sum())
     unrolled = {"panel": nonzero_groups <= 16 * UNROLLED_LIMIT, "unrolled": nonzero_groups * 2 <= UNROLLED_LIMIT}
     formats = tuple(f for f in FORMATS if unrolled.get(f, True))     # unrolled code only while it stays small

@@ -214,3 +214,18 @@ def test_sparse_matmul_and_fully_connected(pattern, sparsity):
             config = {"format": fmt, "block_n": 4, "block_k": 2}
             got = tosac.compile(graph, "host", {kb.name: config}).run(inputs)[graph.outputs[0]]
             np.testing.assert_array_equal(got, expected, err_msg=f"{rows} rows {pattern} {config}")
+
+
+def test_two_of_four_is_offered_where_the_micro_kernel_takes_fewer_than_four_channels():
+    """2:4 leaves no all-zero group of 4 channels (VNNI, sdot) but half the single channels (portable kind)."""
+    rng = np.random.default_rng(9)
+    weights = rng.integers(-128, 128, size=(24, 1, 1, 32)).astype(np.int8)
+    weights = np.where(layer_mask(weights, "2:4", None), weights, 0).astype(np.int8)
+    graph, inputs = conv_graph((1, 6, 6, 32), weights, input_zp=4)
+    assert "format" not in conv_kernel(graph, "x86_64-avx512vnni").space.default
+    kb = conv_kernel(graph, "x86_64")                                   # portable: one channel per step
+    expected = run(graph, inputs)[graph.outputs[0]]
+    for fmt in ("panel", "bsr", "unrolled"):
+        config = {"format": fmt, "block_n": 4}
+        got = tosac.compile(graph, "x86_64", {kb.name: config}).run(inputs)[graph.outputs[0]]
+        np.testing.assert_array_equal(got, expected, err_msg=fmt)
