@@ -287,38 +287,30 @@ def _micro_kernel(kind: mk.MicroKernelKind, mr: int, nv: int, act: str, wpack: s
                 for u in range(unroll):
                     gg = b.add(gi, c64(u)) if u else gi
                     kk = b.add(b.mul(t, c64(icg)), gg)
-                    w_off = b.add(panel_bytes, b.mul(kk, c64(nr * g * wel)))
-                    wv = []
-                    for j in range(nv):
-                        p = b.gep(w_bytes, [b.add(w_off, c64(j * kind.lanes * g * wel))], source_etype=ir.IntType(8))
-                        wv.append(b.load(b.bitcast(p, wvty.as_pointer()), typ=wvty, align=1))
-                    a_off = b.add(tap, b.mul(gg, c64(g * elem)))
-                    for r in range(mr):
-                        p = b.gep(act_bytes, [b.add(rows[r], a_off)], source_etype=ir.IntType(8))
-                        a = b.load(b.bitcast(p, group_ty.as_pointer()), typ=group_ty, align=1)
-                        for j in range(nv):
-                            slot = accs[r][j]
-                            b.store(mk.accumulate(em, kind, b.load(slot, typ=i32v), a, wv[j]), slot)
+                    step(b.mul(kk, c64(nr * g * wel)), b.add(tap, b.mul(gg, c64(g * elem))))
             em._loop("kg", c64(0), c64(icg), unroll, group_body)
+
+        def step(w_off, a_off) -> None:
+            """One reduction group: nv weight vectors x mr activation groups into the accumulators."""
+            w_off = b.add(panel_bytes, w_off)
+            wv = []
+            for j in range(nv):
+                p = b.gep(w_bytes, [b.add(w_off, c64(j * kind.lanes * g * wel))], source_etype=ir.IntType(8))
+                wv.append(b.load(b.bitcast(p, wvty.as_pointer()), typ=wvty, align=1))
+            for r in range(mr):
+                p = b.gep(act_bytes, [b.add(rows[r], a_off)], source_etype=ir.IntType(8))
+                a = b.load(b.bitcast(p, group_ty.as_pointer()), typ=group_ty, align=1)
+                for j in range(nv):
+                    slot = accs[r][j]
+                    b.store(mk.accumulate(em, kind, b.load(slot, typ=i32v), a, wv[j]), slot)
 
         if groups is None:
             em._loop("tap", c64(0), c64(geo["kh"] * geo["kw"]), 1, tap_body)
         else:
-            for kk in groups:
+            for kk in groups:                     # constant offsets: the panel's nonzero groups only
                 t, gi = divmod(kk, icg)
                 ty, tx = divmod(t, geo["kw"])
-                a_off = ((ty * dy * geo["iwp"] + tx * dx) * geo["icp"] + gi * g) * elem
-                w_off = b.add(panel_bytes, c64(kk * nr * g * wel))
-                wv = []
-                for j in range(nv):
-                    p = b.gep(w_bytes, [b.add(w_off, c64(j * kind.lanes * g * wel))], source_etype=ir.IntType(8))
-                    wv.append(b.load(b.bitcast(p, wvty.as_pointer()), typ=wvty, align=1))
-                for r in range(mr):
-                    p = b.gep(act_bytes, [b.add(rows[r], c64(a_off))], source_etype=ir.IntType(8))
-                    a = b.load(b.bitcast(p, group_ty.as_pointer()), typ=group_ty, align=1)
-                    for j in range(nv):
-                        slot = accs[r][j]
-                        b.store(mk.accumulate(em, kind, b.load(slot, typ=i32v), a, wv[j]), slot)
+                step(c64(kk * nr * g * wel), c64(((ty * dy * geo["iwp"] + tx * dx) * geo["icp"] + gi * g) * elem))
         tile, _ = em.buffers["tile"]
         for r in range(mr):
             for j in range(nv):

@@ -1,32 +1,31 @@
-"""The sparse int8 template: pruned constant weights of CONV2D (1x1 and kxk) and MATMUL as a sparse x dense GEMM.
+"""The sparse int8 templates for pruned constant weights of CONV2D (1x1 and kxk) and MATMUL.
 
-Orientation (as in XNNPACK's sparse inference): vector lanes run over output
-*positions*, weights are broadcast. A prologue gathers the activations into
-``act[k_group][position][g]`` (one ``vpgatherdd``-style gather per group of
-``lanes`` positions, zero-point padding through the gather's mask), so the
-inner step is one dot-product instruction — the same micro-kernel kinds as the
-dense template (``vnni``, ``sdot``, ``avx2``, ``portable``) — applied to a
-contiguous activation vector and a splat of ``g`` weights. A reduction group
-(``g`` consecutive input channels of one tap) whose weights are all zero is
-never touched.
+A kernel whose weights have all-zero reduction groups (``g`` consecutive input
+channels of one tap, ``g`` = what the micro-kernel consumes per step) gets a
+``format`` knob next to the dense template's knobs:
 
-Weights are stored as BSR with a block of ``block_n`` output channels x
-``block_k`` reduction groups (the tuner picks the block; a stored block may
-hold zeros, they are just multiplied). ``format`` picks how the kernel finds
-the nonzero blocks:
+- ``panel``: the dense template itself (schedules/dense.py) with each weight
+  panel's all-zero groups left out of its unrolled code — no transposition,
+  pays for blocks wide along the output channels;
+- ``bsr`` / ``unrolled`` (this module): vector lanes run over output
+  *positions* and weights are broadcast, as in XNNPACK's sparse inference. A
+  prologue packs the activations into ``act[k_group][position][g]`` (whole
+  pixel rows transposed in registers, or a masked gather per word for narrow
+  pixels; zero-point padding either way), so the inner step is one
+  dot-product instruction of the dense micro-kernel kinds (``vnni``, ``sdot``,
+  ``avx2``, ``portable``) on a contiguous activation vector and a splat of
+  ``g`` weights. Weights are BSR with a block of ``block_n`` output channels x
+  ``block_k`` groups (a knob; a stored block may hold zeros). ``bsr`` reads
+  row pointers, column indices and values from memory; ``unrolled`` is
+  weight-specialised code, indices and weights baked into the instruction
+  stream, zero groups inside a block skipped too (offered while the code
+  stays small).
 
-- ``bsr``: row pointers, column indices and values in memory (one loop for any
-  pattern);
-- ``unrolled``: weight-specialised code: the indices become addresses and the
-  weights immediates baked into an unrolled instruction stream, zero groups
-  inside a block skipped too (offered while the code stays small).
-
-The accumulators of an ``m_vectors x lanes`` position tile and all output
-channels land in an L1 tile ``[positions][N]``; the fused epilogue (bias,
-zero-point correction, RESCALE, CLAMP, residual ADD) is exactly the dense
-template's, so a sparse kernel gives the dense kernel's bits on the same
-pruned weights. Needs the input channels to be a multiple of 4 (whole 32-bit
-words are gathered).
+The accumulators of an ``m_vectors x lanes`` position tile are transposed in
+registers into an L1 tile ``[positions][N]``; the fused epilogue (bias,
+zero-point correction, RESCALE, CLAMP, residual ADD) is the dense template's,
+so a sparse kernel gives the dense kernel's bits on the same pruned weights.
+Input channels must be a multiple of 4 (whole 32-bit words are packed).
 """
 from __future__ import annotations
 
@@ -85,7 +84,7 @@ def to_bsr(weights: np.ndarray, kind: mk.MicroKernelKind, bn: int, bk: int) -> B
     rows, cols = np.nonzero(nonzero)
     row_ptr = np.zeros(nb + 1, dtype=np.int32)
     np.cumsum(np.bincount(rows, minlength=nb), out=row_ptr[1:])
-    etype = np.int16 if kind.weight_type == "i16" or kind.name == "portable" else np.int8
+    etype = np.int16 if _vals_type(kind) == "i16" else np.int8
     return BlockSparse(row_ptr, cols.astype(np.int32), blocks[rows, cols].astype(etype), bn, bk)
 
 
@@ -113,22 +112,21 @@ def sparse_supported(c: DenseCompute) -> bool:
     return c.weights.shape[2] % 4 == 0 and c.input.size < 1 << 31
 
 
-def sparse_eligible(c: DenseCompute, g: int = 4) -> bool:
-    """Sparse variants are offered to the tuner when, besides, at least a tenth of the groups of ``g`` input
-    channels (what the target's best micro-kernel consumes at once) are zero: 2:4 qualifies only for g < 4."""
-    return sparse_supported(c) and group_density(c.weights, g) < 0.9
-
-
 def max_m_vectors(c: DenseCompute, lanes: int) -> int:
     return max(1, TILE_BYTES // (4 * lanes * c.n))
 
 
 def add_sparse_knobs(space: ConfigSpace, c: DenseCompute, target: Target) -> ConfigSpace:
-    """The dense space plus the sparse variants (default stays dense: only a measurement may switch)."""
+    """The dense space plus the sparse variants, offered when at least a tenth of the groups the target's best
+    micro-kernel consumes are all zero (so 2:4 qualifies only where a step takes fewer than 4 channels).
+    The default stays dense: only a measurement may switch."""
     kind = mk.kinds_for(target)[0]
-    if not sparse_eligible(c, kind.k_group):
+    if not sparse_supported(c):
         return space
-    nonzero_groups = int(group_matrix(c.weights, kind.k_group).any(axis=2).sum())
+    nonzero = group_matrix(c.weights, kind.k_group).any(axis=2)
+    if nonzero.mean() >= 0.9:                  # fewer than a tenth of the groups can be skipped
+        return space
+    nonzero_groups = int(nonzero.sum())
     unrolled = {"panel": nonzero_groups <= 16 * UNROLLED_LIMIT, "unrolled": nonzero_groups * 2 <= UNROLLED_LIMIT}
     formats = tuple(f for f in FORMATS if unrolled.get(f, True))     # unrolled code only while it stays small
     space.add("format", formats, "dense", "dense panels; panels skipping their all-zero reduction groups; "
@@ -196,12 +194,6 @@ def _const_vector(values, bits: int) -> ir.Constant:
     return ir.Constant(ir.VectorType(ir.IntType(bits), len(values)), [int(v) for v in values])
 
 
-def _splat(b: ir.IRBuilder, value: ir.Value, lanes: int) -> ir.Value:
-    vty = ir.VectorType(value.type, lanes)
-    one = b.insert_element(ir.Constant(vty, ir.Undefined), value, ir.Constant(I32, 0))
-    return b.shuffle_vector(one, ir.Constant(vty, ir.Undefined), _const_vector([0] * lanes, 32))
-
-
 def _gather_emit(c: DenseCompute, kind: mk.MicroKernelKind, act: str, mp: int):
     """act[kg][m][g] = encode(x at position m, tap, channels of group kg), zero point where padded.
 
@@ -228,14 +220,14 @@ def _gather_emit(c: DenseCompute, kind: mk.MicroKernelKind, act: str, mp: int):
         src, _ = em.buffers[c.input.name]
         dst, _ = em.buffers[act]
         dst_bytes = b.bitcast(dst, PTR)
-        src_int = _splat(b, b.ptrtoint(src, I64), lanes)
+        src_int = em.splat(b.ptrtoint(src, I64), lanes)
         gather = em.intrinsic(f"llvm.masked.gather.v{lanes}i32.v{lanes}p0", i32v,
                               [ir.VectorType(PTR, lanes), I32, ir.VectorType(I1, lanes), i32v])
         elem = 2 if kind.act_type == "i16" else 1
 
         def tile_body(m0):
             # Position arithmetic in i32 lanes (vectorised division by constants; 32-bit gather offsets).
-            m = b.add(_splat(b, b.trunc(m0, I32), lanes), _const_vector(range(lanes), 32))
+            m = b.add(em.splat(b.trunc(m0, I32), lanes), _const_vector(range(lanes), 32))
             valid_m = b.icmp_signed("<", m, vec(c.m))
             img, rem = b.udiv(m, vec(oh * ow)), b.urem(m, vec(oh * ow))
             oy, ox = b.udiv(rem, vec(ow)), b.urem(rem, vec(ow))
@@ -244,17 +236,15 @@ def _gather_emit(c: DenseCompute, kind: mk.MicroKernelKind, act: str, mp: int):
                     iy = b.add(b.mul(oy, vec(sy)), vec(ty * dy - top))
                     ix = b.add(b.mul(ox, vec(sx)), vec(tx * dx - left))
                     inside = valid_m
-                    for v, limit in ((iy, ih), (ix, iw)):
-                        if v is iy and not (top or c.pad[1]) or v is ix and not (left or c.pad[3]):
-                            continue                       # no padding on this axis: always inside
-                        inside = b.and_(inside, b.icmp_signed(">=", v, vec(0)))
-                        inside = b.and_(inside, b.icmp_signed("<", v, vec(limit)))
+                    for v, limit, padded in ((iy, ih, top or c.pad[1]), (ix, iw, left or c.pad[3])):
+                        if padded:                         # without padding on this axis: always inside
+                            inside = b.and_(inside, b.icmp_unsigned("<", v, vec(limit)))   # also v >= 0
                     pixel = b.add(b.mul(b.add(b.mul(img, vec(ih)), iy), vec(iw)), ix)
                     base = b.mul(b.select(inside, pixel, vec(0)), vec(ic))
                     tap = ty * kw + tx
 
                     def word_body(wi):
-                        offset = b.add(base, _splat(b, b.trunc(b.mul(wi, ir.Constant(I64, 4)), I32), lanes))
+                        offset = b.add(base, em.splat(b.trunc(b.mul(wi, ir.Constant(I64, 4)), I32), lanes))
                         addr = b.add(src_int, b.sext(offset, ir.VectorType(I64, lanes)))
                         ptrs = b.inttoptr(addr, ir.VectorType(PTR, lanes))
                         word = b.call(gather, [ptrs, ir.Constant(I32, 1), inside, vec(zp_word)])
@@ -365,13 +355,13 @@ class _Accumulators:
             return
         scatter = self.em.intrinsic(f"llvm.masked.scatter.v{lanes}i32.v{lanes}p0", ir.VoidType(),
                                     [self.ty, ir.VectorType(PTR, lanes), I32, ir.VectorType(I1, lanes)])
-        base = _splat(b, b.ptrtoint(tile, I64), lanes)
+        base = self.em.splat(b.ptrtoint(tile, I64), lanes)
         ones = ir.Constant(ir.VectorType(I1, lanes), [1] * lanes)
         for i in range(count):
             column = b.mul(b.add(channel0, ir.Constant(I64, i)), ir.Constant(I64, 4))
             for r in range(mv):
                 offsets = _const_vector([(r * lanes + lane) * n * 4 for lane in range(lanes)], 64)
-                addr = b.add(b.add(base, offsets), _splat(b, column, lanes))
+                addr = b.add(b.add(base, offsets), self.em.splat(column, lanes))
                 b.call(scatter, [b.load(self.slots[i][r], typ=self.ty), b.inttoptr(addr, ir.VectorType(PTR, lanes)),
                                  ir.Constant(I32, 4), ones])
 

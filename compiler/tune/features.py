@@ -6,7 +6,8 @@ micro-kernel's register block and its footprints (weight panel and
 activation tile bytes against L1/L2 sizes), arithmetic intensity and the
 integer MAC count. Knob values come last (log2 of numbers, an index for
 names). Sparse schedules add density, block shape and density, nonzeros per
-output row (mean, variance) and index bytes. Missing features are NaN, which XGBoost handles natively.
+output row (mean, variance) and index bytes. Missing features are NaN, which
+XGBoost handles natively.
 """
 from __future__ import annotations
 

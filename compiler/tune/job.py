@@ -2,9 +2,9 @@
 
 The loop (per task): resume from the log's records for the task (nothing is
 measured twice), measure the template's default config first (so every
-report has a baseline) and its seed configs (one per alternative family, such
-as the sparse schedules of a pruned layer, so the search starts from each), then ask the tuner for batches sized to the runner's
-parallelism until the trial budget is spent, the space is exhausted, or
+report has a baseline) and its seed configs (starting points of other
+families, such as the sparse schedules of a pruned layer), then ask the tuner
+for batches sized to the runner's parallelism until the trial budget is spent, the space is exhausted, or
 ``early_stopping`` trials pass without a better time. Every result is
 appended to the log the moment it is known.
 """
