@@ -9,9 +9,10 @@ or fully connected + per-channel-free RESCALE to int8, as the models fuse
 them). For every (layer, pattern, sparsity):
 
 - dense: the best of a grid over the dense template's register blocks;
-- sparse: the best of a grid over the sparse formats (panel-sparse with
-  three register blocks; bsr/unrolled x block_n x m_vectors, block_k 1) —
-  points the tuner chooses from;
+- sparse: the best of a grid over the sparse formats (panel-sparse and
+  N:M-packed with windows of 8 and 16, three register blocks each;
+  bsr/unrolled x block_n x m_vectors, block_k 1) — points the tuner chooses
+  from;
 - chosen: min(dense, sparse), what the tuner's per-kernel choice gives, so
   "chosen / dense" is never above 1 beyond noise.
 
@@ -39,6 +40,8 @@ from tosac.targets import get_target
 
 DENSE_GRID = [{"mr": mr, "nr_vectors": nv} for mr, nv in ((6, 4), (4, 4), (6, 2), (8, 2), (4, 2), (3, 4))]
 SPARSE_GRID = ([{"format": "panel", "mr": mr, "nr_vectors": nv} for mr, nv in ((6, 2), (4, 4), (8, 1))]
+               + [{"format": "nm", "window": w, "mr": mr, "nr_vectors": nv}
+                  for w, (mr, nv) in itertools.product((8, 16), ((6, 2), (4, 4), (8, 1)))]
                + [{"format": f, "block_n": bn, "block_k": 1, "m_vectors": mv}
                   for f, bn, mv in itertools.product(("bsr", "unrolled"), (4, 8, 16), (1, 2))])
 MIN_REDUCTION = 32         # shallower layers have too little multiply work for skipping zeros to pay
@@ -122,17 +125,18 @@ def main(argv: list[str] | None = None) -> int:
                           f"{pattern:>12} {actual:8.2f} {dense * 1e6:9.1f} {sparse * 1e6:9.1f} "
                           f"{dense / sparse:11.2f}x {dense / chosen:13.2f}x  {config}", flush=True)
     for pattern in args.patterns.split(","):
-        for target_sparsity in sparsities:
-            near = [r for r in rows if r["pattern"] == pattern and abs(r["sparsity"] - target_sparsity) < 0.03]
-            offered = [r["speedup"] for r in near if r["speedup"] > 0]       # sparse needs some all-zero groups
+        nm = ":" in pattern                        # N:M fixes its own sparsity: one summary line
+        for target_sparsity in sparsities[:1] if nm else sparsities:
+            near = [r for r in rows if r["pattern"] == pattern and (nm or abs(r["sparsity"] - target_sparsity) < 0.03)]
+            target_sparsity = near[0]["sparsity"] if nm and near else target_sparsity
+            offered = [r["speedup"] for r in near if r["speedup"] > 0]       # 0 where no sparse point was offered
             if offered:
                 chosen = [r["chosen_speedup"] for r in near]
                 print(f"geomean speedup {pattern:>12} @ {target_sparsity:.2f}: sparse/dense "
                       f"{float(np.exp(np.mean(np.log(offered)))):.2f}x over {len(offered)} layers, chosen/dense "
                       f"{float(np.exp(np.mean(np.log(chosen)))):.2f}x over {len(chosen)}")
             elif near:
-                print(f"{pattern:>12} @ {target_sparsity:.2f}: no layer had an all-zero reduction group "
-                      f"(no sparse schedule offered; dense kept)")
+                print(f"{pattern:>12} @ {target_sparsity:.2f}: no sparse schedule offered on any layer (dense kept)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

@@ -111,6 +111,67 @@ def panel_groups(packed: np.ndarray) -> list[list[int]]:
     return [np.nonzero(panel.reshape(panel.shape[0], -1).any(axis=1))[0].tolist() for panel in packed]
 
 
+@dataclass(frozen=True)
+class PackedWindow:
+    """One window of ``width`` input channels of one tap in an N:M-packed panel.
+
+    ``words`` holds, per packed word, the panel vector it feeds, the shuffle that gathers each lane's
+    ``g`` activations from the window, and those lanes' weights (zeros where a lane has fewer nonzeros).
+    """
+    tap: int
+    channel0: int
+    width: int
+    words: tuple[tuple[int, tuple[int, ...], tuple[int, ...]], ...]
+
+
+def pack_shuffled(weights: np.ndarray, kind: mk.MicroKernelKind, nr: int, window: int) -> list[list[PackedWindow]]:
+    """Per panel of ``nr`` output channels, the windows with a nonzero weight and their packed words.
+
+    Within a window, each output channel's nonzero weights (in channel order) fill words of ``g``; a vector
+    of ``lanes`` channels needs as many words as its densest lane. A 2:4 pattern in windows of 8 needs one
+    word where the dense kernel runs two groups, 1:4 in windows of 16 one instead of four.
+    """
+    kh, kw, ic, n = weights.shape
+    g, lanes = kind.k_group, kind.lanes
+    icp = -(-ic // g) * g
+    w = np.zeros((kh * kw, icp, -(-n // nr) * nr), dtype=np.int64)
+    w[:, :ic, :n] = weights.reshape(kh * kw, ic, n)
+    panels = []
+    for p in range(w.shape[2] // nr):
+        steps = []
+        for tap in range(kh * kw):
+            for c0 in range(0, icp, window):
+                block = w[tap, c0:c0 + window, p * nr:(p + 1) * nr]           # [width, nr]
+                words = []
+                for j in range(nr // lanes):
+                    vector = block[:, j * lanes:(j + 1) * lanes]
+                    nonzero = [np.flatnonzero(vector[:, lane]) for lane in range(lanes)]
+                    for k in range(-(-max(map(len, nonzero)) // g)):
+                        mask: list[int] = []
+                        vals: list[int] = []
+                        for lane, idx in enumerate(nonzero):
+                            pick = idx[k * g:(k + 1) * g]
+                            mask += [int(x) for x in pick] + [0] * (g - len(pick))
+                            vals += [int(vector[x, lane]) for x in pick] + [0] * (g - len(pick))
+                        words.append((j, tuple(mask), tuple(vals)))
+                if words:
+                    steps.append(PackedWindow(tap, c0, block.shape[0], tuple(words)))
+        panels.append(steps)
+    return panels
+
+
+def packed_word_ratio(weights: np.ndarray, kind: mk.MicroKernelKind, window: int) -> float:
+    """Words the N:M-packed format runs per group the dense kernel runs (one vector of ``lanes`` channels wide)."""
+    kh, kw, ic, n = weights.shape
+    g, lanes = kind.k_group, kind.lanes
+    icp, np_ = -(-ic // g) * g, -(-n // lanes) * lanes
+    w = np.zeros((kh * kw, -(-icp // window) * window, np_), dtype=bool)
+    w[:, :ic, :n] = weights.reshape(kh * kw, ic, n) != 0
+    per_lane = w.reshape(kh * kw, -1, window, np_ // lanes, lanes).sum(axis=2)     # nonzeros per window and lane
+    words = -(-per_lane.max(axis=3) // g)
+    return float(words.sum()) / (kh * kw * (icp // g) * (np_ // lanes))
+
+
 def column_correction(weights: np.ndarray, kind: mk.MicroKernelKind, input_zp: int) -> np.ndarray:
     """What to add to the raw dot product so it equals sum((x - zp) * w), wrapped to int32."""
     if kind.zp_correction < 0:
@@ -139,8 +200,9 @@ def dense_schedule(c: DenseCompute, config: Config, target: Target) -> Schedule:
 
     geometry = dict(m=m, oh=oh, ow=ow, ihp=ihp, iwp=iwp, icp=icp, kh=kh, kw=kw, stride=c.stride,
                     dilation=c.dilation, k_groups=kh * kw * icp // g, unroll=int(config["unroll_k"]))
-    panel_sparse = config.get("format") == "panel"
-    nonzero = panel_groups(constants[wname]) if panel_sparse else None
+    fmt = config.get("format", "dense")
+    nonzero = panel_groups(constants[wname]) if fmt == "panel" else None
+    packed = pack_shuffled(c.weights, kind, nr, int(config["window"])) if fmt == "nm" else None
     emit = _micro_kernel(kind, mr, nv, act.name, wname, geometry)
     m_tiles = -(-m // mr)
     full_panels, tail = divmod(n, nr)
@@ -150,8 +212,12 @@ def dense_schedule(c: DenseCompute, config: Config, target: Target) -> Schedule:
         features = {"mr": mr, "nr": nr, "k": kh * kw * icp, "lanes": kind.lanes}
         kernel_emit = emit
         if nonzero is not None and isinstance(panel, ln.Const):   # weight-specialised: nonzero groups only
-            kernel_emit = _micro_kernel(kind, mr, nv, act.name, wname, geometry, nonzero[int(panel.value)])
+            kernel_emit = _micro_kernel(kind, mr, nv, act.name, wname, geometry, groups=nonzero[int(panel.value)])
             features["density"] = sum(map(len, nonzero)) / max(len(nonzero) * geometry["k_groups"], 1)
+        if packed is not None and isinstance(panel, ln.Const):    # weight-specialised: packed nonzero words
+            kernel_emit = _micro_kernel(kind, mr, nv, act.name, wname, geometry, packed=packed[int(panel.value)])
+            words = sum(len(w.words) for steps in packed for w in steps)
+            features["density"] = words / max(len(packed) * nv * geometry["k_groups"], 1)
         call = ln.MicroKernel(f"{kind.name}_{mr}x{nr}", kernel_emit, {"m0": mt * mr, "panel": panel}, features)
         r, ch = ln.Var("r"), ln.Var("ch")
         row = mt * mr + r
@@ -167,7 +233,7 @@ def dense_schedule(c: DenseCompute, config: Config, target: Target) -> Schedule:
     panels_loop = (ln.For("np", full_panels, tile(np_, nr)),) if full_panels else ()
     tail_tile = tile(ln.Const(full_panels), tail) if tail else ()
     order = config["order"] if threads == 1 else "mn"
-    if nonzero is not None:                       # panels unrolled at compile time: one kernel body each
+    if fmt in ("panel", "nm"):                   # panels unrolled at compile time: one kernel body each
         panels = [tile(ln.Const(p), nr) for p in range(full_panels)] + ([tail_tile] if tail else [])
         if order == "nm":
             body = tuple(ln.For("mt", m_tiles, t) for t in panels)
@@ -236,11 +302,13 @@ def pack_activations(name: str, source: TensorArg, pad: tuple[int, int, int, int
 
 
 def _micro_kernel(kind: mk.MicroKernelKind, mr: int, nv: int, act: str, wpack: str, geo: dict,
-                  groups: list[int] | None = None):
+                  groups: list[int] | None = None, packed: list[PackedWindow] | None = None):
     """The emit function of the MR x NR register-blocked micro-kernel.
 
     ``groups`` (panel-sparse format) lists the reduction groups ``tap * icg + group`` of this panel that
-    hold a nonzero weight: only those are emitted, unrolled, with constant offsets.
+    hold a nonzero weight: only those are emitted, unrolled, with constant offsets. ``packed`` (N:M-packed
+    format) lists the panel's windows: each row loads a window of activations once, and every packed word
+    is a constant shuffle of it (vpshufb / tbl) and one dot product with constant weights.
     """
     nr = kind.lanes * nv
     i32v = ir.VectorType(ir.IntType(32), kind.lanes)
@@ -304,7 +372,24 @@ def _micro_kernel(kind: mk.MicroKernelKind, mr: int, nv: int, act: str, wpack: s
                     slot = accs[r][j]
                     b.store(mk.accumulate(em, kind, b.load(slot, typ=i32v), a, wv[j]), slot)
 
-        if groups is None:
+        def window_step(window: PackedWindow) -> None:
+            ty, tx = divmod(window.tap, geo["kw"])
+            a_off = c64(((ty * dy * geo["iwp"] + tx * dx) * geo["icp"] + window.channel0) * elem)
+            wty = ir.VectorType(ir.IntType(8 if kind.act_type == "i8" else 16), window.width)
+            for r in range(mr):
+                p = b.gep(act_bytes, [b.add(rows[r], a_off)], source_etype=ir.IntType(8))
+                a = b.load(b.bitcast(p, wty.as_pointer()), typ=wty, align=1)
+                for j, mask, vals in window.words:
+                    lanes_a = b.shuffle_vector(a, ir.Constant(wty, ir.Undefined),
+                                               ir.Constant(ir.VectorType(ir.IntType(32), len(mask)), list(mask)))
+                    slot = accs[r][j]
+                    wv = ir.Constant(ir.VectorType(wvty.element, len(vals)), list(vals))
+                    b.store(mk.dot(em, kind, b.load(slot, typ=i32v), lanes_a, wv), slot)
+
+        if packed is not None:
+            for window in packed:
+                window_step(window)
+        elif groups is None:
             em._loop("tap", c64(0), c64(geo["kh"] * geo["kw"]), 1, tap_body)
         else:
             for kk in groups:                     # constant offsets: the panel's nonzero groups only

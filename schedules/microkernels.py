@@ -58,20 +58,25 @@ def kinds_for(target: Target) -> list[MicroKernelKind]:
 def accumulate(emitter, kind: MicroKernelKind, acc: ir.Value, a: ir.Value, w: ir.Value) -> ir.Value:
     """acc + dot(a, w): ``a`` is one activation group (i32 for 4 x i8 or 2 x i16, i16 for portable)
     broadcast to all lanes, ``w`` a vector of packed weights."""
+    group = emitter.splat(a, kind.lanes)
+    return dot(emitter, kind, acc, group if kind.name == "portable" else emitter.builder.bitcast(group, w.type), w)
+
+
+def dot(emitter, kind: MicroKernelKind, acc: ir.Value, a: ir.Value, w: ir.Value) -> ir.Value:
+    """acc + per-lane dot products of ``k_group`` activations ``a`` and weights ``w``, both full vectors
+    (``portable``: one i16 activation and one i8/i16 weight per lane)."""
     b = emitter.builder
-    i32v = ir.VectorType(ir.IntType(32), kind.lanes)
+    i32v = acc.type
     if kind.name == "portable":
-        wide = emitter.splat(b.sext(a, ir.IntType(32)), kind.lanes)
-        return b.add(acc, b.mul(wide, b.sext(w, i32v)))
-    group = b.bitcast(emitter.splat(a, kind.lanes), w.type)
+        return b.add(acc, b.mul(b.sext(a, i32v), b.sext(w, i32v)))
     if kind.name == "vnni":
-        fn = emitter.intrinsic("llvm.x86.avx512.vpdpbusd.512", i32v, [i32v, w.type, w.type])
-        return b.call(fn, [acc, group, w])
+        fn = emitter.intrinsic("llvm.x86.avx512.vpdpbusd.512", i32v, [i32v, a.type, w.type])
+        return b.call(fn, [acc, a, w])
     if kind.name == "sdot":
-        fn = emitter.intrinsic("llvm.aarch64.neon.sdot.v4i32.v16i8", i32v, [i32v, w.type, w.type])
-        return b.call(fn, [acc, group, w])
-    fn = emitter.intrinsic("llvm.x86.avx2.pmadd.wd", i32v, [w.type, w.type])
-    return b.add(acc, b.call(fn, [group, w]))
+        fn = emitter.intrinsic("llvm.aarch64.neon.sdot.v4i32.v16i8", i32v, [i32v, a.type, w.type])
+        return b.call(fn, [acc, a, w])
+    fn = emitter.intrinsic("llvm.x86.avx2.pmadd.wd", i32v, [a.type, w.type])
+    return b.add(acc, b.call(fn, [a, w]))
 
 
 def weight_vector_type(kind: MicroKernelKind) -> ir.VectorType:

@@ -37,16 +37,17 @@ import numpy as np
 from tosac.errors import CodegenError
 from tosac.schedules import loopnest as ln
 from tosac.schedules import microkernels as mk
-from tosac.schedules.dense import DenseCompute, _unravel, column_correction
+from tosac.schedules.dense import DenseCompute, _unravel, column_correction, packed_word_ratio
 from tosac.schedules.generic import Schedule, _unique
 from tosac.schedules.space import Config, ConfigSpace
 from tosac.targets import Target
 
 I1, I8, I16, I32, I64 = (ir.IntType(b) for b in (1, 8, 16, 32, 64))
 PTR = ir.PointerType()
-FORMATS = ("dense", "panel", "bsr", "unrolled")
-DENSE_LAYOUT_FORMATS = ("dense", "panel")      # scheduled by the dense template (schedules/dense.py)
+FORMATS = ("dense", "panel", "bsr", "unrolled", "nm")
+DENSE_LAYOUT_FORMATS = ("dense", "panel", "nm")      # scheduled by the dense template (schedules/dense.py)
 UNROLLED_LIMIT = 6000            # nonzero groups x row vectors beyond which unrolled code is not offered
+NM_WINDOWS = (4, 8, 16)            # input channels an N:M-packed shuffle picks from
 TILE_BYTES = 128 << 10           # the [positions][N] int32 tile lives on the stack
 
 
@@ -117,26 +118,41 @@ def max_m_vectors(c: DenseCompute, lanes: int) -> int:
 
 
 def add_sparse_knobs(space: ConfigSpace, c: DenseCompute, target: Target) -> ConfigSpace:
-    """The dense space plus the sparse variants, offered when at least a tenth of the groups the target's best
-    micro-kernel consumes are all zero (so 2:4 qualifies only where a step takes fewer than 4 channels).
+    """The dense space plus the sparse variants the weights can use, with the target's best micro-kernel:
+
+    - ``panel``, ``bsr``, ``unrolled`` when at least a tenth of its reduction groups are all zero;
+    - ``nm`` when packing each vector's nonzeros into words saves at least a quarter of the dot products
+      in some window (so 2:4 and 1:4 pay where a step takes 4 channels and no group is empty).
+
     The default stays dense: only a measurement may switch."""
     kind = mk.kinds_for(target)[0]
-    if not sparse_supported(c):
+    skips_groups = sparse_supported(c) and group_matrix(c.weights, kind.k_group).any(axis=2).mean() < 0.9
+    kh, kw, ic, n = c.weights.shape
+    dense_words = kh * kw * -(-ic // kind.k_group) * -(-n // kind.lanes)
+    windows = [w for w in NM_WINDOWS
+               if (ratio := packed_word_ratio(c.weights, kind, w)) <= 0.75 and ratio * dense_words <= 2 * UNROLLED_LIMIT]
+    formats = ["dense"]
+    if skips_groups:
+        nonzero_groups = int(group_matrix(c.weights, kind.k_group).any(axis=2).sum())
+        formats += [f for f, small in (("panel", nonzero_groups <= 16 * UNROLLED_LIMIT), ("bsr", True),
+                                       ("unrolled", nonzero_groups * 2 <= UNROLLED_LIMIT)) if small]
+    if windows:
+        formats.append("nm")
+    if len(formats) == 1:
         return space
-    nonzero = group_matrix(c.weights, kind.k_group).any(axis=2)
-    if nonzero.mean() >= 0.9:                  # fewer than a tenth of the groups can be skipped
-        return space
-    nonzero_groups = int(nonzero.sum())
-    unrolled = {"panel": nonzero_groups <= 16 * UNROLLED_LIMIT, "unrolled": nonzero_groups * 2 <= UNROLLED_LIMIT}
-    formats = tuple(f for f in FORMATS if unrolled.get(f, True))     # unrolled code only while it stays small
     space.add("format", formats, "dense", "dense panels; panels skipping their all-zero reduction groups; "
-                                          "or positions-in-lanes BSR / weight-specialised unrolled code")
-    space.add("block_n", (1, 2, 4, 8, 16), 4, "BSR block: output channels")
-    space.add("block_k", (1, 2, 4), 1, "BSR block: reduction groups")
-    mv = max_m_vectors(c, kind.lanes)
-    space.add("m_vectors", [v for v in (1, 2, 3, 4) if v <= mv], 1, "position vectors per tile")
-    # Measured good points (benchmarks/sparse.py): 8-channel blocks, one position vector per tile.
-    space.seeds += [dict(space.default, format=fmt, block_n=8) for fmt in formats[1:]]
+                                          "positions-in-lanes BSR / weight-specialised unrolled code; "
+                                          "or N:M-packed words with shuffled activations")
+    if skips_groups:
+        space.add("block_n", (1, 2, 4, 8, 16), 4, "BSR block: output channels")
+        space.add("block_k", (1, 2, 4), 1, "BSR block: reduction groups")
+        mv = max_m_vectors(c, kind.lanes)
+        space.add("m_vectors", [v for v in (1, 2, 3, 4) if v <= mv], 1, "position vectors per tile")
+        # Measured good points (benchmarks/sparse.py): 8-channel blocks, one position vector per tile.
+        space.seeds += [dict(space.default, format=fmt, block_n=8) for fmt in formats[1:] if fmt != "nm"]
+    if windows:
+        space.add("window", windows, windows[-1], "N:M-packed: input channels one shuffle picks from")
+        space.seeds += [dict(space.default, format="nm", window=w) for w in windows]
     return space
 
 
@@ -404,20 +420,8 @@ def _transpose(b: ir.IRBuilder, rows: list[ir.Value]) -> list[tuple[ir.Value, li
 def _accumulate(em, kind: mk.MicroKernelKind, acc: ir.Value, act: ir.Value, weights: ir.Value) -> ir.Value:
     """acc + dot(act, weights) with positions in lanes: ``act`` is g activations per lane, ``weights`` one group
     (an i32 of g packed weights, or an i16 for ``portable``) for every lane."""
-    b = em.builder
-    lanes = kind.lanes
-    if kind.name == "portable":
-        w = em.splat(b.sext(weights, I32), lanes)
-        return b.add(acc, b.mul(b.sext(act, acc.type), w))
-    wvec = b.bitcast(em.splat(weights, lanes), act.type)
-    if kind.name == "vnni":
-        fn = em.intrinsic("llvm.x86.avx512.vpdpbusd.512", acc.type, [acc.type, act.type, act.type])
-        return b.call(fn, [acc, act, wvec])
-    if kind.name == "sdot":
-        fn = em.intrinsic("llvm.aarch64.neon.sdot.v4i32.v16i8", acc.type, [acc.type, act.type, act.type])
-        return b.call(fn, [acc, act, wvec])
-    fn = em.intrinsic("llvm.x86.avx2.pmadd.wd", acc.type, [act.type, act.type])
-    return b.add(acc, b.call(fn, [act, wvec]))
+    wvec = em.splat(weights, kind.lanes)
+    return mk.dot(em, kind, acc, act, wvec if kind.name == "portable" else em.builder.bitcast(wvec, act.type))
 
 
 def _act_vector_type(kind: mk.MicroKernelKind) -> ir.VectorType:
