@@ -487,3 +487,48 @@ def test_non_contiguous_constants_are_bound_correctly():
     tensor.data = np.asfortranarray(tensor.data)          # same values, column-major memory
     assert not tensor.data.flags.c_contiguous
     check(graph, {"x": rng.integers(-128, 128, (1, 6, 6, 4), dtype=np.int8)})
+
+
+def high_word_rescale_case(rng: np.random.Generator, in_t: DType, out_t: DType, channels: int):
+    """RESCALE with shifts 33..62 (the 32-bit-lane path) at the extremes of inputs and multipliers."""
+    x = rng.integers(in_t.min, in_t.max + 1, size=(5, channels), dtype=np.int64)
+    x[0], x[1] = in_t.min, in_t.max
+    mult = rng.integers(0, 1 << 31, size=channels, dtype=np.int64)              # the spec REQUIREs >= 0
+    mult[: min(2, channels)] = [(1 << 31) - 1, 0][: min(2, channels)]
+    shift = rng.integers(33, 63, size=channels)
+    shift[: min(2, channels)] = [33, 62][: min(2, channels)]
+    g = GraphBuilder()
+    v = g.input("x", in_t, x.shape)
+    g.output(g.rescale(v, out_t, multiplier=mult, shift=shift, input_zp=zero_point(rng, in_t), per_channel=True,
+                       output_zp=zero_point(rng, out_t)))
+    return g.build(), {"x": x.astype(in_t.storage)}
+
+
+def zero_point(rng: np.random.Generator, dtype: DType) -> int:
+    """A zero point the spec allows for ``dtype`` (any for 8-bit, 0 or 32768 for uint16, else 0)."""
+    if dtype in (DType.INT8, DType.UINT8):
+        return int(rng.integers(dtype.min, dtype.max + 1))
+    return int(rng.choice([0, 32768])) if dtype is DType.UINT16 else 0
+
+
+@SETTINGS
+@given(st.sampled_from([DType.INT8, DType.INT16, DType.INT32, DType.UINT8, DType.UINT16]),
+       st.sampled_from([DType.INT8, DType.INT16, DType.INT32, DType.UINT8, DType.UINT16]),
+       st.integers(1, 37), st.integers(0, 2**32 - 1))
+def test_rescale_in_32_bit_lanes_is_exact(in_t, out_t, channels, seed):
+    """Shifts of 33..62 with single rounding run on the high word of a 32x32 product (no 64-bit lanes):
+    exact for every int32 input and multiplier, on every x86 target."""
+    unsigned = {DType.UINT8, DType.UINT16}
+    assume(not (in_t in unsigned and out_t in unsigned))                 # the spec's flag rules
+    assume(not ({in_t, out_t} & unsigned and DType.INT32 in (in_t, out_t)))
+    graph, inputs = high_word_rescale_case(np.random.default_rng(seed), in_t, out_t, channels)
+    check(graph, inputs, seed, targets=runnable_targets())
+
+
+@pytest.mark.parametrize("target", ["aarch64", "aarch64-dotprod", "armv7"])
+def test_rescale_in_32_bit_lanes_is_exact_on_arm(target, require_cross):
+    require_cross(target)
+    rng = np.random.default_rng(11)
+    for in_t, out_t in ((DType.INT32, DType.INT8), (DType.INT8, DType.INT16), (DType.UINT16, DType.INT8)):
+        graph, inputs = high_word_rescale_case(rng, in_t, out_t, 19)
+        check(graph, inputs, targets=(target,))

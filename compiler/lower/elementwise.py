@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
+
 from tosac.errors import UnsupportedError
 from tosac.ir.dtypes import DType
 from tosac.ir.graph import Op
@@ -232,9 +234,43 @@ def _rescale(e: ElementOp, x):
     channel = e.channel if a["per_channel"] else None
     mult, shift = e.operands.per_channel(1, channel), e.operands.per_channel(2, channel)
     double = a["rounding_mode"] is RoundingMode.DOUBLE_ROUND
-    result = rescale_value(value, mult, shift, a["scale32"], double) + e.operands.scalar(4, unsigned=out_u)
     target = _UNSIGNED_RANGE[out_t] if out_u else out_t
+    if _fits_high_word(e):
+        i32 = lambda v: ln.Const(v, "i32")  # noqa: E731
+        result = high_word_rescale(cast(value, "i32"), cast(mult, "i32"), cast(shift, "i32"))
+        result = result + cast(e.operands.scalar(4, unsigned=out_u), "i32")
+        return cast(smin(smax(result, i32(max(target.min, -(1 << 31)))), i32(min(target.max, (1 << 31) - 1))),
+                    storage_type(out_t))
+    result = rescale_value(value, mult, shift, a["scale32"], double) + e.operands.scalar(4, unsigned=out_u)
     return cast(_clip(result, target), storage_type(out_t))
+
+
+def _fits_high_word(e: ElementOp) -> bool:
+    """Whether ``high_word_rescale`` is exact for this RESCALE: single rounding, a 32-bit multiplier, constant
+    shifts in 33..62, an input minus zero point that fits int32 (int8/int16 inputs, or int32 with zero
+    point 0) and an output zero point that keeps ``result + zp`` in int32 (|result| <= 2^30)."""
+    a = e.attrs
+    in_t = e.in_dtypes[0]
+    shifts, in_zp, out_zp = (e.operands.const(i) for i in (2, 3, 4))
+    if (not a["scale32"] or a["rounding_mode"] is RoundingMode.DOUBLE_ROUND or in_t.is_float or in_t.bits > 32
+            or shifts is None or in_zp is None or out_zp is None):
+        return False
+    shifts = np.asarray(shifts, dtype=np.int64)
+    return (bool(np.all((shifts >= 33) & (shifts <= 62))) and (in_t.bits < 32 or not np.any(in_zp))
+            and bool(np.all(np.abs(np.asarray(out_zp, dtype=np.int64)) < 1 << 30)))
+
+
+def high_word_rescale(value: ln.Expr, multiplier: ln.Expr, shift: ln.Expr) -> ln.Expr:
+    """apply_scale_32 with single rounding for an i32 value and 33 <= shift <= 62, in 32-bit lanes.
+
+    Write value * multiplier = hi * 2^32 + lo with 0 <= lo < 2^32. The rounding term 2^(shift-1) is a multiple
+    of 2^32, so floor((hi * 2^32 + lo + 2^(shift-1)) / 2^shift) = floor((hi + 2^(shift-33)) / 2^(shift-32)):
+    ``lo`` never reaches the result. hi is the high word of a 32x32 product (|hi| <= 2^30, so the sum fits),
+    which vector units compute without 64-bit lanes (pmuldq pairs, smull). Exactly the spec's result.
+    """
+    one = ln.Const(1, "i32")
+    hi = cast(binary("ashr", cast(value, "i64") * cast(multiplier, "i64"), i64(32)), "i32")
+    return binary("ashr", hi + binary("shl", one, shift - ln.Const(33, "i32")), shift - ln.Const(32, "i32"))
 
 
 # ----------------------------------------------------------------------------- float-only math
