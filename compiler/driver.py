@@ -21,7 +21,7 @@ from tosac.ir.graph import Block, Graph
 from tosac.ir.reference.control_flow import MAX_ITERATIONS
 from tosac.ir.reference.interpreter import coerce_input
 from tosac.ir.verifier import verify
-from tosac.entry_point import HOST_ENTRY, add_entry_point
+from tosac.entry_point import HOST_ENTRY, add_entry_point, add_repeat_loop
 from tosac.lower.fusion import CONTROL_FLOW, OpGroup, group_ops
 from tosac.lower.kernels import KernelBuilder
 from tosac.memory_plan import liveness, plan_memory
@@ -166,6 +166,7 @@ def _compile_block(graph: Graph, block: Block, target: Target, configs: dict[str
         program.memory_plan = add_entry_point(module, program)   # a standalone object: model_run + .rodata
     elif steps and all(isinstance(s, KernelStep) and s.threads <= 1 for s in steps):
         add_entry_point(module, program, HOST_ENTRY, constants_table=True)   # one call per run, no Python per kernel
+        add_repeat_loop(module, HOST_ENTRY)
         program.info["host_entry"] = HOST_ENTRY
     if standalone or not target.is_host or _kernel_steps_in(steps):
         program.object_code = compile_object(str(module), target)

@@ -20,6 +20,7 @@ from tosac.errors import UnsupportedError
 from tosac.ir.reference.control_flow import MAX_ITERATIONS
 from tosac.memory_plan import MemoryPlan
 from tosac.runtime.executable import ControlStep, HostStep, KernelStep, Program
+from tosac.runtime.jit import REPEAT_SUFFIX
 
 PTR = ir.PointerType()
 I64 = ir.IntType(64)
@@ -174,3 +175,31 @@ def _while_loop(b: ir.IRBuilder, step: ControlStep, bodies, index: int, pointer,
         copy(pointer(dst), temp, size)
     b.branch(head)
     b.position_at_end(done)
+
+
+def add_repeat_loop(module: ir.Module, entry: str) -> None:
+    """Define ``<entry>_repeat(<entry's arguments>, n)``: ``n`` runs in a native loop, stopping at the first
+    nonzero status. Timing through it leaves out the ~0.6 us a foreign call from Python costs per run."""
+    fn = module.globals[entry]
+    fn.attributes.add("noinline")               # each run is a real call: nothing is hoisted across runs
+    params = list(fn.function_type.args)
+    loop = ir.Function(module, ir.FunctionType(ir.IntType(32), params + [I64]), name=entry + REPEAT_SUFFIX)
+    *args, count = loop.args
+    b = ir.IRBuilder(loop.append_basic_block("entry"))
+    head, body, done = (loop.append_basic_block(n) for n in ("head", "body", "done"))
+    b.branch(head)
+    b.position_at_end(head)
+    i = b.phi(I64)
+    status = b.phi(ir.IntType(32))
+    i.add_incoming(ir.Constant(I64, 0), loop.entry_basic_block)
+    status.add_incoming(ir.Constant(ir.IntType(32), 0), loop.entry_basic_block)
+    more = b.and_(b.icmp_signed("<", i, count), b.icmp_signed("==", status, ir.Constant(ir.IntType(32), 0)))
+    b.cbranch(more, body, done)
+    b.position_at_end(body)
+    result = b.call(fn, args)
+    i.add_incoming(b.add(i, ir.Constant(I64, 1)), body)
+    status.add_incoming(result, body)
+    b.branch(head)
+    b.position_at_end(done)
+    b.ret(status)
+

@@ -15,6 +15,9 @@ from tosac.errors import CodegenError
 
 KERNEL_SIGNATURE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
 ENTRY_SIGNATURE = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+REPEAT_SUFFIX = "_repeat"            # <entry>_repeat(<entry's arguments>, n): n back-to-back runs (timing)
+REPEAT_SIGNATURE = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                                    ctypes.c_int64)
 _LOCK = threading.Lock()
 
 
@@ -24,6 +27,7 @@ class LoadedObject:
     def __init__(self, object_code: bytes, names: list[str], entry: str | None = None):
         self.functions: dict[str, ctypes._CFuncPtr] = {}
         self.entry = None                  # (inputs[], outputs[], arena, constants[]) -> status, when compiled
+        self.repeat = None                 # the same arguments and a run count: native back-to-back runs
         if not names:
             return
         with _LOCK:
@@ -42,3 +46,5 @@ class LoadedObject:
                 self.functions[name] = KERNEL_SIGNATURE(address)
             if entry:
                 self.entry = ENTRY_SIGNATURE(self._engine.get_function_address(entry))
+                repeat = self._engine.get_function_address(entry + REPEAT_SUFFIX)
+                self.repeat = REPEAT_SIGNATURE(repeat) if repeat else None

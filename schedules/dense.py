@@ -48,6 +48,7 @@ class DenseCompute:
     out_hw: tuple[int, int]
     finalize: Callable[[ln.Expr, list[ln.Expr], ln.Expr], ln.Expr]   # (acc i32, position, channel) -> stored
     epilogue_inputs: list[TensorArg] = field(default_factory=list)
+    bias: np.ndarray | None = None         # constant int32 bias [N], folded into the per-channel correction
 
     @property
     def m(self) -> int:
@@ -172,12 +173,14 @@ def packed_word_ratio(weights: np.ndarray, kind: mk.MicroKernelKind, window: int
     return float(words.sum()) / (kh * kw * (icp // g) * (np_ // lanes))
 
 
-def column_correction(weights: np.ndarray, kind: mk.MicroKernelKind, input_zp: int) -> np.ndarray:
-    """What to add to the raw dot product so it equals sum((x - zp) * w), wrapped to int32."""
-    if kind.zp_correction < 0:
-        return np.zeros(weights.shape[3], dtype=np.int32)
-    colsum = weights.astype(np.int64).sum(axis=(0, 1, 2))
-    corr = -(kind.zp_correction + input_zp) * colsum
+def column_correction(c: DenseCompute, kind: mk.MicroKernelKind) -> np.ndarray:
+    """What to add to the raw dot product so it equals bias + sum((x - zp) * w), wrapped to int32 (int32
+    addition wraps, so adding the constant bias here instead of per output gives the same bits)."""
+    corr = np.zeros(c.n, dtype=np.int64)
+    if kind.zp_correction >= 0:
+        corr -= (kind.zp_correction + c.input_zp) * c.weights.astype(np.int64).sum(axis=(0, 1, 2))
+    if c.bias is not None:
+        corr += c.bias.astype(np.int64)
     return ((corr + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)
 
 
@@ -195,7 +198,7 @@ def dense_schedule(c: DenseCompute, config: Config, target: Target) -> Schedule:
     m = c.m
     act = ln.Param(f"{c.name}.act", kind.act_type, batch * ihp * iwp * icp)
     wname, cname = f"{c.name}.wpack", f"{c.name}.corr"
-    constants = {wname: pack_weights(c.weights, kind, nr), cname: column_correction(c.weights, kind, c.input_zp)}
+    constants = {wname: pack_weights(c.weights, kind, nr), cname: column_correction(c, kind)}
     prologue = _pack_activations(c, kind, act, (ihp, iwp, icp))
 
     geometry = dict(m=m, oh=oh, ow=ow, ihp=ihp, iwp=iwp, icp=icp, kh=kh, kw=kw, stride=c.stride,

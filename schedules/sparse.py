@@ -178,7 +178,7 @@ def sparse_schedule(c: DenseCompute, config: Config, target: Target) -> Schedule
     names = {part: f"{c.name}.{part}" for part in ("rows", "cols", "vals", "corr")}
     constants = {names["rows"]: bsr.row_ptr, names["cols"]: bsr.col,
                  names["vals"]: np.ascontiguousarray(bsr.values.reshape(-1)),
-                 names["corr"]: column_correction(c.weights, kind, c.input_zp)}
+                 names["corr"]: column_correction(c, kind)}
     prologue = ln.Kernel(f"{c.name}_gather", (c.input.param(), act),
                          (ln.MicroKernel("gather", _gather_emit(c, kind, act.name, mp), {}),))
     emit = (_bsr_emit if fmt == "bsr" else _unrolled_emit)(kind, bsr, act.name, names, mp, mv, n, k_groups)

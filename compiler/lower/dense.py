@@ -33,14 +33,20 @@ def _eligible(lw: OpLowering, weight_index: int, zp_indices: tuple[int, int]) ->
     return weights, x_zp
 
 
-def _finalize(lw: OpLowering, bias_index: int | None):
+def _finalize(lw: OpLowering, bias_index: int | None, fold_bias: bool = True):
+    """(finalize, extra epilogue inputs, constant bias): a runtime bias is added per output; with
+    ``fold_bias`` a constant one is returned instead, for the dense template's per-channel correction."""
     bias = lw.arg(bias_index) if bias_index is not None else None
+    constant = lw.operands.const(bias_index) if bias_index is not None and fold_bias else None
+    if constant is not None:
+        bias = None
+        constant = np.broadcast_to(np.asarray(constant, dtype=np.int64).reshape(-1), (lw.out_type.shape[-1],))
 
     def finalize(acc: ln.Expr, position: list[ln.Expr], channel: ln.Expr) -> ln.Expr:
         if bias is not None:
             acc = acc + ln.cast(ln.Load(bias.name, channel if bias.size > 1 else ln.Const(0), bias.type), "i32")
         return lw.epilogue(acc, ElementContext(lw.output, [*position, channel], None))
-    return finalize, ([bias] if bias is not None else [])
+    return finalize, ([bias] if bias is not None else []), constant
 
 
 def try_dense_conv(lw: OpLowering, target: Target) -> DenseCompute | None:
@@ -49,10 +55,11 @@ def try_dense_conv(lw: OpLowering, target: Target) -> DenseCompute | None:
         return None
     weights, x_zp = found
     a = attrs_of(lw.op)
-    finalize, extra = _finalize(lw, 2)
+    finalize, extra, bias = _finalize(lw, 2)
     _, oh, ow, _ = lw.out_type.shape
     return DenseCompute(lw.name, lw.arg(0), lw.output, np.moveaxis(weights, 0, -1), x_zp, tuple(a["stride"]),
-                        tuple(a["dilation"]), tuple(a["pad"]), (oh, ow), finalize, [*extra, *lw.epilogue_inputs])
+                        tuple(a["dilation"]), tuple(a["pad"]), (oh, ow), finalize, [*extra, *lw.epilogue_inputs],
+                        bias)
 
 
 def try_dense_matmul(lw: OpLowering, target: Target) -> DenseCompute | None:
@@ -63,7 +70,7 @@ def try_dense_matmul(lw: OpLowering, target: Target) -> DenseCompute | None:
     _, h, c = lw.arg(0).shape
     a = lw.arg(0)
     as_image = TensorArg(a.name, a.type, (1, h, 1, c))
-    finalize, extra = _finalize(lw, None)
+    finalize, extra, _ = _finalize(lw, None)
     return DenseCompute(lw.name, as_image, lw.output, weights[0][None, None], x_zp, (1, 1), (1, 1), (0, 0, 0, 0),
                         (h, 1), finalize, [*extra, *lw.epilogue_inputs])
 
@@ -75,6 +82,6 @@ def try_depthwise(lw: OpLowering, target: Target) -> DepthwiseCompute | None:
         return None
     weights, x_zp = found
     a = attrs_of(lw.op)
-    finalize, extra = _finalize(lw, 2)
+    finalize, extra, _ = _finalize(lw, 2, fold_bias=False)
     return DepthwiseCompute(lw.name, lw.arg(0), lw.output, weights[:, :, :, 0], x_zp, tuple(a["stride"]),
                             tuple(a["dilation"]), tuple(a["pad"]), finalize, [*extra, *lw.epilogue_inputs])
