@@ -1,7 +1,8 @@
 """Sparse vs dense int8 kernels on the pointwise and fully-connected layers of the bundled models.
 
     python benchmarks/sparse.py [--models vww,kws,ad] [--sparsities 0.5,0.7,0.8,0.9,0.95]
-                                [--patterns block1x4,block4x1,block4x4,block1x16,2:4,unstructured] [--json out.json]
+                                [--patterns block16x4,block4x4,block1x4,2:4,1:4,unstructured] [--json out.json]
+    python benchmarks/sparse.py --summarise a.json,b.json      # the summary of earlier runs
 
 Each layer is the model's own weight tensor (first occurrence of each distinct
 shape), pruned with ``tosac.prune.layer_mask``, in a one-layer graph (CONV2D
@@ -96,6 +97,38 @@ def best_time(graph, inputs, expected, target: str, grid: list[dict]) -> tuple[f
     return best
 
 
+def summarise(rows: list[dict], patterns: list[str], sparsities: list[float]) -> None:
+    """Geomean speedups per pattern and sparsity. Every row of a layer runs the same dense code (only the
+    weight values differ), so each is compared with the median of that layer's dense timings: one noisy
+    dense sample does not make a row look fast or slow."""
+    for kind, group in (("pointwise", [r for r in rows if r["input"][1] * r["input"][2] > 1]),
+                        ("fully connected", [r for r in rows if r["input"][1] * r["input"][2] == 1])):
+        if group:
+            print(f"{kind} layers:")
+            _summarise_group(group, patterns, sparsities)
+
+
+def _summarise_group(rows: list[dict], patterns: list[str], sparsities: list[float]) -> None:
+    dense = {layer: float(np.median([r["dense_us"] for r in rows if r["layer"] == layer]))
+             for layer in {r["layer"] for r in rows}}
+    for pattern in patterns:
+        nm = ":" in pattern                        # N:M fixes its own sparsity: one summary line
+        for target in sparsities[:1] if nm else sparsities:
+            near = [r for r in rows if r["pattern"] == pattern and (nm or abs(r["sparsity"] - target) < 0.03)]
+            if not near:
+                continue
+            label = f"{pattern:>12} @ {near[0]['sparsity'] if nm else target:.2f}"
+            offered = [dense[r["layer"]] / r["sparse_us"] for r in near if np.isfinite(r["sparse_us"])]
+            if not offered:
+                print(f"{label}: no sparse schedule offered on any layer (dense kept)")
+                continue
+            chosen = [max(1.0, dense[r["layer"]] / r["sparse_us"]) for r in near]
+            geomean = lambda v: float(np.exp(np.mean(np.log(v))))  # noqa: E731
+            print(f"geomean speedup {label}: sparse/dense {geomean(offered):.2f}x over {len(offered)} layers "
+                  f"(min {min(offered):.2f}x, max {max(offered):.2f}x), chosen/dense {geomean(chosen):.2f}x "
+                  f"over {len(chosen)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="vww,kws")
@@ -103,8 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--patterns", default="block16x4,block4x4,block1x4,2:4,1:4,unstructured")
     ap.add_argument("--target", default="host")
     ap.add_argument("--json")
+    ap.add_argument("--summarise", help="comma-separated JSON files of earlier runs: print their summary only")
     args = ap.parse_args(argv)
     sparsities = [float(s) for s in args.sparsities.split(",")]
+    if args.summarise:
+        rows = [r for path in args.summarise.split(",") for r in json.load(open(path))]
+        summarise(rows, list(dict.fromkeys(r["pattern"] for r in rows)), sparsities)
+        return 0
     rows = []
     print(f"{'layer':28} {'shape':>18} {'pattern':>12} {'sparsity':>8} {'dense us':>9} {'sparse us':>9} "
           f"{'sparse/dense':>12} {'chosen speedup':>14}  sparse config")
@@ -127,19 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{name:28} {str(shape[1:3]) + 'x' + str(weight.shape[3]) + '->' + str(weight.shape[0]):>18} "
                           f"{pattern:>12} {actual:8.2f} {dense * 1e6:9.1f} {sparse * 1e6:9.1f} "
                           f"{dense / sparse:11.2f}x {dense / chosen:13.2f}x  {config}", flush=True)
-    for pattern in args.patterns.split(","):
-        nm = ":" in pattern                        # N:M fixes its own sparsity: one summary line
-        for target_sparsity in sparsities[:1] if nm else sparsities:
-            near = [r for r in rows if r["pattern"] == pattern and (nm or abs(r["sparsity"] - target_sparsity) < 0.03)]
-            target_sparsity = near[0]["sparsity"] if nm and near else target_sparsity
-            offered = [r["speedup"] for r in near if r["speedup"] > 0]       # 0 where no sparse point was offered
-            if offered:
-                chosen = [r["chosen_speedup"] for r in near]
-                print(f"geomean speedup {pattern:>12} @ {target_sparsity:.2f}: sparse/dense "
-                      f"{float(np.exp(np.mean(np.log(offered)))):.2f}x over {len(offered)} layers, chosen/dense "
-                      f"{float(np.exp(np.mean(np.log(chosen)))):.2f}x over {len(chosen)}")
-            elif near:
-                print(f"{pattern:>12} @ {target_sparsity:.2f}: no sparse schedule offered on any layer (dense kept)")
+    summarise(rows, args.patterns.split(","), sparsities)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
