@@ -42,7 +42,7 @@ from tosac.targets import get_target
 
 DENSE_GRID = [{"mr": mr, "nr_vectors": nv} for mr, nv in ((6, 4), (4, 4), (6, 2), (8, 2), (4, 2), (3, 4))]
 SPARSE_GRID = ([{"format": "panel", "mr": mr, "nr_vectors": nv} for mr, nv in ((6, 2), (4, 4), (8, 1))]
-               + [{"format": "nm", "window": w, "mr": mr, "nr_vectors": nv}
+               + [{"format": "packed", "window": w, "mr": mr, "nr_vectors": nv}
                   for w, (mr, nv) in itertools.product((8, 16), ((6, 2), (4, 4), (8, 1)))]
                + [{"format": f, "block_n": bn, "block_k": 1, "m_vectors": mv}
                   for f, bn, mv in itertools.product(("bsr", "unrolled"), (4, 8, 16), (1, 2))])

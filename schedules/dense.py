@@ -14,7 +14,11 @@ Knobs: ``kind`` (micro-kernel), ``mr`` (rows per tile), ``nr_vectors``
 (accumulator vectors per row; NR = lanes x nr_vectors), ``order`` (``nm``:
 weight panel outer, reused from L1 across all rows; ``mn``: row tile outer),
 ``unroll_k``, ``threads``. Default: the best kind for the target, the largest
-register block that fits its register file, ``nm`` order.
+register block that fits its register file, ``nm`` order. Pruned weights add
+two weight-specialised formats of this template (offered by
+``sparse.add_sparse_knobs``): ``panel`` (each panel's all-zero groups left
+out) and ``packed`` (N:M-packed: nonzeros packed into words, activations
+shuffled to match).
 """
 from __future__ import annotations
 
@@ -205,7 +209,7 @@ def dense_schedule(c: DenseCompute, config: Config, target: Target) -> Schedule:
                     dilation=c.dilation, k_groups=kh * kw * icp // g, unroll=int(config["unroll_k"]))
     fmt = config.get("format", "dense")
     nonzero = panel_groups(constants[wname]) if fmt == "panel" else None
-    packed = pack_shuffled(c.weights, kind, nr, int(config["window"])) if fmt == "nm" else None
+    packed = pack_shuffled(c.weights, kind, nr, int(config["window"])) if fmt == "packed" else None
     emit = _micro_kernel(kind, mr, nv, act.name, wname, geometry)
     m_tiles = -(-m // mr)
     full_panels, tail = divmod(n, nr)
@@ -236,7 +240,7 @@ def dense_schedule(c: DenseCompute, config: Config, target: Target) -> Schedule:
     panels_loop = (ln.For("np", full_panels, tile(np_, nr)),) if full_panels else ()
     tail_tile = tile(ln.Const(full_panels), tail) if tail else ()
     order = config["order"] if threads == 1 else "mn"
-    if fmt in ("panel", "nm"):                   # panels unrolled at compile time: one kernel body each
+    if fmt in ("panel", "packed"):               # panels unrolled at compile time: one kernel body each
         panels = [tile(ln.Const(p), nr) for p in range(full_panels)] + ([tail_tile] if tail else [])
         if order == "nm":
             body = tuple(ln.For("mt", m_tiles, t) for t in panels)

@@ -1,12 +1,17 @@
 """The sparse int8 templates for pruned constant weights of CONV2D (1x1 and kxk) and MATMUL.
 
 A kernel whose weights have all-zero reduction groups (``g`` consecutive input
-channels of one tap, ``g`` = what the micro-kernel consumes per step) gets a
-``format`` knob next to the dense template's knobs:
+channels of one tap, ``g`` = what the micro-kernel consumes per step), or few
+nonzeros per window of input channels, gets a ``format`` knob next to the
+dense template's knobs:
 
 - ``panel``: the dense template itself (schedules/dense.py) with each weight
   panel's all-zero groups left out of its unrolled code — no transposition,
   pays for blocks wide along the output channels;
+- ``packed``: the dense template with each vector's nonzero weights in a window
+  of ``window`` input channels packed into words and the activations
+  gathered by a constant shuffle (schedules/dense.py) — pays for N:M and
+  scattered nonzeros where no whole group is empty;
 - ``bsr`` / ``unrolled`` (this module): vector lanes run over output
   *positions* and weights are broadcast, as in XNNPACK's sparse inference. A
   prologue packs the activations into ``act[k_group][position][g]`` (whole
@@ -44,8 +49,8 @@ from tosac.targets import Target
 
 I1, I8, I16, I32, I64 = (ir.IntType(b) for b in (1, 8, 16, 32, 64))
 PTR = ir.PointerType()
-FORMATS = ("dense", "panel", "bsr", "unrolled", "nm")
-DENSE_LAYOUT_FORMATS = ("dense", "panel", "nm")      # scheduled by the dense template (schedules/dense.py)
+FORMATS = ("dense", "panel", "bsr", "unrolled", "packed")
+DENSE_LAYOUT_FORMATS = ("dense", "panel", "packed")      # scheduled by the dense template (schedules/dense.py)
 UNROLLED_LIMIT = 6000            # nonzero groups x row vectors beyond which unrolled code is not offered
 NM_WINDOWS = (4, 8, 16)            # input channels an N:M-packed shuffle picks from
 TILE_BYTES = 128 << 10           # the [positions][N] int32 tile lives on the stack
@@ -121,23 +126,24 @@ def add_sparse_knobs(space: ConfigSpace, c: DenseCompute, target: Target) -> Con
     """The dense space plus the sparse variants the weights can use, with the target's best micro-kernel:
 
     - ``panel``, ``bsr``, ``unrolled`` when at least a tenth of its reduction groups are all zero;
-    - ``nm`` when packing each vector's nonzeros into words saves at least a quarter of the dot products
+    - ``packed`` when packing each vector's nonzeros into words saves at least a quarter of the dot products
       in some window (so 2:4 and 1:4 pay where a step takes 4 channels and no group is empty).
 
     The default stays dense: only a measurement may switch."""
     kind = mk.kinds_for(target)[0]
-    skips_groups = sparse_supported(c) and group_matrix(c.weights, kind.k_group).any(axis=2).mean() < 0.9
+    nonzero = group_matrix(c.weights, kind.k_group).any(axis=2) if sparse_supported(c) else None
+    skips_groups = nonzero is not None and nonzero.mean() < 0.9
     kh, kw, ic, n = c.weights.shape
     dense_words = kh * kw * -(-ic // kind.k_group) * -(-n // kind.lanes)
     windows = [w for w in NM_WINDOWS
                if (ratio := packed_word_ratio(c.weights, kind, w)) <= 0.75 and ratio * dense_words <= 2 * UNROLLED_LIMIT]
     formats = ["dense"]
     if skips_groups:
-        nonzero_groups = int(group_matrix(c.weights, kind.k_group).any(axis=2).sum())
+        nonzero_groups = int(nonzero.sum())
         formats += [f for f, small in (("panel", nonzero_groups <= 16 * UNROLLED_LIMIT), ("bsr", True),
                                        ("unrolled", nonzero_groups * 2 <= UNROLLED_LIMIT)) if small]
     if windows:
-        formats.append("nm")
+        formats.append("packed")
     if len(formats) == 1:
         return space
     space.add("format", formats, "dense", "dense panels; panels skipping their all-zero reduction groups; "
@@ -149,10 +155,10 @@ def add_sparse_knobs(space: ConfigSpace, c: DenseCompute, target: Target) -> Con
         mv = max_m_vectors(c, kind.lanes)
         space.add("m_vectors", [v for v in (1, 2, 3, 4) if v <= mv], 1, "position vectors per tile")
         # Measured good points (benchmarks/sparse.py): 8-channel blocks, one position vector per tile.
-        space.seeds += [dict(space.default, format=fmt, block_n=8) for fmt in formats[1:] if fmt != "nm"]
+        space.seeds += [dict(space.default, format=fmt, block_n=8) for fmt in formats[1:] if fmt != "packed"]
     if windows:
         space.add("window", windows, windows[-1], "N:M-packed: input channels one shuffle picks from")
-        space.seeds += [dict(space.default, format="nm", window=w) for w in windows]
+        space.seeds += [dict(space.default, format="packed", window=w) for w in windows]
     return space
 
 

@@ -137,7 +137,7 @@ def test_every_sparse_knob_value_is_exact():
 
 @SETTINGS
 @given(st.data())
-def test_nm_packed_format_equals_reference_on_every_x86_target(data):
+def test_packed_format_equals_reference_on_every_x86_target(data):
     """N:M-packed words with shuffled activations: any input channel count (partial windows and groups),
     every offered window, micro-kernel kind and register block."""
     ic, oc, k = data.draw(st.integers(1, 40)), data.draw(st.integers(1, 40)), data.draw(st.sampled_from([1, 3]))
@@ -157,9 +157,9 @@ def test_nm_packed_format_equals_reference_on_every_x86_target(data):
     for target in runnable_targets():
         kb = conv_kernel(graph, target)
         knobs = {k.name: k.values for k in kb.space.knobs}
-        if "nm" not in knobs.get("format", ()):
+        if "packed" not in knobs.get("format", ()):
             continue
-        config = {"format": "nm", "window": data.draw(st.sampled_from(knobs["window"])),
+        config = {"format": "packed", "window": data.draw(st.sampled_from(knobs["window"])),
                   "kind": data.draw(st.sampled_from(knobs["kind"])), "mr": data.draw(st.sampled_from([1, 3, 6])),
                   "nr_vectors": data.draw(st.sampled_from([1, 2, 4])), "order": data.draw(st.sampled_from(["nm", "mn"]))}
         got = tosac.compile(graph, target, {kb.name: config}).run(inputs)[graph.outputs[0]]
@@ -168,7 +168,7 @@ def test_nm_packed_format_equals_reference_on_every_x86_target(data):
     assume(tested)
 
 
-def test_nm_packing_keeps_every_nonzero_weight_once():
+def test_packing_keeps_every_nonzero_weight_once():
     """The packed words, decoded with plain loops, rebuild the weight matrix; 2:4 halves the dot products."""
     rng = np.random.default_rng(5)
     w = rng.integers(-128, 128, size=(24, 1, 1, 40)).astype(np.int8)
@@ -255,7 +255,7 @@ def test_sparse_conv_on_arm_under_qemu(target, require_cross):
         assert windows or pattern != "2:4", "2:4 must get the N:M-packed format"
         configs = [{"format": fmt, "block_n": bn, "block_k": 2, "m_vectors": 2}
                    for fmt, bn in (("bsr", 4), ("unrolled", 2), ("panel", 1))]
-        for config in configs + [{"format": "nm", "window": w} for w in windows]:
+        for config in configs + [{"format": "packed", "window": w} for w in windows]:
             got = tosac.compile(graph, target, {kb.name: config}).run(inputs)[graph.outputs[0]]
             np.testing.assert_array_equal(got, expected, err_msg=f"{target} {pattern} {config}")
 
@@ -278,7 +278,8 @@ def test_sparse_matmul_and_fully_connected(pattern, sparsity):
         knobs = {k.name: k.values for k in kb.space.knobs}
         assert {"panel", "bsr", "unrolled"} <= set(knobs["format"])
         for fmt in knobs["format"][1:]:
-            config = {"format": fmt, "block_n": 4, "block_k": 2, **({"window": knobs["window"][-1]} if fmt == "nm" else {})}
+            window = {"window": knobs["window"][-1]} if fmt == "packed" else {}
+            config = {"format": fmt, "block_n": 4, "block_k": 2, **window}
             got = tosac.compile(graph, "host", {kb.name: config}).run(inputs)[graph.outputs[0]]
             np.testing.assert_array_equal(got, expected, err_msg=f"{rows} rows {pattern} {config}")
 
@@ -293,8 +294,8 @@ def test_two_of_four_gets_packed_words_or_skipped_channels():
     expected = run(graph, inputs)[graph.outputs[0]]
     formats = {t: next(k.values for k in conv_kernel(graph, t).space.knobs if k.name == "format")
                for t in ("x86_64-avx512vnni", "aarch64-dotprod", "x86_64")}
-    assert formats["x86_64-avx512vnni"] == formats["aarch64-dotprod"] == ("dense", "nm")
-    assert {"panel", "bsr", "unrolled", "nm"} <= set(formats["x86_64"])
+    assert formats["x86_64-avx512vnni"] == formats["aarch64-dotprod"] == ("dense", "packed")
+    assert {"panel", "bsr", "unrolled", "packed"} <= set(formats["x86_64"])
     kb = conv_kernel(graph, "x86_64")
     for fmt in formats["x86_64"]:
         config = {"format": fmt, "block_n": 4}
