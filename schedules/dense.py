@@ -256,8 +256,12 @@ def dense_schedule(c: DenseCompute, config: Config, target: Target) -> Schedule:
     else:
         kind_outer = ln.LoopKind.PARALLEL if threads > 1 else ln.LoopKind.SERIAL
         body = (ln.For("mt", m_tiles, (*panels_loop, *tail_tile), kind_outer),)
-    params = _unique([c.input.param(), ln.Param(wname, kind.weight_type, constants[wname].size),
-                      ln.Param(cname, "i32", n), act, *[a.param() for a in c.epilogue_inputs], c.output.param()])
+    weight_params = [ln.Param(wname, kind.weight_type, constants[wname].size)]
+    if packed is not None:                        # the packed words are immediates in the code
+        del constants[wname]
+        weight_params = []
+    params = _unique([c.input.param(), *weight_params, ln.Param(cname, "i32", n), act,
+                      *[a.param() for a in c.epilogue_inputs], c.output.param()])
     kernel = ln.Kernel(c.name, params, body, {"tile": ("i32", mr * nr)})
     return Schedule(kernel, threads if order == "mn" else 1, prologue, [act], constants)
 
@@ -332,9 +336,8 @@ def _micro_kernel(kind: mk.MicroKernelKind, mr: int, nv: int, act: str, wpack: s
         c64 = lambda v: ir.Constant(I64, v)  # noqa: E731
         m0, panel = operands["m0"], operands["panel"]
         act_base, _ = em.buffers[act]
-        w_base, _ = em.buffers[wpack]
         act_bytes = b.bitcast(act_base, ir.IntType(8).as_pointer())
-        w_bytes = b.bitcast(w_base, ir.IntType(8).as_pointer())
+        w_bytes = None if packed is not None else b.bitcast(em.buffers[wpack][0], ir.IntType(8).as_pointer())
         elem = 1 if kind.act_type == "i8" else 2
         wel = 1 if kind.weight_type == "i8" else 2
         rows = []

@@ -52,7 +52,7 @@ PTR = ir.PointerType()
 FORMATS = ("dense", "panel", "bsr", "unrolled", "packed")
 DENSE_LAYOUT_FORMATS = ("dense", "panel", "packed")      # scheduled by the dense template (schedules/dense.py)
 UNROLLED_LIMIT = 6000            # nonzero groups x row vectors beyond which unrolled code is not offered
-NM_WINDOWS = (4, 8, 16)            # input channels an N:M-packed shuffle picks from
+PACKED_WINDOWS = (4, 8, 16)            # input channels an N:M-packed shuffle picks from
 TILE_BYTES = 128 << 10           # the [positions][N] int32 tile lives on the stack
 
 
@@ -135,8 +135,8 @@ def add_sparse_knobs(space: ConfigSpace, c: DenseCompute, target: Target) -> Con
     skips_groups = nonzero is not None and nonzero.mean() < 0.9
     kh, kw, ic, n = c.weights.shape
     dense_words = kh * kw * -(-ic // kind.k_group) * -(-n // kind.lanes)
-    windows = [w for w in NM_WINDOWS
-               if (ratio := packed_word_ratio(c.weights, kind, w)) <= 0.75 and ratio * dense_words <= 2 * UNROLLED_LIMIT]
+    ratios = {w: packed_word_ratio(c.weights, kind, w) for w in PACKED_WINDOWS}
+    windows = [w for w, ratio in ratios.items() if ratio <= 0.75 and ratio * dense_words <= 2 * UNROLLED_LIMIT]
     formats = ["dense"]
     if skips_groups:
         nonzero_groups = int(nonzero.sum())

@@ -161,7 +161,8 @@ def test_packed_format_equals_reference_on_every_x86_target(data):
             continue
         config = {"format": "packed", "window": data.draw(st.sampled_from(knobs["window"])),
                   "kind": data.draw(st.sampled_from(knobs["kind"])), "mr": data.draw(st.sampled_from([1, 3, 6])),
-                  "nr_vectors": data.draw(st.sampled_from([1, 2, 4])), "order": data.draw(st.sampled_from(["nm", "mn"]))}
+                  "nr_vectors": data.draw(st.sampled_from([1, 2, 4])),
+                  "order": data.draw(st.sampled_from(["nm", "mn"]))}
         got = tosac.compile(graph, target, {kb.name: config}).run(inputs)[graph.outputs[0]]
         np.testing.assert_array_equal(got, expected, err_msg=f"{target} {config}")
         tested += 1
