@@ -28,6 +28,7 @@ import argparse
 import itertools
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -140,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     sparsities = [float(s) for s in args.sparsities.split(",")]
     if args.summarise:
-        rows = [r for path in args.summarise.split(",") for r in json.load(open(path))]
+        rows = [r for path in args.summarise.split(",") for r in json.loads(Path(path).read_text())]
         summarise(rows, list(dict.fromkeys(r["pattern"] for r in rows)), sparsities)
         return 0
     rows = []

@@ -207,7 +207,7 @@ class Executable:
     def _run_entry(self, checked: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """One native call runs every kernel (no Python between kernels)."""
         results, args = self._entry_arguments(checked)
-        self._call_entry(args)
+        _check_status(self._loaded.entry(*args))
         return results
 
     def _entry_arguments(self, checked: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], tuple]:
@@ -230,11 +230,6 @@ class Executable:
             outs[j] = results[name].ctypes.data
         return results, args
 
-    def _call_entry(self, args: tuple) -> None:
-        status = self._loaded.entry(*args)
-        if status != 0:
-            raise InterpreterError(f"compiled program returned status {status}")
-
     def time_runs(self, inputs: Mapping[str, Any], number: int) -> float:
         """Seconds per run of ``number`` back-to-back runs on the same inputs.
 
@@ -252,15 +247,8 @@ class Executable:
         if not hasattr(self, "_bound"):
             self._bind_static()
         outputs, args = self._entry_arguments(checked)          # kept alive: the native code writes into them
-        repeat = self._loaded.repeat
         start = time.perf_counter()
-        if repeat is not None:
-            status = repeat(*args, number)
-            if status != 0:
-                raise InterpreterError(f"compiled program returned status {status}")
-        else:
-            for _ in range(number):
-                self._call_entry(args)
+        _check_status(self._loaded.repeat(*args, number))
         seconds = (time.perf_counter() - start) / number
         del outputs
         return seconds
@@ -284,3 +272,8 @@ class Executable:
 
 def _contiguous(array: np.ndarray) -> np.ndarray:
     return array if array.flags.c_contiguous and array.ndim else np.array(array, order="C", ndmin=0)
+
+
+def _check_status(status: int) -> None:
+    if status != 0:
+        raise InterpreterError(f"compiled program returned status {status}")

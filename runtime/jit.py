@@ -27,7 +27,7 @@ class LoadedObject:
     def __init__(self, object_code: bytes, names: list[str], entry: str | None = None):
         self.functions: dict[str, ctypes._CFuncPtr] = {}
         self.entry = None                  # (inputs[], outputs[], arena, constants[]) -> status, when compiled
-        self.repeat = None                 # the same arguments and a run count: native back-to-back runs
+        self.repeat = None                 # the same arguments and a run count: native back-to-back runs (timing)
         if not names:
             return
         with _LOCK:
@@ -46,5 +46,4 @@ class LoadedObject:
                 self.functions[name] = KERNEL_SIGNATURE(address)
             if entry:
                 self.entry = ENTRY_SIGNATURE(self._engine.get_function_address(entry))
-                repeat = self._engine.get_function_address(entry + REPEAT_SUFFIX)
-                self.repeat = REPEAT_SIGNATURE(repeat) if repeat else None
+                self.repeat = REPEAT_SIGNATURE(self._engine.get_function_address(entry + REPEAT_SUFFIX))

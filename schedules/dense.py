@@ -211,6 +211,11 @@ def dense_schedule(c: DenseCompute, config: Config, target: Target) -> Schedule:
     nonzero = panel_groups(constants[wname]) if fmt == "panel" else None
     packed = pack_shuffled(c.weights, kind, nr, int(config["window"])) if fmt == "packed" else None
     emit = _micro_kernel(kind, mr, nv, act.name, wname, geometry)
+    density = None                                # steps run per dense step, for the cost model
+    if nonzero is not None:
+        density = sum(map(len, nonzero)) / max(len(nonzero) * geometry["k_groups"], 1)
+    if packed is not None:
+        density = sum(len(w.words) for steps in packed for w in steps) / max(len(packed) * nv * geometry["k_groups"], 1)
     m_tiles = -(-m // mr)
     full_panels, tail = divmod(n, nr)
     mt, np_ = ln.Var("mt"), ln.Var("np")
@@ -218,13 +223,12 @@ def dense_schedule(c: DenseCompute, config: Config, target: Target) -> Schedule:
     def tile(panel: ln.Expr, width: int) -> tuple[ln.Stmt, ...]:
         features = {"mr": mr, "nr": nr, "k": kh * kw * icp, "lanes": kind.lanes}
         kernel_emit = emit
-        if nonzero is not None and isinstance(panel, ln.Const):   # weight-specialised: nonzero groups only
-            kernel_emit = _micro_kernel(kind, mr, nv, act.name, wname, geometry, groups=nonzero[int(panel.value)])
-            features["density"] = sum(map(len, nonzero)) / max(len(nonzero) * geometry["k_groups"], 1)
-        if packed is not None and isinstance(panel, ln.Const):    # weight-specialised: packed nonzero words
-            kernel_emit = _micro_kernel(kind, mr, nv, act.name, wname, geometry, packed=packed[int(panel.value)])
-            words = sum(len(w.words) for steps in packed for w in steps)
-            features["density"] = words / max(len(packed) * nv * geometry["k_groups"], 1)
+        if isinstance(panel, ln.Const) and density is not None:   # weight-specialised: this panel's nonzeros
+            p = int(panel.value)
+            kernel_emit = _micro_kernel(kind, mr, nv, act.name, wname, geometry,
+                                        groups=nonzero[p] if nonzero is not None else None,
+                                        packed=packed[p] if packed is not None else None)
+            features["density"] = density
         call = ln.MicroKernel(f"{kind.name}_{mr}x{nr}", kernel_emit, {"m0": mt * mr, "panel": panel}, features)
         r, ch = ln.Var("r"), ln.Var("ch")
         row = mt * mr + r

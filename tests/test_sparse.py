@@ -156,7 +156,7 @@ def test_packed_format_equals_reference_on_every_x86_target(data):
     tested = 0
     for target in runnable_targets():
         kb = conv_kernel(graph, target)
-        knobs = {k.name: k.values for k in kb.space.knobs}
+        knobs = {knob.name: knob.values for knob in kb.space.knobs}
         if "packed" not in knobs.get("format", ()):
             continue
         config = {"format": "packed", "window": data.draw(st.sampled_from(knobs["window"])),
@@ -297,6 +297,9 @@ def test_two_of_four_gets_packed_words_or_skipped_channels():
                for t in ("x86_64-avx512vnni", "aarch64-dotprod", "x86_64")}
     assert formats["x86_64-avx512vnni"] == formats["aarch64-dotprod"] == ("dense", "packed")
     assert {"panel", "bsr", "unrolled", "packed"} <= set(formats["x86_64"])
+    vnni = conv_kernel(graph, "x86_64-avx512vnni")
+    density = Featurizer(vnni, vnni.space)(dict(vnni.space.default, format="packed", window=8))
+    assert density[LOOP_FEATURES.index("density")] == 0.5                  # one word per two dense groups
     kb = conv_kernel(graph, "x86_64")
     for fmt in formats["x86_64"]:
         config = {"format": fmt, "block_n": 4}
