@@ -34,7 +34,7 @@ import numpy as np
 
 import tosac
 import tosac.models
-from tosac.driver import kernel_builders, optimise_graph
+from tosac.pipeline.optimise import kernel_builders, optimise_graph
 from tosac.ir.builder import GraphBuilder
 from tosac.ir.dtypes import DType
 from tosac.ir.reference.interpreter import run as reference

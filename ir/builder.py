@@ -25,7 +25,7 @@ from tosac.ir.dtypes import DType
 from tosac.ir.graph import Block, Graph, Op, Tensor, TensorType
 from tosac.ir.ops import SCHEMAS, RoundingMode, default_acc_type
 
-_NUMPY_TO_DTYPE = {np.dtype(np.bool_): DType.BOOL, np.dtype(np.int8): DType.INT8,
+NUMPY_TO_DTYPE = {np.dtype(np.bool_): DType.BOOL, np.dtype(np.int8): DType.INT8,
                    np.dtype(np.uint8): DType.UINT8, np.dtype(np.int16): DType.INT16,
                    np.dtype(np.uint16): DType.UINT16, np.dtype(np.int32): DType.INT32,
                    np.dtype(np.int64): DType.INT64, np.dtype(np.float16): DType.FP16,
@@ -78,9 +78,9 @@ class GraphBuilder:
         """A CONST tensor; ``dtype`` defaults from the numpy dtype (int48/int4 must be explicit)."""
         arr = np.asarray(data)
         if dtype is None:
-            if arr.dtype not in _NUMPY_TO_DTYPE:
+            if arr.dtype not in NUMPY_TO_DTYPE:
                 raise VerificationError("CONST", name, f"numpy dtype {arr.dtype} has no IR dtype; pass dtype=")
-            dtype = _NUMPY_TO_DTYPE[arr.dtype]
+            dtype = NUMPY_TO_DTYPE[arr.dtype]
         if dtype.is_int and arr.size and (int(arr.min()) < dtype.min or int(arr.max()) > dtype.max):
             raise VerificationError("CONST", name, f"values do not fit {dtype.name}")
         arr = arr.astype(dtype.storage, order="C")             # C order: kernels read constants as flat memory

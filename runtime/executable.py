@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 import numpy as np
 
 from tosac.errors import InterpreterError, UnsupportedError
-from tosac.memory_plan import MemoryPlan
+from tosac.runtime.memory_plan import MemoryPlan
 from tosac.runtime.jit import LoadedObject
 from tosac.targets import Target
 

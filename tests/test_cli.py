@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from tosac.cli import main
-from tosac.examples import example_int8_net
+from tosac.app.cli import main
+from tosac.app.examples import example_int8_net
 from tosac.ir.reference.interpreter import run
 from tosac.ir.serialize import save
 
@@ -31,7 +31,7 @@ def test_help_texts(argv, capsys):
 
 
 def test_console_script_is_installed():
-    proc = subprocess.run([sys.executable, "-m", "tosac.cli", "--help"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "tosac.app.cli", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "conformance" in proc.stdout
 
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import tosac
-from tosac.driver import kernel_builders, optimise_graph
+from tosac.pipeline.optimise import kernel_builders, optimise_graph
 from tosac.errors import UnpredictableError
 from tosac.ir.builder import GraphBuilder
 from tosac.ir.dtypes import DType

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 import tosac
-from tosac.cli import main
+from tosac.app.cli import main
 from tosac.conformance.builtin import run_cross
 from tosac.errors import ToolchainMissingError
-from tosac.examples import example_int8_net
+from tosac.app.examples import example_int8_net
 from tosac.ir.builder import GraphBuilder
 from tosac.ir.dtypes import DType
 from tosac.ir.reference.interpreter import run

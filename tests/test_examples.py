@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from tosac.conformance.official_model import run_official
-from tosac.examples import example_int8_net
+from tosac.app.examples import example_int8_net
 from tosac.ir.reference.interpreter import run
 
 

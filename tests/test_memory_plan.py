@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tosac.memory_plan import Buffer, MemoryPlan, liveness, peak_live_bytes, plan_memory
+from tosac.runtime.memory_plan import Buffer, MemoryPlan, liveness, peak_live_bytes, plan_memory
 
 
 # ------------------------------------------------------------------ helpers

@@ -89,7 +89,7 @@ def test_rebuilt_model_matches_the_shipped_file(tmp_path):
 
 
 def test_demo_runs_end_to_end(tmp_path, capsys):
-    from tosac.demo import run_demo
+    from tosac.app.demo import run_demo
 
     assert run_demo("kws", tmp_path, runs=5) == 0
     out = capsys.readouterr().out

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tosac.errors import CodegenError, VerificationError
-from tosac.examples import example_int8_net
+from tosac.app.examples import example_int8_net
 from tosac.ir.builder import GraphBuilder
 from tosac.ir.dtypes import DType
 from tosac.ir.graph import Graph

@@ -269,7 +269,7 @@ def test_real_run_with_local_runner(real_run):
 
 
 def test_cli_prune(real_run, tmp_path, capsys):
-    from tosac.cli import main
+    from tosac.app.cli import main
     from tosac.ir.serialize import load, save
 
     g, names, log, _ = real_run
@@ -298,7 +298,7 @@ def test_cli_prune(real_run, tmp_path, capsys):
     (["--sparsity", "0.5", "--out", "x.txt"], "--out"),
 ])
 def test_cli_bad_arguments(graph, tmp_path, capsys, extra, match):
-    from tosac.cli import main
+    from tosac.app.cli import main
     from tosac.ir.serialize import save
 
     model = tmp_path / "tiny.json"
@@ -309,7 +309,7 @@ def test_cli_bad_arguments(graph, tmp_path, capsys, extra, match):
 
 
 def test_cli_both_goals_is_a_usage_error(graph, tmp_path, capsys):
-    from tosac.cli import main
+    from tosac.app.cli import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["prune", "whatever.json", "--sparsity", "0.5", "--latency-budget", "1"])

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import tosac
-from tosac.driver import kernel_builders, optimise_graph
+from tosac.pipeline.optimise import kernel_builders, optimise_graph
 from tosac.ir.builder import GraphBuilder
 from tosac.ir.dtypes import DType
 from tosac.ir.reference.interpreter import run
@@ -24,7 +24,7 @@ from tosac.schedules.sparse import BlockSparse, group_density, to_bsr
 from tosac.schedules import microkernels as mk
 from tosac.targets import get_target, runnable_targets
 from tosac.tune.features import LOOP_FEATURES, Featurizer
-from tosac.tune.tasks import extract_tasks
+from tosac.pipeline.tasks import extract_tasks
 
 SETTINGS = settings(max_examples=25, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])

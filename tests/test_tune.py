@@ -19,7 +19,7 @@ from tosac.ir.dtypes import DType
 from tosac.ir.reference.interpreter import run
 from tosac.tune import (ErrorCode, FakeRunner, LocalRunner, MeasurePolicy, TuningLog, extract_tasks, tune,
                         tune_task)
-from tosac.tune.log import Record, read_records
+from tosac.pipeline.tuning_log import Record, read_records
 
 
 def _matmul(m: int = 16, k: int = 64, n: int = 64):
@@ -214,7 +214,7 @@ def test_kill_minus_nine_and_resume(tmp_path):
 
 
 def test_cli_tune_and_report(tmp_path, capsys):
-    from tosac.cli import main
+    from tosac.app.cli import main
     from tosac.ir.serialize import save
 
     model = tmp_path / "mm.json"

@@ -19,6 +19,8 @@ from tosac.conformance.builtin_cases import OPS, Case, strategy
 from tosac.conformance.results import CaseResult
 from tosac.errors import TosacError, UnpredictableError, UnsupportedError
 from tosac.ir.reference.interpreter import run as reference
+from tosac.pipeline.driver import compile as compile_graph
+from tosac.runtime.cross import run_batch
 from tosac.targets import get_target
 
 
@@ -68,15 +70,13 @@ def _compare(got: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> str
 
 def run_on_target(cases: Sequence[tuple[str, Case]], target: str) -> dict[str, dict[str, np.ndarray] | str]:
     """Outputs of each case on ``target`` (or the error text), batching ARM runs into one process."""
-    import tosac
-    from tosac.runtime.cross import run_batch
 
     tgt = get_target(target)
     results: dict[str, dict[str, np.ndarray] | str] = {}
     pending = []
     for name, case in cases:
         try:
-            exe = tosac.compile(case.graph, tgt)
+            exe = compile_graph(case.graph, tgt)
             if tgt.is_host:
                 results[name] = exe.run(case.inputs)
             else:

@@ -25,5 +25,5 @@ def run_graph_on_target(graph: Graph, inputs: Mapping[str, np.ndarray], target: 
         return run(graph, inputs, verify=False)
     if target not in TARGETS:
         raise UnsupportedError(f"conformance target '{target}' is not available; choose one of {list(TARGETS)}")
-    from tosac.driver import compile as compile_graph
+    from tosac.pipeline.driver import compile as compile_graph
     return compile_graph(graph, get_target(target), config).run(inputs)

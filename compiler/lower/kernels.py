@@ -14,9 +14,9 @@ from tosac.errors import UnsupportedError
 from tosac.ir.graph import Block
 from tosac.lower import ops as lower
 from tosac.lower.elementwise import DATA_OPERANDS, ElementOp, element, is_elementwise, uses_channel
-from tosac.lower.fusion import OpGroup
+from tosac.passes.fusion import OpGroup
 from tosac.lower.values import Operands, loaded, stored, tensor_arg
-from tosac.lower import dense as dense_lowering
+from tosac.lower import int8_layers
 from tosac.schedules import dense, depthwise, generic, sparse, taps
 from tosac.schedules import loopnest as ln
 from tosac.schedules.generic import ElementContext, MapCompute, Schedule, TensorArg
@@ -111,15 +111,15 @@ class KernelBuilder:
         if name in _REDUCTIONS:
             return lower.lower_reduction(lw)
         if name in ("CONV2D", "CONV3D"):
-            fast = dense_lowering.try_dense_conv(lw, self.target) if name == "CONV2D" else None
+            fast = int8_layers.try_dense_conv(lw, self.target) if name == "CONV2D" else None
             return fast if fast is not None else lower.lower_conv(lw)
         if name == "DEPTHWISE_CONV2D":
-            fast = dense_lowering.try_depthwise(lw, self.target)
+            fast = int8_layers.try_depthwise(lw, self.target)
             return fast if fast is not None else lower.lower_depthwise(lw)
         if name == "TRANSPOSE_CONV2D":
             return lower.lower_transpose_conv(lw)
         if name == "MATMUL":
-            fast = dense_lowering.try_dense_matmul(lw, self.target)
+            fast = int8_layers.try_dense_matmul(lw, self.target)
             return fast if fast is not None else lower.lower_matmul(lw)
         if name in ("AVG_POOL2D", "MAX_POOL2D"):
             return lower.lower_pool(lw)

@@ -30,6 +30,7 @@ from tosac.errors import PruneError
 from tosac.ir.dtypes import DType
 from tosac.ir.graph import Block, Graph, Op, Tensor
 from tosac.ir.verifier import verify
+from tosac.pipeline.optimise import optimise_graph
 from tosac.prune.patterns import check_sparsity, magnitudes, parse_pattern, view_mask
 
 __all__ = ["LayerChoice", "PrunableLayer", "LayerReport", "PruneResult", "prunable_layers", "prune"]
@@ -207,7 +208,6 @@ def _unview(layer: PrunableLayer, view: np.ndarray) -> np.ndarray:
 
 
 def _optimised(graph: Graph) -> Graph:
-    from tosac.driver import optimise_graph          # late: the driver imports the whole compiler
     if not isinstance(graph, Graph):
         raise PruneError(f"prune needs a tosac Graph, got {type(graph).__name__}")
     return optimise_graph(graph)

@@ -66,8 +66,17 @@ import numpy as np
 
 from tosac.errors import PruneError, TuningError, UnpredictableError
 from tosac.ir.graph import Graph
+from tosac.ir.reference.interpreter import run
+from tosac.passes.fusion import group_ops
+from tosac.pipeline.driver import compile as compile_graph
+from tosac.pipeline.optimise import kernel_name, optimise_graph
+from tosac.pipeline.tasks import extract_tasks
+from tosac.pipeline.tuning_log import TuningLog
 from tosac.prune.apply import LayerChoice, PrunableLayer, PruneResult, prunable_layers, prune
 from tosac.prune.patterns import parse_pattern
+from tosac.targets import get_target
+from tosac.tune.job import tune_task
+from tosac.tune.measure import LocalRunner
 
 __all__ = ["Candidate", "LayerCandidates", "LayerRow", "SearchResult", "DEFAULT_PATTERNS", "DEFAULT_DENSITIES",
            "MIN_WEIGHTS", "search", "choose", "layer_task", "searchable_layers"]
@@ -252,9 +261,6 @@ def layer_task(graph: Graph, layer: str, target="host"):
     ``layer``; the task is the one whose ``kernel_names`` include that kernel's name (tasks are shared by
     identical kernels, so the task graph itself may hold another layer's op).
     """
-    from tosac.driver import kernel_name, optimise_graph
-    from tosac.lower.fusion import group_ops
-    from tosac.tune import extract_tasks
 
     optimised = optimise_graph(graph)
     name = next((kernel_name(i, g) for i, g in enumerate(group_ops(optimised.main))
@@ -281,7 +287,6 @@ def _pattern_options(patterns: Sequence[str], densities: Sequence[float]) -> lis
 
 
 def _tune(task, trials: int, log, seed: int, runner):
-    from tosac.tune import tune_task
     return tune_task(task, trials, log, "xgb", seed, runner, early_stopping=max(4, trials // 2),
                      fixed={"threads": 1})
 
@@ -306,7 +311,6 @@ def _candidate_table(graph: Graph, layer: PrunableLayer, options: list[LayerChoi
         raise PruneError(f"layer '{layer.name}': its dense kernel could not be measured")
     size = int(np.prod(layer.shape))
     if weights is None:                       # a weight that only becomes constant by folding
-        from tosac.driver import optimise_graph
         weights = np.asarray(optimise_graph(graph).main.constant(layer.weight))
     wide = weights.astype(np.int64) - layer.zero_point
     zeros = int(np.count_nonzero(wide == 0))
@@ -411,7 +415,6 @@ def _check_goal(sparsity, latency_budget) -> None:
 
 def _model_inputs(graph: Graph, seed: int) -> tuple[dict, dict]:
     """Seeded random inputs whose reference result is defined, and that result."""
-    from tosac.ir.reference.interpreter import run
 
     for attempt in range(4):
         rng = np.random.default_rng(seed + attempt)
@@ -432,10 +435,9 @@ def _model_inputs(graph: Graph, seed: int) -> tuple[dict, dict]:
 
 
 def _compile(graph: Graph, target, log):
-    import tosac
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")          # kernels outside the searched layers are untuned: fine
-        return tosac.compile(graph, target, tuning_log=log)
+        return compile_graph(graph, target, tuning_log=log)
 
 
 def _time_models(exes: list, inputs: dict, repeats: int = 21, sample_seconds: float = 2e-3) -> list[float]:
@@ -465,8 +467,6 @@ def search(graph: Graph, target="host", *, sparsity: float | None = None, latenc
     (seconds for the whole model). ``log`` is a tuning log (resumed when it exists; a temporary one when
     None). ``runner`` measures candidates (default :class:`tosac.tune.LocalRunner`). See the module docstring.
     """
-    from tosac.targets import get_target
-    from tosac.tune import LocalRunner, TuningLog
 
     _check_goal(sparsity, latency_budget)
     if not isinstance(graph, Graph):

@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from tosac.pipeline.tuning_log import config_key
 from tosac.schedules import loopnest as ln
 from tosac.schedules.generic import Schedule
 from tosac.schedules.space import Config, ConfigSpace
@@ -109,7 +110,6 @@ class Featurizer:
         self._cache: dict[str, np.ndarray] = {}
 
     def __call__(self, config: Config) -> np.ndarray:
-        from tosac.tune.log import config_key
 
         key = config_key(config)
         if key not in self._cache:

@@ -10,7 +10,6 @@ appended to the log the moment it is known.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import warnings
 from dataclasses import dataclass, field
@@ -23,10 +22,10 @@ from tosac.ir.graph import Graph
 from tosac.schedules.space import Config
 from tosac.targets import Target, get_target
 from tosac.tune.features import Featurizer
-from tosac.tune.log import Record, TuningLog, best_of, config_key, target_info
+from tosac.pipeline.tuning_log import Record, TuningLog, best_of, config_key, target_info
 from tosac.tune.measure import LocalRunner, MeasureResult, Runner
 from tosac.tune.search import TUNERS, XGBTuner
-from tosac.tune.tasks import Task, extract_tasks, target_class
+from tosac.pipeline.tasks import Task, extract_tasks, target_class
 
 
 @dataclass
@@ -194,50 +193,3 @@ def _collect_transfer(task: Task, log: TuningLog, xs: list, ys: list) -> None:
         except Exception:
             continue
         ys.append(best / r.median if r.valid else 0.0)
-
-
-def best_configs(graph: Graph, target: str | Target, log: TuningLog | str | Path,
-                 optimised: bool = False) -> tuple[dict[str, Config], list[str]]:
-    """Best valid config per kernel of ``graph`` from ``log``; and the kernels that have no record."""
-    target = get_target(target)
-    if not isinstance(log, TuningLog):
-        log = TuningLog(log)
-    klass = target_class(target)
-    configs: dict[str, Config] = {}
-    missing: list[str] = []
-    for task in extract_tasks(graph, target, optimised):
-        best = log.best(task.key, klass)
-        for name in task.kernel_names:
-            if best is None:
-                missing.append(name)
-            else:
-                configs[name] = best.config
-    return configs, missing
-
-
-@functools.lru_cache(maxsize=8)
-def _parsed_log(path: str, mtime_ns: int, size: int) -> TuningLog:
-    return TuningLog(path)
-
-
-def shipped_log(path: Path) -> TuningLog:
-    """A read-only log parsed once per process and file version (compile consults it on every call)."""
-    stat = path.stat()
-    return _parsed_log(str(path), stat.st_mtime_ns, stat.st_size)
-
-
-def default_log_for(target: Target) -> Path | None:
-    """The shipped log (``tuning_logs/<class>.jsonl``) for ``target``'s class, when there is one."""
-    import os
-
-    root = os.environ.get("TOSAC_TUNING_LOGS")
-    folder = Path(root) if root else Path(__file__).resolve().parents[2] / "tuning_logs"
-    path = folder / (target_class(target).replace("/", "_") + ".jsonl")
-    return path if path.exists() else None
-
-
-def warn_untuned(missing: list[str], log_name: str) -> None:
-    if missing:
-        warnings.warn(f"no tuning record in {log_name} for {len(missing)} kernel(s) "
-                      f"({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''}): using default configs",
-                      stacklevel=3)

@@ -32,9 +32,12 @@ from typing import Callable
 
 import numpy as np
 
+from tosac.errors import TuningError, UnpredictableError
+from tosac.ir.reference.interpreter import run
+from tosac.pipeline.driver import compile as compile_graph
 from tosac.schedules.space import Config
-from tosac.tune.log import ErrorCode
-from tosac.tune.tasks import Task
+from tosac.pipeline.tuning_log import ErrorCode
+from tosac.pipeline.tasks import Task
 
 
 @dataclass
@@ -75,20 +78,16 @@ class MeasurePolicy:
 
 def _build(task: Task, config: Config) -> str:
     """Compile one candidate (warming the object cache); an error message or ''."""
-    import tosac
-
     try:
-        tosac.compile(task.graph, task.target, {task.builder().name: config})
+        compile_graph(task.graph, task.target, {task.builder().name: config})
     except Exception as e:  # any failure of a candidate is data, not the end of the job
         return f"{type(e).__name__}: {e}"
     return ""
 
 
 def _measure_child(conn, task: Task, config: Config, inputs: dict, expected: dict, policy: MeasurePolicy) -> None:
-    import tosac
-
     try:
-        exe = tosac.compile(task.graph, task.target, {task.builder().name: config})
+        exe = compile_graph(task.graph, task.target, {task.builder().name: config})
         got = exe.run(inputs)
         for name, want in expected.items():
             if got[name].dtype != want.dtype or not np.array_equal(got[name], want):
@@ -119,9 +118,6 @@ class LocalRunner(Runner):
 
     def _inputs_and_expected(self, task: Task) -> tuple[dict, dict]:
         if task.key not in self._reference:
-            from tosac.errors import TuningError, UnpredictableError
-            from tosac.ir.reference.interpreter import run
-
             # Inputs whose reference result is defined: full range first, then narrower wide-integer ranges.
             for attempt, narrow_bits in enumerate((0, 0, 24, 16, 12, 8)):
                 inputs = task.inputs(self.seed + attempt, narrow_bits)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tosac.errors import TosacError
 from tosac.tune.job import TaskReport, _best_so_far
-from tosac.tune.log import TuningLog
+from tosac.pipeline.tuning_log import TuningLog
 
 
 def summary_table(reports: list[TaskReport]) -> str:

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from tosac.schedules.space import Config, ConfigSpace
-from tosac.tune.log import config_key
+from tosac.pipeline.tuning_log import config_key
 from tosac.tune.measure import MeasureResult
 from tosac.tune.model import CostModel
 

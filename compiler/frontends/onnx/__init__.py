@@ -20,6 +20,8 @@ import numpy as np
 import onnx
 
 from tosac.errors import FrontendError
+# Importing the legalisation modules fills HANDLERS and PATTERNS.
+from tosac.frontends.onnx import floating, qoperator, quantized  # noqa: F401
 from tosac.frontends.onnx.converter import HANDLERS, convert
 from tosac.frontends.onnx.reader import infer_shapes, initializers, read_model
 from tosac.ir.graph import Graph
@@ -46,16 +48,10 @@ def load(model: str | os.PathLike | onnx.ModelProto, *, io: str = "quantized",
     if unknown:
         raise FrontendError(f"constants names no model input: {unknown}")
     proto = infer_shapes(proto, input_shapes, bound)
-    _register_handlers()
     return convert(proto, initializers(proto), io, bound)
 
 
 def supported_ops() -> list[str]:
     """The ONNX operators the frontend legalises (``domain::op`` for non-default domains)."""
-    _register_handlers()
     return sorted(f"{d}::{op}" if d else op for d, op in HANDLERS)
 
-
-def _register_handlers() -> None:
-    """Importing the legalisation modules fills HANDLERS."""
-    from tosac.frontends.onnx import floating, qoperator, quantized  # noqa: F401

@@ -24,6 +24,8 @@ from tosac.ir.graph import Graph
 Handler = Callable[["Converter", onnx.NodeProto], None]
 #: (domain, op_type) → handler; filled by the legalisation modules with :func:`handles`.
 HANDLERS: dict[tuple[str, str], Handler] = {}
+# Rules tried before a node's handler (QDQ patterns): each returns True when it converted the node.
+PATTERNS: list[Callable[["Converter", onnx.NodeProto], bool]] = []
 
 _ONNX_INT = {onnx.TensorProto.INT8: DType.INT8, onnx.TensorProto.UINT8: DType.UINT8,
              onnx.TensorProto.INT16: DType.INT16, onnx.TensorProto.INT32: DType.INT32,
@@ -37,6 +39,12 @@ def handles(*op_types: str, domain: str = "") -> Callable[[Handler], Handler]:
             HANDLERS[(domain, op_type)] = fn
         return fn
     return register
+
+
+def pattern(rule: Callable[["Converter", onnx.NodeProto], bool]) -> Callable[["Converter", onnx.NodeProto], bool]:
+    """Registers ``rule`` to be tried on every node before its handler."""
+    PATTERNS.append(rule)
+    return rule
 
 
 @dataclass(frozen=True)
@@ -74,8 +82,6 @@ class Converter:
 
     # ------------------------------------------------------------------ the node loop
     def run(self) -> Graph:
-        from tosac.frontends.onnx.quantized import try_qdq
-
         self._declare_inputs()
         for node in self.proto.graph.node:
             if id(node) in self.claimed:
@@ -88,7 +94,7 @@ class Converter:
                                        f"(supported: {', '.join(sorted(op for _, op in HANDLERS))})")
             before = len(self.g.blk.ops)
             try:
-                if not self._fold(node) and not try_qdq(self, node):
+                if not self._fold(node) and not any(rule(self, node) for rule in PATTERNS):
                     handler(self, node)
             except UnsupportedError as exc:
                 raise UnsupportedError(f"{where}: {exc}") from None

@@ -21,7 +21,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from tosac.ir.builder import Value
+from tosac.errors import UnsupportedError
+from tosac.ir.builder import NUMPY_TO_DTYPE, Value
 from tosac.ir.dtypes import DType
 
 
@@ -84,13 +85,10 @@ class Entry:
 
 
 def dtype_of(data: np.ndarray) -> DType:
-    from tosac.errors import UnsupportedError
-    from tosac.ir.builder import _NUMPY_TO_DTYPE
-
     dtype = np.asarray(data).dtype
-    if dtype not in _NUMPY_TO_DTYPE:
+    if dtype not in NUMPY_TO_DTYPE:
         raise UnsupportedError(f"element type {dtype} is not supported")
-    return _NUMPY_TO_DTYPE[dtype]
+    return NUMPY_TO_DTYPE[dtype]
 
 
 def inverse(perm: tuple[int, ...]) -> tuple[int, ...]:

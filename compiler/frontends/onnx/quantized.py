@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 
 from tosac.errors import UnsupportedError
-from tosac.frontends.onnx.converter import Converter, QOut, handles
+from tosac.frontends.onnx.converter import Converter, QOut, handles, pattern
 from tosac.frontends.onnx.entries import NHWC, Entry, Quant
 from tosac.frontends.onnx.fixed_point import lookup_table, multiplier_shift
 from tosac.frontends.onnx.spatial import window
@@ -368,6 +368,7 @@ QDQ_RULES: dict[str, tuple[Callable[[onnx.NodeProto], list[int]], Callable]] = {
 }
 
 
+@pattern
 def try_qdq(cv: Converter, node: onnx.NodeProto) -> bool:
     """Legalise ``node`` as an integer op if it sits between DequantizeLinear and QuantizeLinear."""
     rule = QDQ_RULES.get(node.op_type) if node.domain in ("", "ai.onnx") else None

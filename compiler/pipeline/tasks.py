@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tosac.ir.graph import Block, Graph, Op, Tensor
-from tosac.lower.fusion import CONTROL_FLOW, CONST_OPS, OpGroup, group_ops
+from tosac.passes.fusion import CONST_OPS, CONTROL_FLOW, OpGroup, group_ops
 from tosac.lower.kernels import KernelBuilder
+from tosac.pipeline.optimise import kernel_name, optimise_graph
 from tosac.schedules.space import ConfigSpace
-from tosac.targets import Target
+from tosac.targets import Target, get_target
 
 SMALL_CONSTANT = 16          # constants up to this many elements are part of the task key
 
@@ -92,8 +93,6 @@ class Task:
 
     def builder(self) -> KernelBuilder:
         """The single kernel of the task graph (its name is what ``compile``'s config keys use)."""
-        from tosac.driver import kernel_name
-
         block = self.graph.main
         (group,) = group_ops(block)
         return KernelBuilder(block, group, kernel_name(0, group), self.target)
@@ -133,9 +132,6 @@ def extract_tasks(graph: Graph, target: Target | str, optimised: bool = False) -
 
     ``optimised=True`` says the graph has been through the compiler's passes already.
     """
-    from tosac.driver import kernel_name, optimise_graph
-    from tosac.targets import get_target
-
     target = get_target(target)
     block = (graph if optimised else optimise_graph(graph)).main
     tasks: dict[str, Task] = {}

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-import tosac
+from tosac.errors import TosacError
+from tosac.pipeline.driver import compile as compile_graph
 from tosac import models
 
 ARM_TARGETS = ("aarch64-dotprod", "armv7")
@@ -45,7 +46,7 @@ def run_demo(model: str = "kws", out_dir: Path = Path("demo-out"), runs: int = 2
 
     info = models.MODELS.get(model)
     if info is None:
-        raise tosac.TosacError(f"--model: no bundled model '{model}'; choose one of {', '.join(models.names())}")
+        raise TosacError(f"--model: no bundled model '{model}'; choose one of {', '.join(models.names())}")
     out_dir.mkdir(parents=True, exist_ok=True)
     rows: list[tuple[str, str]] = []
     ok = True
@@ -61,7 +62,7 @@ def run_demo(model: str = "kws", out_dir: Path = Path("demo-out"), runs: int = 2
         print(f"   quantized I/O {name}: {q['dtype']}, real = {q['scale']:.6g} * (q - {q['zero_point']})")
 
     print("\n== compile for the host (shipped tuning log)")
-    exe = tosac.compile(graph, "host")
+    exe = compile_graph(graph, "host")
     program = exe.program.info
     macs = sum(k.mac_count for k in program["kernels"])
     for k in program["kernels"]:
@@ -137,7 +138,7 @@ def _arm(graph, target: str, inputs, expected) -> tuple[tuple[str, str], bool]:
     from tosac.runtime.cross import available
     from tosac.targets import get_target
 
-    exe = tosac.compile(graph, target)
+    exe = compile_graph(graph, target)
     if not available(get_target(target)):
         print(f"\n== {target}: {len(exe.object_code)} bytes of object code; install qemu-user and the cross gcc "
               "to run it")

@@ -16,9 +16,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-import tosac
 from tosac.errors import TuningError
+from tosac.pipeline.tasks import target_class
 from tosac.targets import Target
+from tosac.version import __version__
 
 SCHEMA_VERSION = 1
 
@@ -46,7 +47,7 @@ class Record:
     tuner: str = ""
     timestamp: float = field(default_factory=time.time)
     schema: int = SCHEMA_VERSION
-    tosac_version: str = tosac.__version__
+    tosac_version: str = __version__
 
     @property
     def valid(self) -> bool:
@@ -59,7 +60,6 @@ class Record:
 
 
 def target_info(target: Target) -> dict:
-    from tosac.tune.tasks import target_class
     return {"name": target.name, "triple": target.triple, "cpu": target.cpu, "features": list(target.features),
             "class": target_class(target)}
 
@@ -136,7 +136,7 @@ def read_records(path: Path) -> Iterable[Record]:
             schema = data.get("schema")
             if schema != SCHEMA_VERSION:
                 raise TuningError(f"{path}:{number}: tuning record schema version {schema!r} is not supported by "
-                                  f"tosac {tosac.__version__} (it reads version {SCHEMA_VERSION}); "
+                                  f"tosac {__version__} (it reads version {SCHEMA_VERSION}); "
                                   "re-tune, or use the tosac version that wrote the log")
             try:
                 yield Record(**{k: v for k, v in data.items() if k in fields})

@@ -103,7 +103,7 @@ def _load_config(path: str | None) -> dict | None:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from tosac.driver import compile as compile_graph
+    from tosac.pipeline.driver import compile as compile_graph
 
     graph = _load(args)
     standalone = bool(args.header or args.static_lib)
@@ -121,7 +121,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         Path(args.output).write_bytes(exe.object_code)
         print(f"wrote {args.output} ({len(exe.object_code)} bytes of {info['target']} object code)")
     if args.header or args.static_lib:
-        from tosac.artefacts import header_text, write_static_lib
+        from tosac.pipeline.artefacts import header_text, write_static_lib
         from tosac.targets import get_target
         target = get_target(args.target)
         if args.header:
@@ -172,7 +172,7 @@ def _random_array(rng: np.random.Generator, ttype) -> np.ndarray:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from tosac.demo import run_demo
+    from tosac.app.demo import run_demo
     return run_demo(args.model, Path(args.out_dir), runs=args.runs)
 
 

@@ -7,11 +7,10 @@ object file (cached by content hash), loaded once.
 """
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping
+from typing import Mapping
 
 import llvmlite.ir as ir
 import numpy as np
@@ -20,20 +19,20 @@ from tosac.errors import UnpredictableError, UnsupportedError
 from tosac.ir.graph import Block, Graph
 from tosac.ir.reference.control_flow import MAX_ITERATIONS
 from tosac.ir.reference.interpreter import coerce_input
-from tosac.ir.verifier import verify
-from tosac.entry_point import HOST_ENTRY, add_entry_point, add_repeat_loop
-from tosac.lower.fusion import CONTROL_FLOW, OpGroup, group_ops
+from tosac.pipeline.tuning_log import TuningLog
+from tosac.pipeline.entry_point import HOST_ENTRY, add_entry_point, add_repeat_loop
+from tosac.passes.fusion import CONTROL_FLOW, OpGroup, group_ops
 from tosac.lower.kernels import KernelBuilder
-from tosac.memory_plan import liveness, plan_memory
-from tosac.passes import fold_constants, remove_dead_code, run_passes
+from tosac.pipeline.optimise import kernel_name, optimise_graph
+from tosac.pipeline.tuned_configs import tuned_configs
+from tosac.runtime.memory_plan import liveness, plan_memory
 from tosac.runtime.executable import BufferSpec, ControlStep, Executable, HostStep, KernelStep, Program
+from tosac.runtime.jit import LoadedObject
 from tosac.runtime.objects import compile_object
 from tosac.schedules.emit_llvm import Emitter
 from tosac.schedules.space import Config
 from tosac.targets import Target, get_target
 
-if TYPE_CHECKING:
-    from tosac.tune.log import TuningLog
 
 
 @dataclass
@@ -46,25 +45,8 @@ class KernelInfo:
     mac_count: int
 
 
-def optimise_graph(graph: Graph) -> Graph:
-    """The graph passes, each followed by the verifier."""
-    verify(graph)
-    return run_passes(graph, [fold_constants, remove_dead_code])
-
-
-def kernel_name(index: int, group: OpGroup) -> str:
-    return f"tosac_k{index}_" + re.sub(r"[^a-z0-9]+", "_", group.pattern.lower())[:48]
-
-
-def kernel_builders(graph: Graph, target: Target, block: Block | None = None) -> list[KernelBuilder]:
-    """The kernels of an optimised graph's block, in execution order (control flow excluded)."""
-    block = block or graph.main
-    return [KernelBuilder(block, g, kernel_name(i, g), target)
-            for i, g in enumerate(group_ops(block)) if g.anchor.name not in CONTROL_FLOW]
-
-
 def compile(graph: Graph, target: str | Target = "host", config: Mapping[str, Config] | None = None,
-            standalone: bool = False, tuning_log: "str | Path | TuningLog | bool | None" = None) -> Executable:
+            standalone: bool = False, tuning_log: str | Path | TuningLog | bool | None = None) -> Executable:
     """Compile ``graph`` for ``target``.
 
     Configs per kernel come from ``config`` (kernel name -> knob values), else
@@ -77,35 +59,17 @@ def compile(graph: Graph, target: str | Target = "host", config: Mapping[str, Co
     target = get_target(target)
     started = time.perf_counter()
     optimised = optimise_graph(graph)
-    configs = _tuned_configs(optimised, target, tuning_log)
+    configs = tuned_configs(optimised, target, tuning_log)
     configs.update(config or {})
     program = _compile_block(optimised, optimised.main, target, configs, standalone=standalone)
     program.info["compile_seconds"] = time.perf_counter() - started
     return _load(program, target)
 
 
-def _tuned_configs(optimised: Graph, target: Target, tuning_log) -> dict[str, Config]:
-    from tosac.tune.job import best_configs, default_log_for, shipped_log, warn_untuned
-
-    if tuning_log is False:
-        return {}
-    explicit = tuning_log is not None and tuning_log is not True
-    log = tuning_log if explicit else default_log_for(target)
-    if log is None:
-        return {}
-    if not explicit:
-        log = shipped_log(log)
-    configs, missing = best_configs(optimised, target, log, optimised=True)
-    if explicit:
-        warn_untuned(missing, str(getattr(log, "path", log)))
-    return configs
-
-
 def _load(program: Program, target: Target) -> Executable:
     """An executable; its kernels are loaded into this process when the target can run here."""
     if not target.is_host:
         return Executable(program, None, cross_target=target)
-    from tosac.runtime.jit import LoadedObject
     return Executable(program, LoadedObject(program.object_code, [s.function for s in _kernel_steps(program)],
                                             program.info.get("host_entry")))
 
