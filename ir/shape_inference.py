@@ -173,7 +173,7 @@ def _same(ctx: _Ctx) -> list[TensorType]:
 
 
 def _elementwise(ctx: _Ctx, out: DType | None = None) -> list[TensorType]:
-    n = 3 if ctx.op.name == "SELECT" else 2
+    n = SCHEMAS[ctx.op.name].data_operands  # the broadcast operands: MUL's shift is a parameter
     shapes = [ctx.t(i).shape for i in range(n)]
     dtype = out or ctx.t(n - 1).dtype
     if ctx.op.name == "MUL" and dtype.is_int:

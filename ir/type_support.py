@@ -8,6 +8,7 @@ from __future__ import annotations
 from tosac.errors import VerificationError
 from tosac.ir.dtypes import DType
 from tosac.ir.graph import Block, Op
+from tosac.ir.ops import SCHEMAS
 
 B, I4, I8, I16, I32, I48 = DType.BOOL, DType.INT4, DType.INT8, DType.INT16, DType.INT32, DType.INT48
 U8, U16, F16, BF16, F32 = DType.UINT8, DType.UINT16, DType.FP16, DType.BF16, DType.FP32
@@ -123,7 +124,4 @@ def check_types(op: Op, block: Block, label: str) -> None:
     elif name == "CONCAT":
         first_operands_same(len(ins), SAME_TYPE[name])
     elif name in SAME_TYPE:
-        arity = 2 if name in ("ADD", "SUB", "INTDIV", "MAXIMUM", "MINIMUM", "ARITHMETIC_RIGHT_SHIFT",
-                              "BITWISE_AND", "BITWISE_OR", "BITWISE_XOR", "LOGICAL_LEFT_SHIFT",
-                              "LOGICAL_RIGHT_SHIFT", "LOGICAL_AND", "LOGICAL_OR", "LOGICAL_XOR", "POW") else 1
-        first_operands_same(arity, SAME_TYPE[name])
+        first_operands_same(SCHEMAS[name].data_operands, SAME_TYPE[name])

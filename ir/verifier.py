@@ -14,7 +14,7 @@ import numpy as np
 from tosac.errors import UnsupportedError, VerificationError
 from tosac.ir.dtypes import DType
 from tosac.ir.graph import Block, Graph, Op
-from tosac.ir.ops import SCHEMAS, AttrKind, ResizeMode, RoundingMode
+from tosac.ir.ops import SCHEMAS, AttrKind, OpCategory, ResizeMode, RoundingMode
 from tosac.ir.shape_inference import infer_types
 from tosac.ir.type_support import check_types
 
@@ -42,7 +42,7 @@ def verify(graph: Graph) -> None:
 def _check_nesting(graph: Graph, block: Block, depth: int, path: tuple[str, ...]) -> None:
     """ERROR_IF(tosa_nesting_depth >= MAX_NESTING) for COND_IF/WHILE_LOOP, and no recursion."""
     for index, op in enumerate(block.ops):
-        if op.name not in ("COND_IF", "WHILE_LOOP"):
+        if SCHEMAS[op.name].category is not OpCategory.CONTROL_FLOW:
             continue
         label = f"{block.name}:{op.label(index)}"
         if depth >= MAX_NESTING:
@@ -112,7 +112,7 @@ def _verify_op(graph: Graph, block: Block, op: Op, label: str) -> None:
     for key, spec in schema.attrs.items():
         if spec.default is None and key not in op.attrs:
             raise VerificationError(label, key, f"required attribute '{key}' is missing")
-    if op.name in ("CONST", "CONST_SHAPE"):
+    if schema.category is OpCategory.CONSTANT:
         data = block.tensors[op.outputs[0]].data
         if data is None or tuple(np.shape(data)) != block.tensors[op.outputs[0]].shape:
             raise VerificationError(label, op.outputs[0], "a constant needs data of its declared shape")
@@ -120,7 +120,7 @@ def _verify_op(graph: Graph, block: Block, op: Op, label: str) -> None:
     for operand, name in zip(schema.operands, op.inputs):
         if operand in schema.shape_operands and block.type_of(name).dtype is not DType.SHAPE:
             raise VerificationError(label, operand, "must be a SHAPE value from CONST_SHAPE")
-    if op.name in ("COND_IF", "WHILE_LOOP"):
+    if schema.category is OpCategory.CONTROL_FLOW:
         _verify_control_flow(graph, block, op, label)
         return
     check_types(op, block, label)

@@ -17,14 +17,10 @@ import numpy as np
 from tosac.errors import UnsupportedError
 from tosac.ir.dtypes import DType
 from tosac.ir.graph import Op
-from tosac.ir.ops import SCHEMAS, NanMode, RoundingMode
+from tosac.ir.ops import FLOAT_MATH_OPS, SCHEMAS, NanMode, RoundingMode
 from tosac.lower.values import Operands, i64, storage_type, to_i64, value_type
 from tosac.schedules import loopnest as ln
 from tosac.schedules.loopnest import binary, cast, select, smax, smin
-
-# How many leading operands are element-wise data; the rest are parameters (shift, zero points, table).
-DATA_OPERANDS = {"MUL": 2, "NEGATE": 1, "TABLE": 1, "RESCALE": 1}
-
 
 @dataclass
 class ElementOp:
@@ -42,10 +38,6 @@ class ElementOp:
         return filled
 
 
-def is_elementwise(op_name: str) -> bool:
-    return op_name in _RULES
-
-
 def uses_channel(op: Op, operands: Operands) -> bool:
     """True when the element function needs the channel index (per-channel RESCALE with varying values)."""
     if op.name != "RESCALE" or not op.attrs.get("per_channel", False):
@@ -58,7 +50,7 @@ def uses_channel(op: Op, operands: Operands) -> bool:
 
 
 def element(e: ElementOp, x: list[ln.Expr]) -> ln.Expr:
-    rule = _RULES.get(e.op.name)
+    rule = ELEMENT_RULES.get(e.op.name)
     if rule is None:
         raise UnsupportedError(f"{e.op.name} is not an element-wise op")
     if e.out_dtype.is_float or any(d.is_float for d in e.in_dtypes):
@@ -296,17 +288,16 @@ def _float_unary(e: ElementOp, x):
     return cast(r, x[0].type)
 
 
-_RULES: dict[str, Callable[[ElementOp, list[ln.Expr]], ln.Expr]] = {
+# How each element-wise op computes one element: one rule per op of category ELEMENTWISE in the schema.
+ELEMENT_RULES: dict[str, Callable[[ElementOp, list[ln.Expr]], ln.Expr]] = {
     "ADD": _add_sub, "SUB": _add_sub, "MAXIMUM": _max_min, "MINIMUM": _max_min, "MUL": _mul,
     "INTDIV": _intdiv, "ARITHMETIC_RIGHT_SHIFT": _arith_shift, "LOGICAL_LEFT_SHIFT": _logical_shift,
     "LOGICAL_RIGHT_SHIFT": _logical_shift, "BITWISE_AND": _bitwise, "BITWISE_OR": _bitwise,
     "BITWISE_XOR": _bitwise, "LOGICAL_AND": _bitwise, "LOGICAL_OR": _bitwise, "LOGICAL_XOR": _bitwise,
     "BITWISE_NOT": _not, "LOGICAL_NOT": _not, "ABS": _abs, "CLZ": _clz, "NEGATE": _negate, "CLAMP": _clamp,
     "SELECT": _select, "EQUAL": _compare, "GREATER": _compare, "GREATER_EQUAL": _compare, "TABLE": _table,
-    "CAST": _cast, "RESCALE": _rescale,
-    **{n: _float_unary for n in ("ERF", "SIGMOID", "TANH", "POW", "CEIL", "COS", "EXP", "FLOOR", "LOG",
-                                 "RECIPROCAL", "RSQRT", "SIN")},
+    "CAST": _cast, "RESCALE": _rescale, **{n: _float_unary for n in FLOAT_MATH_OPS},
 }
+# The rules that also generate float code; every other rule is integer/bool only.
 _FLOAT_OK = {"ADD", "SUB", "MAXIMUM", "MINIMUM", "MUL", "ABS", "NEGATE", "CLAMP", "SELECT", "EQUAL", "GREATER",
-             "GREATER_EQUAL", "CAST", "ERF", "SIGMOID", "TANH", "POW", "CEIL", "COS", "EXP", "FLOOR", "LOG",
-             "RECIPROCAL", "RSQRT", "SIN"}
+             "GREATER_EQUAL", "CAST"} | FLOAT_MATH_OPS

@@ -16,7 +16,6 @@ from tosac.schedules import loopnest as ln
 from tosac.schedules.dense import DenseCompute
 from tosac.schedules.depthwise import DepthwiseCompute
 from tosac.schedules.generic import ElementContext, TensorArg
-from tosac.targets import Target
 
 
 def _const_scalar(lw: OpLowering, index: int) -> int | None:
@@ -49,7 +48,7 @@ def _finalize(lw: OpLowering, bias_index: int | None, fold_bias: bool = True):
     return finalize, ([bias] if bias is not None else []), constant
 
 
-def try_dense_conv(lw: OpLowering, target: Target) -> DenseCompute | None:
+def try_dense_conv(lw: OpLowering) -> DenseCompute | None:
     found = _eligible(lw, 1, (3, 4))
     if found is None:
         return None
@@ -62,7 +61,7 @@ def try_dense_conv(lw: OpLowering, target: Target) -> DenseCompute | None:
                         bias)
 
 
-def try_dense_matmul(lw: OpLowering, target: Target) -> DenseCompute | None:
+def try_dense_matmul(lw: OpLowering) -> DenseCompute | None:
     found = _eligible(lw, 1, (2, 3))
     if found is None or lw.arg(0).shape[0] != 1:
         return None
@@ -75,7 +74,7 @@ def try_dense_matmul(lw: OpLowering, target: Target) -> DenseCompute | None:
                         (h, 1), finalize, [*extra, *lw.epilogue_inputs])
 
 
-def try_depthwise(lw: OpLowering, target: Target) -> DepthwiseCompute | None:
+def try_depthwise(lw: OpLowering) -> DepthwiseCompute | None:
     """int8 depthwise with channel multiplier 1 and constant weights: the int16-product template."""
     found = _eligible(lw, 1, (3, 4))
     if found is None or found[0].shape[3] != 1:

@@ -12,8 +12,9 @@ import numpy as np
 
 from tosac.errors import UnsupportedError
 from tosac.ir.graph import Block
+from tosac.ir.ops import SCHEMAS, OpCategory, schema
 from tosac.lower import ops as lower
-from tosac.lower.elementwise import DATA_OPERANDS, ElementOp, element, is_elementwise, uses_channel
+from tosac.lower.elementwise import ElementOp, element, uses_channel
 from tosac.passes.fusion import OpGroup
 from tosac.lower.values import Operands, loaded, stored, tensor_arg
 from tosac.lower import int8_layers
@@ -22,9 +23,6 @@ from tosac.schedules import loopnest as ln
 from tosac.schedules.generic import ElementContext, MapCompute, Schedule, TensorArg
 from tosac.schedules.space import Config, ConfigSpace
 from tosac.targets import Target
-
-_DATA_MOVEMENT = {"RESHAPE", "IDENTITY", "TRANSPOSE", "SLICE", "TILE", "REVERSE", "PAD", "CONCAT", "GATHER", "RESIZE"}
-_REDUCTIONS = {"REDUCE_ALL", "REDUCE_ANY", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_SUM", "REDUCE_PRODUCT", "ARGMAX"}
 
 
 @dataclass
@@ -59,9 +57,8 @@ class Chain:
     def __call__(self, value: ln.Expr, ctx: ElementContext) -> ln.Expr:
         values = {self.first: value}
         for op in self.ops:
-            n_data = DATA_OPERANDS.get(op.name, len(op.inputs))
             xs = []
-            for name in op.inputs[:n_data]:
+            for name in SCHEMAS[op.name].data_inputs(op.inputs):
                 if name in values:
                     xs.append(values[name])
                 else:
@@ -90,9 +87,10 @@ class KernelBuilder:
 
     def _compute(self):
         anchor = self.group.anchor
-        if anchor.name in ("COND_IF", "WHILE_LOOP"):
+        category = schema(anchor.name).category
+        if category is OpCategory.CONTROL_FLOW:
             raise UnsupportedError(f"{anchor.name} is not a kernel")
-        if is_elementwise(anchor.name):
+        if category is OpCategory.ELEMENTWISE:
             chain = Chain(self.block, self.group.ops, first="")
             return MapCompute(self.name, self.output, chain.inputs, lambda ctx: chain(None, ctx),
                               positional=chain.positional)
@@ -105,21 +103,21 @@ class KernelBuilder:
         return compute
 
     def _lower_anchor(self, lw: lower.OpLowering):
-        name = lw.op.name
-        if name in _DATA_MOVEMENT:
+        name, category = lw.op.name, SCHEMAS[lw.op.name].category
+        if category is OpCategory.DATA_MOVEMENT:
             return lower.lower_data_movement(lw)
-        if name in _REDUCTIONS:
+        if category is OpCategory.REDUCTION:
             return lower.lower_reduction(lw)
         if name in ("CONV2D", "CONV3D"):
-            fast = int8_layers.try_dense_conv(lw, self.target) if name == "CONV2D" else None
+            fast = int8_layers.try_dense_conv(lw) if name == "CONV2D" else None
             return fast if fast is not None else lower.lower_conv(lw)
         if name == "DEPTHWISE_CONV2D":
-            fast = int8_layers.try_depthwise(lw, self.target)
+            fast = int8_layers.try_depthwise(lw)
             return fast if fast is not None else lower.lower_depthwise(lw)
         if name == "TRANSPOSE_CONV2D":
             return lower.lower_transpose_conv(lw)
         if name == "MATMUL":
-            fast = int8_layers.try_dense_matmul(lw, self.target)
+            fast = int8_layers.try_dense_matmul(lw)
             return fast if fast is not None else lower.lower_matmul(lw)
         if name in ("AVG_POOL2D", "MAX_POOL2D"):
             return lower.lower_pool(lw)

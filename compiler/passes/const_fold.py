@@ -13,14 +13,11 @@ import numpy as np
 from tosac.errors import InterpreterError, UnpredictableError
 from tosac.ir.dtypes import DType
 from tosac.ir.graph import Block, Graph, Op
-from tosac.ir.ops import SCHEMAS
+from tosac.ir.ops import SCHEMAS, OpCategory
 from tosac.ir.reference.interpreter import _load_kernels, _with_defaults
 from tosac.ir.reference.registry import KERNELS, OpCall
 
 __all__ = ["fold_constants"]
-
-CONST_OPS = frozenset({"CONST", "CONST_SHAPE"})
-CONTROL_FLOW_OPS = frozenset({"COND_IF", "WHILE_LOOP"})
 
 
 def fold_constants(graph: Graph) -> Graph:
@@ -44,7 +41,7 @@ def _fold_block(block: Block) -> None:
     constants: set[str] = set()
     new_ops: list[Op] = []
     for index, op in enumerate(block.ops):
-        if op.name in CONST_OPS:
+        if SCHEMAS[op.name].category is OpCategory.CONSTANT:
             if block.tensors[op.outputs[0]].data is not None:
                 constants.add(op.outputs[0])
             new_ops.append(op)
@@ -63,7 +60,7 @@ def _fold_block(block: Block) -> None:
 
 
 def _foldable(op: Op, constants: set[str]) -> bool:
-    return (op.name not in CONTROL_FLOW_OPS and op.name in KERNELS
+    return (op.name in KERNELS and SCHEMAS[op.name].category is not OpCategory.CONTROL_FLOW
             and all(name in constants for name in op.inputs))
 
 

@@ -16,14 +16,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from tosac.ir.graph import Block, Op
-from tosac.lower.elementwise import DATA_OPERANDS, is_elementwise
+from tosac.ir.ops import OpCategory, ops_in, schema
 
-CONST_OPS = ("CONST", "CONST_SHAPE")
-CONTROL_FLOW = ("COND_IF", "WHILE_LOOP")
-# Anchors whose template applies an epilogue per output element.
-_EPILOGUE_ANCHORS = {"CONV2D", "CONV3D", "DEPTHWISE_CONV2D", "TRANSPOSE_CONV2D", "MATMUL", "AVG_POOL2D",
-                     "MAX_POOL2D", "TRANSPOSE", "SLICE", "TILE", "REVERSE", "PAD", "CONCAT", "GATHER", "RESHAPE",
-                     "IDENTITY", "RESIZE"}
+CONST_OPS = ops_in(OpCategory.CONSTANT)
+CONTROL_FLOW = ops_in(OpCategory.CONTROL_FLOW)
+# Categories of the anchors whose template applies an epilogue per output element.
+_EPILOGUE_ANCHORS = (OpCategory.ELEMENTWISE, OpCategory.TENSOR, OpCategory.DATA_MOVEMENT)
 
 
 @dataclass
@@ -56,11 +54,10 @@ class OpGroup:
 
 
 def _accepts(group: OpGroup) -> bool:
-    anchor = group.anchor.name
-    return is_elementwise(anchor) or anchor in _EPILOGUE_ANCHORS
+    return schema(group.anchor.name).category in _EPILOGUE_ANCHORS
 
 
-def group_ops(block: Block, fuse: bool = True) -> list[OpGroup]:
+def group_ops(block: Block) -> list[OpGroup]:
     """Kernels of ``block`` in execution order."""
     uses = Counter(name for op in block.ops for name in op.inputs)
     uses.update(block.outputs)
@@ -70,8 +67,9 @@ def group_ops(block: Block, fuse: bool = True) -> list[OpGroup]:
         if op.name in CONST_OPS:
             continue
         target = None
-        if fuse and is_elementwise(op.name) and len(op.outputs) == 1:
-            for name in op.inputs[:DATA_OPERANDS.get(op.name, len(op.inputs))]:
+        op_schema = schema(op.name)
+        if op_schema.category is OpCategory.ELEMENTWISE and len(op.outputs) == 1:
+            for name in op_schema.data_inputs(op.inputs):
                 g = producer.get(name)
                 if (g is not None and g.outputs == [name] and uses[name] == 1 and _accepts(g)
                         and block.type_of(name).shape == block.type_of(op.outputs[0]).shape):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from tosac.ir.dtypes import DType, wrap
-from tosac.ir.ops import NanMode
+from tosac.ir.ops import FLOAT_MATH_OPS, NanMode
 from tosac.ir.reference.arith import check_range, clz32, i64, require
 from tosac.ir.reference.registry import OpCall, kernel
 
@@ -169,7 +169,7 @@ def table(call: OpCall) -> list[np.ndarray]:
     return _out(call, (base << 7) + (nxt - base) * fraction)
 
 
-@kernel("ERF", "SIGMOID", "TANH", "POW", "CEIL", "COS", "EXP", "FLOOR", "LOG", "RECIPROCAL", "RSQRT", "SIN")
+@kernel(*sorted(FLOAT_MATH_OPS))
 def float_unary(call: OpCall) -> list[np.ndarray]:
     """Float-only ops (float profile): plain numpy float math, not bit-exact by design."""
     import math

@@ -14,10 +14,10 @@ import numpy as np
 from tosac.errors import InterpreterError
 from tosac.ir.dtypes import DType
 from tosac.ir.graph import Block, Graph, TensorType
-from tosac.ir.ops import SCHEMAS
+from tosac.ir.ops import SCHEMAS, OpCategory, ops_in
 from tosac.ir.reference.registry import KERNELS, OpCall
 
-_CONST_OPS = ("CONST", "CONST_SHAPE")
+_CONST_OPS = ops_in(OpCategory.CONSTANT)
 
 
 def _load_kernels() -> None:

@@ -91,13 +91,6 @@ def dtype_of(data: np.ndarray) -> DType:
     return NUMPY_TO_DTYPE[dtype]
 
 
-def inverse(perm: tuple[int, ...]) -> tuple[int, ...]:
-    out = [0] * len(perm)
-    for i, p in enumerate(perm):
-        out[p] = i
-    return tuple(out)
-
-
 def relayout(current: tuple[int, ...], wanted: tuple[int, ...]) -> tuple[int, ...]:
     """The TRANSPOSE perm taking data stored in ``current`` layout to ``wanted`` layout."""
     return tuple(current.index(w) for w in wanted)

@@ -17,8 +17,6 @@ from onnx import numpy_helper, shape_inference
 from tosac.errors import FrontendError
 
 MIN_OPSET = 13
-#: Operator domains the frontend understands: the standard one and ONNX Runtime's contrib ops.
-DOMAINS = ("", "ai.onnx", "com.microsoft")
 
 
 def read_model(model: str | os.PathLike | onnx.ModelProto) -> onnx.ModelProto:
@@ -137,16 +135,3 @@ def initializers(proto: onnx.ModelProto) -> dict[str, np.ndarray]:
         except Exception as exc:
             raise FrontendError(f"initializer '{t.name}' cannot be decoded: {exc}") from None
     return out
-
-
-def static_shape(proto_value: onnx.ValueInfoProto) -> tuple[int, ...] | None:
-    """The static shape of a value_info entry, or None when any dimension is unknown."""
-    ttype = proto_value.type.tensor_type
-    if not ttype.HasField("shape"):
-        return None
-    dims = []
-    for d in ttype.shape.dim:
-        if not d.HasField("dim_value"):
-            return None
-        dims.append(int(d.dim_value))
-    return tuple(dims)
