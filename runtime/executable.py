@@ -12,17 +12,16 @@ import ctypes
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from tosac.errors import InterpreterError, UnsupportedError
+from tosac.runtime.cross import CrossRun, run_batch
 from tosac.runtime.memory_plan import MemoryPlan
 from tosac.runtime.jit import LoadedObject
 from tosac.targets import Target
 
-if TYPE_CHECKING:
-    from tosac.runtime.cross import CrossRun
 
 
 @dataclass
@@ -97,7 +96,7 @@ class Program:
 class Executable:
     """Run a compiled graph in this process: ``exe.run({"x": array})`` or ``exe(x=array)``."""
 
-    def __init__(self, program: Program, loaded: "LoadedObject | None", cross_target: "Target | None" = None):
+    def __init__(self, program: Program, loaded: LoadedObject | None, cross_target: Target | None = None):
         self.program = program
         self.cross_target = cross_target      # runs under qemu through the static runner
         self._loaded = loaded                 # keeps the JIT engine (and so the code) alive
@@ -162,10 +161,8 @@ class Executable:
             raise InterpreterError(f"graph inputs are {p.inputs}; missing {missing}, unknown {unknown}")
         return {name: _contiguous(p.coerce(name, inputs[name])) for name in p.inputs}
 
-    def cross_run(self, inputs: Mapping[str, Any]) -> "CrossRun":
+    def cross_run(self, inputs: Mapping[str, Any]) -> CrossRun:
         """This executable and ``inputs`` as one entry of a batch for ``tosac.runtime.cross.run_batch``."""
-        from tosac.runtime.cross import CrossRun
-
         p = self.program
         arrays = self._checked_inputs(inputs)
         specs = [(p.buffers[n].dtype, p.buffers[n].shape) for n in p.outputs]
@@ -175,8 +172,6 @@ class Executable:
         """Outputs by name for ``inputs`` by name (checked: names, shapes, dtypes, value ranges)."""
         p = self.program
         if self.cross_target is not None:
-            from tosac.runtime.cross import run_batch
-
             (outputs,) = run_batch(self.cross_target, [self.cross_run(inputs)])
             return dict(zip(p.outputs, outputs))
         if self._functions is None:

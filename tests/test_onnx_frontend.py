@@ -40,9 +40,20 @@ def _quantize(model: onnx.ModelProto, tmp_path, fmt: QuantFormat, act: QuantType
 
     src, dst = tmp_path / "float.onnx", tmp_path / "quant.onnx"
     onnx.save(model, src)
+    # ONNX Runtime's u8 x s8 kernels on x86 without VNNI add pairs of products in int16 with saturation
+    # (vpmaddubsw), so its results are not the exact integer arithmetic; its quantization guide prescribes
+    # 7-bit weights (reduce_range) for such CPUs, which keeps every pair sum in range.
+    reduce_range = act is QuantType.QUInt8 and weights is QuantType.QInt8 and not _host_has_vnni()
     quantize_static(str(src), str(dst), Reader(), quant_format=fmt, activation_type=act,
-                    weight_type=weights, per_channel=per_channel)
+                    weight_type=weights, per_channel=per_channel, reduce_range=reduce_range)
     return onnx.load(str(dst))
+
+
+def _host_has_vnni() -> bool:
+    import llvmlite.binding as llvm
+
+    features = llvm.get_host_cpu_features()
+    return bool(features.get("avx512vnni") or features.get("avxvnni"))
 
 
 def _init(name, array):
