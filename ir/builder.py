@@ -24,6 +24,8 @@ from tosac.errors import VerificationError
 from tosac.ir.dtypes import DType
 from tosac.ir.graph import Block, Graph, Op, Tensor, TensorType
 from tosac.ir.ops import SCHEMAS, RoundingMode, default_acc_type
+from tosac.ir.shape_inference import infer_types
+from tosac.ir.verifier import verify as verify_graph
 
 NUMPY_TO_DTYPE = {np.dtype(np.bool_): DType.BOOL, np.dtype(np.int8): DType.INT8,
                    np.dtype(np.uint8): DType.UINT8, np.dtype(np.int16): DType.INT16,
@@ -113,7 +115,6 @@ class GraphBuilder:
     def build(self, verify: bool = True) -> Graph:
         """The finished graph, verified unless ``verify=False``."""
         if verify:
-            from tosac.ir.verifier import verify as verify_graph
             verify_graph(self.graph)
         return self.graph
 
@@ -121,8 +122,6 @@ class GraphBuilder:
     def op(self, op_name: str, inputs: Sequence[Value], *, out_dtypes: Sequence[DType] | None = None,
            names: Sequence[str] | None = None, **attrs: Any) -> Any:
         """Append ``op_name(inputs, **attrs)``; returns one Value, or a list for multi-output ops."""
-        from tosac.ir.shape_inference import infer_types
-
         schema = SCHEMAS[op_name]
         for key, spec in schema.attrs.items():
             if key not in attrs and spec.default is not None:

@@ -17,6 +17,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from tosac.errors import UnsupportedError
 from tosac.ir.dtypes import DType
 
 
@@ -198,8 +199,6 @@ FLOAT_MATH_OPS = frozenset(name for name, s in SCHEMAS.items() if s.float_only a
 
 def schema(name: str) -> OpSchema:
     """The schema of op ``name``; raises UnsupportedError for unknown ops."""
-    from tosac.errors import UnsupportedError
-
     try:
         return SCHEMAS[name]
     except KeyError:

@@ -12,7 +12,7 @@ import numpy as np
 from tosac.errors import VerificationError
 from tosac.ir.dtypes import DType
 from tosac.ir.graph import Block, Op, TensorType
-from tosac.ir.ops import SCHEMAS
+from tosac.ir.ops import SCHEMAS, ResizeMode, schema
 
 _ACC_OUT = {DType.INT32: DType.INT32, DType.INT48: DType.INT48, DType.FP16: DType.FP16,
             DType.FP32: DType.FP32}
@@ -283,7 +283,6 @@ def _resize(ctx: _Ctx) -> list[TensorType]:
     if oh_num % scale[1] or ow_num % scale[3]:
         raise ctx.fail("scale", "RESIZE output size is not an integer for this scale, offset and border")
     oh, ow = oh_num // scale[1] + 1, ow_num // scale[3] + 1
-    from tosac.ir.ops import ResizeMode
     out = x.dtype
     if ctx.attr("mode") is ResizeMode.BILINEAR:
         out = {DType.INT8: DType.INT32, DType.INT16: DType.INT48}.get(x.dtype, x.dtype)
@@ -337,7 +336,5 @@ assert set(_RULES) == set(SCHEMAS), set(SCHEMAS) ^ set(_RULES)
 def infer_types(op: Op, block: Block, out_dtypes: list[DType] | None = None,
                 blocks: dict[str, Block] | None = None) -> list[TensorType]:
     """Output types of ``op`` placed in ``block`` (``blocks``: the graph's blocks, for control flow)."""
-    from tosac.ir.ops import schema
-
     schema(op.name)
     return _RULES[op.name](_Ctx(op, block, out_dtypes, blocks))

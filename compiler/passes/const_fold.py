@@ -14,7 +14,7 @@ from tosac.errors import InterpreterError, UnpredictableError
 from tosac.ir.dtypes import DType
 from tosac.ir.graph import Block, Graph, Op
 from tosac.ir.ops import SCHEMAS, OpCategory
-from tosac.ir.reference.interpreter import _load_kernels, _with_defaults
+from tosac.ir.reference.interpreter import with_defaults
 from tosac.ir.reference.registry import KERNELS, OpCall
 
 __all__ = ["fold_constants"]
@@ -30,7 +30,6 @@ def fold_constants(graph: Graph) -> Graph:
     result is decided at run time, as in the original graph. The folded
     constants' producers are left in place; ``remove_dead_code`` drops them.
     """
-    _load_kernels()
     result = copy.deepcopy(graph)
     for block in result.blocks.values():
         _fold_block(block)
@@ -72,7 +71,7 @@ def _evaluate(block: Block, index: int, op: Op) -> list[np.ndarray] | None:
         args=[block.tensors[n].data for n in op.inputs],
         in_types=[block.type_of(n) for n in op.inputs],
         out_types=[block.type_of(n) for n in op.outputs],
-        attrs=_with_defaults(op.name, op.attrs), label=label,
+        attrs=with_defaults(op.name, op.attrs), label=label,
         run_block=None,   # control flow is never folded
     )
     try:

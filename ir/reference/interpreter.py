@@ -15,15 +15,12 @@ from tosac.errors import InterpreterError
 from tosac.ir.dtypes import DType
 from tosac.ir.graph import Block, Graph, TensorType
 from tosac.ir.ops import SCHEMAS, OpCategory, ops_in
+# Importing the kernel modules registers them in KERNELS.
+from tosac.ir.reference import control_flow, conversion, data_ops, elementwise, tensor_ops  # noqa: F401
 from tosac.ir.reference.registry import KERNELS, OpCall
+from tosac.ir.verifier import verify as verify_graph
 
 _CONST_OPS = ops_in(OpCategory.CONSTANT)
-
-
-def _load_kernels() -> None:
-    # Importing the kernel modules registers them.
-    from tosac.ir.reference import (  # noqa: F401
-        control_flow, conversion, data_ops, elementwise, tensor_ops)
 
 
 def coerce_input(name: str, value: object, ttype: TensorType) -> np.ndarray:
@@ -57,7 +54,7 @@ def coerce_input(name: str, value: object, ttype: TensorType) -> np.ndarray:
     return arr.astype(dt.storage)
 
 
-def _with_defaults(op_name: str, attrs: dict) -> dict:
+def with_defaults(op_name: str, attrs: dict) -> dict:
     filled = {k: spec.default for k, spec in SCHEMAS[op_name].attrs.items()}
     filled.update(attrs)
     return filled
@@ -79,7 +76,7 @@ def run_block(graph: Graph, block: Block, args: list[np.ndarray]) -> list[np.nda
             args=[values[n] for n in op.inputs],
             in_types=[block.type_of(n) for n in op.inputs],
             out_types=[block.type_of(n) for n in op.outputs],
-            attrs=_with_defaults(op.name, op.attrs), label=label,
+            attrs=with_defaults(op.name, op.attrs), label=label,
             run_block=lambda name, a: run_block(graph, graph.blocks[name], a),
         )
         results = kernel(call)
@@ -94,9 +91,7 @@ def run_block(graph: Graph, block: Block, args: list[np.ndarray]) -> list[np.nda
 
 def run(graph: Graph, inputs: Mapping[str, object], verify: bool = True) -> dict[str, np.ndarray]:
     """Run ``graph`` on ``inputs`` (name → array) and return its outputs by name."""
-    _load_kernels()
     if verify:
-        from tosac.ir.verifier import verify as verify_graph
         verify_graph(graph)
     block = graph.main
     missing = [n for n in block.inputs if n not in inputs]
