@@ -23,6 +23,7 @@ from onnx.reference import ReferenceEvaluator
 
 import tosac
 from tosac import models
+from tosac.ir.random_inputs import random_inputs
 
 
 def median_us(fn, runs: int, rounds: int = 5) -> float:
@@ -51,11 +52,11 @@ def agreement(graph, exe, peer, draws: int, seed: int = 0) -> tuple[int, float]:
     """
     iq = graph.metadata["io_quantization"]
     name = graph.inputs[0]
-    ttype = graph.tensors[name].type
+    types = {name: graph.tensors[name].type}
     rng = np.random.default_rng(seed)
     worst, equal, total = 0, 0, 0
     for _ in range(draws):
-        q = rng.integers(ttype.dtype.min, ttype.dtype.max + 1, ttype.shape).astype(ttype.dtype.storage)
+        q = random_inputs(types, rng)[name]
         real = ((q.astype(np.float32) - iq[name]["zero_point"]) * np.float32(iq[name]["scale"])).astype(np.float32)
         ours = exe.run({name: q})
         theirs = peer({name: real})
@@ -86,8 +87,7 @@ def bench(name: str, runs: int, draws: int) -> dict:
     macs = sum(k.mac_count for k in kernels)
     iq = graph.metadata["io_quantization"]
     x_name = graph.inputs[0]
-    ttype = graph.tensors[x_name].type
-    x = np.random.default_rng(1).integers(ttype.dtype.min, ttype.dtype.max + 1, ttype.shape).astype(ttype.dtype.storage)
+    x = random_inputs({x_name: graph.tensors[x_name].type}, seed=1)[x_name]
     real = ((x.astype(np.float32) - iq[x_name]["zero_point"]) * np.float32(iq[x_name]["scale"])).astype(np.float32)
     qdq, qop = session(models.path(name, "qdq")), session(models.path(name, "qoperator"))
     peers = {"tosac": lambda: exe.run({x_name: x}), "ort_qdq": lambda: qdq.run(None, {x_name: real}),

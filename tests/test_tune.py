@@ -19,7 +19,8 @@ from tosac.ir.dtypes import DType
 from tosac.ir.reference.interpreter import run
 from tosac.tune import (ErrorCode, FakeRunner, LocalRunner, MeasurePolicy, TuningLog, extract_tasks, tune,
                         tune_task)
-from tosac.pipeline.tuning_log import Record, read_records
+from tosac.pipeline.tuning_log import Record, best_of, read_records
+from tosac.tune.measure import MeasureResult
 
 
 def _matmul(m: int = 16, k: int = 64, n: int = 64):
@@ -125,6 +126,27 @@ def test_corrupt_and_truncated_lines_are_skipped_with_a_warning(tmp_path):
         f.write("not json at all\n[1, 2]\n")
     with pytest.warns(UserWarning):
         assert len(TuningLog(path).records) == 4
+
+
+def test_one_median_policy_upper_median_of_an_even_count():
+    for costs, want in [([4.0, 1.0, 3.0, 2.0], 3.0), ([5.0, 1.0, 3.0], 3.0), ([2.0], 2.0), ([], float("inf"))]:
+        assert Record("t", "X", {}, costs).median == want
+        assert MeasureResult({}, costs).median == want
+
+
+def test_best_of_prefers_the_confirmed_remeasurement(tmp_path):
+    log = TuningLog(tmp_path / "best.jsonl")
+    log.append(Record("t", "X", {"c": "lucky"}, [1.0], tuner="xgb"))        # fastest search record, once
+    log.append(Record("t", "X", {"c": "steady"}, [2.0], tuner="xgb"))
+    log.append(Record("t", "X", {"c": "lucky"}, [3.0], tuner="confirm"))
+    log.append(Record("t", "X", {"c": "steady"}, [2.5], tuner="confirm"))
+    log.append(Record("t", "X", {"c": "broken"}, [], ErrorCode.TIMEOUT, tuner="confirm"))
+    assert best_of(log.records).config == {"c": "steady"}
+    assert log.best("t").config == TuningLog(log.path).best("t").config == {"c": "steady"}
+    # without a valid confirmation all valid records count; a config measured thrice counts with its median
+    search = [Record("t", "X", {"c": "a"}, [c]) for c in (1.0, 4.0, 5.0)] + [Record("t", "X", {"c": "b"}, [3.0])]
+    assert best_of(search).config == {"c": "b"}
+    assert best_of([Record("t", "X", {}, [], ErrorCode.TIMEOUT, tuner="confirm")]) is None
 
 
 def test_unknown_schema_is_refused(tmp_path):

@@ -139,10 +139,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     graph = _load(args)
     inputs = _parse_inputs(args.input or [])
     if args.random_inputs:
-        rng = np.random.default_rng(args.seed)
-        for name, ttype in graph.input_types().items():
-            if name not in inputs:
-                inputs[name] = _random_array(rng, ttype)
+        from tosac.ir.random_inputs import random_inputs
+        missing = {name: ttype for name, ttype in graph.input_types().items() if name not in inputs}
+        inputs.update(random_inputs(missing, args.seed))
     outputs = run_graph_on_target(graph, inputs, args.target, _load_config(args.config))
     if args.check and args.target != "reference":
         from tosac.ir.reference.interpreter import run
@@ -160,15 +159,6 @@ def cmd_run(args: argparse.Namespace) -> int:
             out_dir.mkdir(parents=True, exist_ok=True)
             np.save(out_dir / f"{name}.npy", value)
     return 0
-
-
-def _random_array(rng: np.random.Generator, ttype) -> np.ndarray:
-    dt = ttype.dtype
-    if dt.is_int:
-        return rng.integers(dt.min, dt.max, size=ttype.shape, endpoint=True).astype(dt.storage)
-    if dt.kind == "bool":
-        return rng.integers(0, 1, size=ttype.shape, endpoint=True).astype(bool)
-    return rng.standard_normal(ttype.shape).astype(dt.storage)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

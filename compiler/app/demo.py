@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from tosac.errors import TosacError
+from tosac.ir.random_inputs import random_inputs
 from tosac.pipeline.driver import compile as compile_graph
 from tosac import models
 
@@ -28,14 +29,6 @@ def _median_seconds(fn, runs: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return float(np.median(times))
-
-
-def _seeded_input(graph, seed: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    out = {}
-    for name, ttype in graph.input_types().items():
-        out[name] = rng.integers(ttype.dtype.min, ttype.dtype.max + 1, ttype.shape).astype(ttype.dtype.storage)
-    return out
 
 
 def run_demo(model: str = "kws", out_dir: Path = Path("demo-out"), runs: int = 200) -> int:
@@ -71,7 +64,7 @@ def run_demo(model: str = "kws", out_dir: Path = Path("demo-out"), runs: int = 2
     print(f"   {len(program['kernels'])} kernels, compiled in {program['compile_seconds']:.2f} s; "
           f"memory: {exe.memory_plan.describe()}")
 
-    inputs = _seeded_input(graph, seed=1)
+    inputs = random_inputs(graph.input_types(), seed=1)
     expected = reference(graph, inputs)
     got = exe.run(inputs)
     exact = all(np.array_equal(got[n], expected[n]) for n in graph.outputs)

@@ -15,6 +15,8 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from tosac.ir.random_inputs import random_inputs
+
 #: Input index of each quantized op's output zero point (whose dtype is the output's).
 OUTPUT_ZERO_POINT = {"QuantizeLinear": 2, "QLinearConv": 7, "QLinearMatMul": 7, "QGemm": 8, "QLinearAdd": 7,
                      "QLinearMul": 7, "QLinearAveragePool": 4, "QLinearGlobalAveragePool": 4,
@@ -72,12 +74,9 @@ def compare_layers(model: onnx.ModelProto, draws: int = 10, seed: int = 0, targe
     rng = np.random.default_rng(seed)
     stats = {n: [0, 0, 0] for n in names}
     for _ in range(draws):
-        feed, real = {}, {}
-        for name, ttype in graph.input_types().items():
-            q = rng.integers(ttype.dtype.min, ttype.dtype.max + 1, ttype.shape).astype(ttype.dtype.storage)
-            feed[name] = q
-            real[name] = ((q.astype(np.float32) - iq[name]["zero_point"]) * np.float32(iq[name]["scale"])
-                          ).astype(np.float32)
+        feed = random_inputs(graph.input_types(), rng)
+        real = {name: ((q.astype(np.float32) - iq[name]["zero_point"]) * np.float32(iq[name]["scale"])
+                       ).astype(np.float32) for name, q in feed.items()}
         ours = run_graph_on_target(graph, feed, target)
         theirs = dict(zip(names, session.run(names, real)))
         for n in names:

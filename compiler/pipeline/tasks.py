@@ -105,27 +105,6 @@ class Task:
     def mac_count(self) -> int:
         return self.builder().mac_count
 
-    def inputs(self, seed: int, narrow_bits: int = 0) -> dict[str, np.ndarray]:
-        """Seeded random inputs over each input's full range (for measurement and the correctness check).
-
-        ``narrow_bits`` > 0 draws 32/48-bit integers from ±2^narrow_bits instead, for kernels whose results are
-        undefined (overflow) on most full-range inputs, such as int32 sums.
-        """
-        rng = np.random.default_rng(seed)
-        out = {}
-        for name, ttype in self.graph.input_types().items():
-            dt = ttype.dtype
-            if dt.is_int:
-                lo, hi = dt.min, dt.max
-                if narrow_bits and dt.bits >= 32:
-                    lo, hi = -(1 << narrow_bits), (1 << narrow_bits) - 1
-                out[name] = rng.integers(lo, hi, size=ttype.shape, endpoint=True).astype(dt.storage)
-            elif dt.kind == "bool":
-                out[name] = rng.integers(0, 2, size=ttype.shape).astype(bool)
-            else:
-                out[name] = rng.standard_normal(ttype.shape).astype(dt.storage)
-        return out
-
 
 def extract_tasks(graph: Graph, target: Target | str, optimised: bool = False) -> list[Task]:
     """The unique kernels of ``graph`` on ``target``, in first-use order, weighted by occurrence.

@@ -12,9 +12,9 @@ import json
 import os
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable, TypeVar
 
 from tosac.errors import TuningError
 from tosac.pipeline.tasks import target_class
@@ -22,6 +22,9 @@ from tosac.targets import Target
 from tosac.version import __version__
 
 SCHEMA_VERSION = 1
+CONFIRM = "confirm"         # the tuner name of the job's closing re-measurement of its finalists and the default
+
+T = TypeVar("T")
 
 
 class ErrorCode:
@@ -55,8 +58,25 @@ class Record:
 
     @property
     def median(self) -> float:
-        s = sorted(self.costs)
-        return s[len(s) // 2] if s else float("inf")
+        return median(self.costs)
+
+
+def median(costs: Iterable[float]) -> float:
+    """The cost of repeated timings (seconds), for measurements and records alike; infinite when there are none.
+
+    tosac's one median policy is :func:`upper_median`: of an even count the upper of the two middle values,
+    not their mean, so that (1) a cost is always a time that was actually measured, (2) the same rule picks a
+    representative record among a config's repeated records (records cannot be averaged), and (3) it errs on
+    the slow side: a config does not win on half of a lucky run.
+    """
+    cost = upper_median(costs)
+    return float("inf") if cost is None else cost
+
+
+def upper_median(items: Iterable[T], key: Callable[[T], float] | None = None) -> T | None:
+    """The middle item by ``key``; of an even count the upper of the two middle ones; None when empty."""
+    ordered = sorted(items, key=key)
+    return ordered[len(ordered) // 2] if ordered else None
 
 
 def target_info(target: Target) -> dict:
@@ -77,9 +97,9 @@ class TuningLog:
 
     def append(self, record: Record) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = asdict(record)
-        data["costs"] = [float(f"{c:.4g}") for c in record.costs]          # 4 significant digits suffice
-        line = json.dumps(data, sort_keys=True)
+        # 4 significant digits suffice; the in-memory record keeps what a re-read gives (same best record)
+        record = replace(record, costs=[float(f"{c:.4g}") for c in record.costs])
+        line = json.dumps(asdict(record), sort_keys=True)
         with open(self.path, "a", encoding="utf-8") as f:
             if f.tell() > 0 and not _ends_with_newline(self.path):
                 f.write("\n")                       # a line cut by a kill stays a corrupt line of its own
@@ -92,21 +112,28 @@ class TuningLog:
         return [r for r in self.records if r.task == task_key]
 
     def best(self, task_key: str, target_class: str | None = None) -> Record | None:
-        """The record of the fastest config. A config measured several times (the job re-measures its
-        finalists) counts with the upper median of its measurements, so one lucky run does not win."""
+        """The best record of the task (on ``target_class``, when given) by :func:`best_of`."""
         return best_of([r for r in self.for_task(task_key)
                         if target_class is None or r.target.get("class") == target_class])
 
 
 def best_of(records: list[Record]) -> Record | None:
-    """The fastest valid config's record; a config measured several times counts with its upper median."""
+    """The one rule for a task's best config; the job's report and ``compile`` (``TuningLog.best``) both use it.
+
+    The deciding records are the valid confirmation re-measurements (tuner ``CONFIRM``) when there are any,
+    else all valid records: the job ends by measuring its finalists and the default again, back to back, the
+    fairest comparison, whereas the search's fastest record may owe its place to one lucky measurement (so a
+    config found after the last confirmation counts only once a later job confirms it). Among the deciding
+    records the config with the lowest cost wins; a config measured in several records counts with its
+    :func:`upper_median` record. None when no record is valid.
+    """
+    valid = [r for r in records if r.valid]
+    deciding = [r for r in valid if r.tuner == CONFIRM] or valid
     by_config: dict[str, list[Record]] = {}
-    for r in records:
-        if r.valid:
-            by_config.setdefault(config_key(r.config), []).append(r)
-    if not by_config:
-        return None
-    return min((sorted(rs, key=lambda r: r.median)[len(rs) // 2] for rs in by_config.values()), key=lambda r: r.median)
+    for r in deciding:
+        by_config.setdefault(config_key(r.config), []).append(r)
+    medians = [upper_median(rs, key=lambda r: r.median) for rs in by_config.values()]
+    return min(medians, key=lambda r: r.median, default=None)
 
 
 def _ends_with_newline(path: Path) -> bool:

@@ -66,6 +66,7 @@ import numpy as np
 
 from tosac.errors import PruneError, TuningError, UnpredictableError
 from tosac.ir.graph import Graph
+from tosac.ir.random_inputs import random_inputs
 from tosac.ir.reference.interpreter import run
 from tosac.passes.fusion import group_ops
 from tosac.pipeline.driver import compile as compile_graph
@@ -153,7 +154,6 @@ class SearchResult:
     rest_seconds: float | None        # model latency outside the searched layers (latency goal only)
     model_seconds_before: float
     model_seconds_after: float
-    verified: bool
     log: str | None = None
     chosen: dict[str, Candidate] = field(default_factory=dict)     # layer -> chosen option (dense or pruned)
 
@@ -190,15 +190,14 @@ class SearchResult:
                  f"goal: {goal}; reached: sparsity {self.sparsity:.1%} over {len(self.rows)} searched layer(s)",
                  f"model latency (measured, median): {self.model_seconds_before * 1e6:.1f} us dense -> "
                  f"{self.model_seconds_after * 1e6:.1f} us pruned ({self.speedup:.2f}x)",
-                 "outputs: bit-exact against the reference interpreter" if self.verified else
-                 "outputs: NOT checked"]
+                 "outputs: bit-exact against the reference interpreter"]
         return "\n".join(lines)
 
     def to_json(self) -> dict:
         out = {"goal": self.goal, "goal_value": self.goal_value, "sparsity": self.sparsity,
                "estimated_seconds": self.estimated_seconds, "rest_seconds": self.rest_seconds,
                "model_seconds_before": self.model_seconds_before, "model_seconds_after": self.model_seconds_after,
-               "speedup": self.speedup, "verified": self.verified, "log": self.log,
+               "speedup": self.speedup, "log": self.log,
                "layers": [asdict(r) for r in self.rows],
                "candidates": {name: asdict(t) for name, t in self.candidates.items()},
                "prune": self.prune.to_json()}
@@ -417,16 +416,7 @@ def _model_inputs(graph: Graph, seed: int) -> tuple[dict, dict]:
     """Seeded random inputs whose reference result is defined, and that result."""
 
     for attempt in range(4):
-        rng = np.random.default_rng(seed + attempt)
-        inputs = {}
-        for name, ttype in graph.input_types().items():
-            dt = ttype.dtype
-            if dt.is_int:
-                inputs[name] = rng.integers(dt.min, dt.max, size=ttype.shape, endpoint=True).astype(dt.storage)
-            elif dt.kind == "bool":
-                inputs[name] = rng.integers(0, 2, size=ttype.shape).astype(bool)
-            else:
-                inputs[name] = rng.standard_normal(ttype.shape).astype(dt.storage)
+        inputs = random_inputs(graph.input_types(), seed + attempt)
         try:
             return inputs, run(graph, inputs)
         except UnpredictableError:
@@ -530,7 +520,6 @@ def search(graph: Graph, target="host", *, sparsity: float | None = None, latenc
         choices = {name: c.choice for name, c in picked.items() if c.choice is not None}
         pruned = prune(graph, choices) if choices else PruneResult(graph, [], False)
         pruned_exe = _compile(pruned.graph, target, tuning_log)
-        verified = True
         for k in range(2):
             check_inputs, expected = _model_inputs(pruned.graph, seed + 100 * (k + 1))
             got = pruned_exe.run(check_inputs)
@@ -552,7 +541,7 @@ def search(graph: Graph, target="host", *, sparsity: float | None = None, latenc
         return SearchResult(pruned.graph, pruned, rows, {t.layer: t for t in tables},
                             "sparsity" if sparsity is not None else "latency",
                             float(sparsity if sparsity is not None else latency_budget),
-                            zeros / size if size else 0.0, estimated, rest, before, after, verified,
+                            zeros / size if size else 0.0, estimated, rest, before, after,
                             None if tmp is not None else str(log_path), dict(picked))
     finally:
         if tmp is not None:

@@ -22,7 +22,7 @@ from tosac.ir.graph import Graph
 from tosac.schedules.space import Config
 from tosac.targets import Target, get_target
 from tosac.tune.features import Featurizer
-from tosac.pipeline.tuning_log import Record, TuningLog, best_of, config_key, target_info
+from tosac.pipeline.tuning_log import CONFIRM, Record, TuningLog, best_of, config_key, target_info
 from tosac.tune.measure import LocalRunner, MeasureResult, Runner
 from tosac.tune.search import TUNERS, XGBTuner
 from tosac.pipeline.tasks import Task, extract_tasks, target_class
@@ -84,7 +84,8 @@ def tune_task(task: Task, trials: int, log: TuningLog, tuner: str = "xgb", seed:
 
     ``fixed`` pins knobs (``{"threads": 1}``). At the end the ``finalists`` best
     configs and the default are measured once more, so the reported best and
-    speedup do not rest on one lucky (or unlucky) measurement.
+    speedup do not rest on one lucky (or unlucky) measurement. The reported best
+    is ``tuning_log.best_of``'s, the config ``compile`` then picks from the log.
     """
     if tuner not in TUNERS:
         raise TuningError(f"unknown tuner '{tuner}'; choose one of {sorted(TUNERS)}")
@@ -134,14 +135,12 @@ def tune_task(task: Task, trials: int, log: TuningLog, tuner: str = "xgb", seed:
                             key=lambda r: r.median)
             confirm = list({config_key(r.config): r.config for r in ranked[:finalists * 3]}.values())[:finalists]
             confirm += [default] if config_key(default) not in map(config_key, confirm) else []
-            runner.measure(task, confirm, lambda r: record(r, "confirm"))
+            runner.measure(task, confirm, lambda r: record(r, CONFIRM))
     finally:
         bar.close()
     records = [r for r in log.for_task(task.key) if r.target.get("class") == klass]
-    # The finalists' re-measurement, taken back to back, is the fairest default-vs-best comparison.
-    confirmed = [r for r in records if r.tuner == "confirm"] or records
-    best = best_of(confirmed)
-    default_rec = best_of([r for r in confirmed if config_key(r.config) == config_key(default)])
+    best = best_of(records)  # the rule compile uses too (prefers the finalists' re-measurement)
+    default_rec = best_of([r for r in records if config_key(r.config) == config_key(default)])
     return TaskReport(task, default_rec.median if default_rec else float("nan"),
                       best.median if best else float("nan"), best.config if best else None, done, new, history)
 

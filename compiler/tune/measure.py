@@ -17,10 +17,10 @@ LocalRunner's policy:
   enough back-to-back native runs (``Executable.time_runs``: inputs checked
   and bound once) to last ``sample_seconds``, so timer resolution and Python
   call overhead stop mattering for microsecond kernels. The median sample is
-  the cost and (p90 - p10) / median the spread. Candidates are timed one at a time, never
-  while another candidate runs. ``flush_cache`` overwrites a 64 MiB buffer
-  before each timed run (a cold-cache measurement, for kernels that run after
-  others in a model).
+  the cost (``tuning_log.median``: the upper median of an even count).
+  Candidates are timed one at a time, never while another candidate runs.
+  ``flush_cache`` overwrites a 64 MiB buffer before each timed run (a
+  cold-cache measurement, for kernels that run after others in a model).
 """
 from __future__ import annotations
 
@@ -33,10 +33,11 @@ from typing import Callable
 import numpy as np
 
 from tosac.errors import TuningError, UnpredictableError
+from tosac.ir.random_inputs import random_inputs
 from tosac.ir.reference.interpreter import run
 from tosac.pipeline.driver import compile as compile_graph
 from tosac.schedules.space import Config
-from tosac.pipeline.tuning_log import ErrorCode
+from tosac.pipeline.tuning_log import ErrorCode, median
 from tosac.pipeline.tasks import Task
 
 
@@ -53,7 +54,7 @@ class MeasureResult:
 
     @property
     def median(self) -> float:
-        return float(np.median(self.costs)) if self.costs else float("inf")
+        return median(self.costs)
 
 
 class Runner(abc.ABC):
@@ -120,7 +121,7 @@ class LocalRunner(Runner):
         if task.key not in self._reference:
             # Inputs whose reference result is defined: full range first, then narrower wide-integer ranges.
             for attempt, narrow_bits in enumerate((0, 0, 24, 16, 12, 8)):
-                inputs = task.inputs(self.seed + attempt, narrow_bits)
+                inputs = random_inputs(task.graph.input_types(), self.seed + attempt, narrow_bits)
                 try:
                     self._reference[task.key] = (inputs, run(task.graph, inputs))
                     break
