@@ -1,14 +1,21 @@
 """Shared pytest setup.
 
-Tests that need an optional tool (tosa-tools, later qemu and the cross gcc)
-call ``require(...)``: on a user's machine without the tool they skip with the
+Tests that need an optional tool (tosa-tools, qemu and the cross gcc, a Python
+module of the `test` or `conformance` extra) call ``require_tool(...)`` or one of
+the fixtures below: on a user's machine without the tool they skip with the
 reason; under CI (CI=true) a missing tool is a failure, never a silent skip.
 """
 from __future__ import annotations
 
+import importlib
 import os
+from types import ModuleType
+from typing import Callable
 
 import pytest
+
+# The extras CI installs (make test): the only ones whose modules `require_module` may ask for.
+CI_EXTRAS = ("test", "conformance")
 
 
 def require_tool(available: bool, what: str, how: str) -> None:
@@ -18,6 +25,22 @@ def require_tool(available: bool, what: str, how: str) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"CI=true but {message}", pytrace=False)
     pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def require_module() -> Callable[[str, str], ModuleType]:
+    """``require_module("onnxruntime", extra="test")``: the imported module, or skip (fail under CI).
+
+    Only for modules of the extras CI installs (``CI_EXTRAS``), so that a missing one is a CI failure.
+    """
+    def check(name: str, extra: str) -> ModuleType:
+        assert extra in CI_EXTRAS, f"require_module is for the extras CI installs {CI_EXTRAS}, not {extra!r}"
+        try:
+            return importlib.import_module(name)
+        except ImportError as e:
+            require_tool(False, f"the Python module {name} ({e})", f"pip install 'tosac[{extra}]'")
+            raise
+    return check
 
 
 @pytest.fixture(scope="session")

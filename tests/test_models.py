@@ -34,8 +34,8 @@ def test_model_compiles_bit_exact_on_the_host(name, fmt):
 
 
 @pytest.mark.parametrize("name", models.names())
-def test_model_agrees_with_onnxruntime_layer_by_layer(name):
-    pytest.importorskip("onnxruntime", reason="onnxruntime (the 'test' extra) is the agreement peer")
+def test_model_agrees_with_onnxruntime_layer_by_layer(name, require_module):
+    require_module("onnxruntime", extra="test")   # the agreement peer
     from tosac.conformance.onnx_agreement import compare_layers, first_difference
 
     layers = compare_layers(models.onnx_model(name), draws=3)
@@ -76,8 +76,8 @@ def test_float_model_is_the_network_that_was_quantized():
     assert probabilities.shape == (1, 10) and abs(float(probabilities.sum()) - 1.0) < 1e-5
 
 
-def test_rebuilt_model_matches_the_shipped_file(tmp_path):
-    pytest.importorskip("onnxruntime", reason="rebuilding quantizes with onnxruntime")
+def test_rebuilt_model_matches_the_shipped_file(tmp_path, require_module):
+    require_module("onnxruntime", extra="test")   # rebuilding quantizes with onnxruntime
     import onnx
 
     from tosac.models.build import build

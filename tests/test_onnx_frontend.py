@@ -15,9 +15,12 @@ from tosac.errors import FrontendError, UnsupportedError
 from tosac.frontends.onnx import load
 from tosac.ir.reference.interpreter import run
 
-ort = pytest.importorskip("onnxruntime", reason="onnxruntime (the 'test' extra) compares quantized models")
-from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,  # noqa: E402
-                                      quantize_static)
+
+
+@pytest.fixture(scope="module")
+def ort(require_module):
+    """ONNX Runtime (the 'test' extra): it quantizes the test nets and is the peer they are compared with."""
+    return require_module("onnxruntime", extra="test")
 
 
 def _float_model(nodes, inputs, outputs, inits, opset=17) -> onnx.ModelProto:
@@ -26,7 +29,9 @@ def _float_model(nodes, inputs, outputs, inits, opset=17) -> onnx.ModelProto:
 
 
 def _quantize(model: onnx.ModelProto, tmp_path, fmt: QuantFormat, act: QuantType, per_channel: bool,
-              seed: int, weights: QuantType = QuantType.QInt8) -> onnx.ModelProto:
+              seed: int, weights: QuantType) -> onnx.ModelProto:
+    from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize_static
+
     rng = np.random.default_rng(seed)
     name = model.graph.input[0].name
     shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
@@ -62,6 +67,8 @@ def _init(name, array):
 
 @st.composite
 def conv_nets(draw):
+    from onnxruntime.quantization import QuantFormat, QuantType
+
     """A small conv net: conv (k×k, stride, pads) → [depthwise] → residual add → pool → FC [→ sigmoid]."""
     rng = np.random.default_rng(draw(st.integers(0, 10_000)))
     c_in, c = draw(st.integers(1, 4)), draw(st.sampled_from([4, 8, 12]))
@@ -104,7 +111,7 @@ def conv_nets(draw):
 @settings(max_examples=16, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow,
                                                                                    HealthCheck.function_scoped_fixture])
 @given(conv_nets(), st.integers(0, 100))
-def test_quantized_nets_agree_with_onnxruntime_and_compile_exactly(tmp_path, net, seed):
+def test_quantized_nets_agree_with_onnxruntime_and_compile_exactly(ort, tmp_path, net, seed):
     model, fmt, act, per_channel, head, weights = net
     quantized = _quantize(model, tmp_path, fmt, act, per_channel, seed, weights)
     layers = compare_layers(quantized, draws=10, seed=seed, target="host")
@@ -123,7 +130,7 @@ def test_quantized_nets_agree_with_onnxruntime_and_compile_exactly(tmp_path, net
         np.testing.assert_array_equal(got[name], expected[name])
 
 
-def test_transposes_of_tf_style_models_cost_nothing():
+def test_transposes_of_tf_style_models_cost_nothing(ort):
     """NHWC input → Transpose → Conv → Transpose back: the layout bookkeeping removes every TRANSPOSE."""
     rng = np.random.default_rng(0)
     nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 3, 1, 2]),

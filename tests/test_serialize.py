@@ -2,11 +2,12 @@
 
 Oracles: the official tosa-tools generated flatbuffer classes (``tosa.*``), the
 official serializer's byte packing (``TosaSerializer.convertDataToUint8Vec``), the
-official reference model (run in a subprocess), and hand-worked byte patterns.
+official reference model (run in a subprocess), and hand-worked byte patterns. The real
+files are the official conformance suite, made by the tosa-tools generator.
 """
 from __future__ import annotations
 
-import glob
+import importlib
 import json
 import os
 import random
@@ -25,11 +26,24 @@ from tosac.ir.ops import SCHEMAS, AttrKind, NanMode, ResizeMode, RoundingMode
 from tosac.ir.serialize import format_graph, from_json, load, read_tosa, save, to_json, write_tosa
 from tosac.ir.serialize import tosa_flatbuffer as tf
 
-SMALL = "/tmp/small/out"
-CTS = "/work/cts/OUT/operators"
-SMALL_FILES = sorted(glob.glob(f"{SMALL}/*/*/test.tosa"))
-CTS_FILES = sorted(glob.glob(f"{CTS}/*/*/*/test.tosa"))
-needs_small = pytest.mark.skipif(not SMALL_FILES, reason="conformance tests in /tmp/small/out missing")
+
+@pytest.fixture(scope="module")
+def cts_files(require_tosa_tools) -> list[str]:
+    """The test.tosa files of the official conformance suite (integer profile and extensions).
+
+    The suite test_tosa_cts.py runs (same operators, the generator's own data): generated once per machine by
+    tosa-tools (minutes, on the first run) and cached, see ``tosac.conformance.tosa_cts.generate_full``.
+    """
+    from tosac.conformance.tosa_cts import INT_OPERATORS, find_tools, generate_full
+
+    dirs = generate_full(find_tools(), list(INT_OPERATORS), None, jobs=2)
+    return sorted(str(d / "test.tosa") for d in dirs if (d / "test.tosa").exists())
+
+
+@pytest.fixture(scope="module")
+def official_classes(require_module) -> None:
+    """The official generated flatbuffer classes ``tosa.*`` (tosa-tools) that ``_official_view`` reads with."""
+    require_module("tosa.TosaGraph", extra="conformance")
 
 
 def _sample(files: list[str], n: int, seed: int) -> list[str]:
@@ -70,19 +84,17 @@ def assert_graphs_equal(a: Graph, b: Graph) -> None:
 # Real files
 # ----------------------------------------------------------------------------------------------
 
-@needs_small
-def test_conformance_files_round_trip() -> None:
-    files = _sample(SMALL_FILES, 400, seed=7) + _sample(CTS_FILES, 300, seed=8)
+def test_conformance_files_round_trip(cts_files: list[str]) -> None:
+    files = _sample(cts_files, 700, seed=7)
     for g in _readable(files):
         again = read_tosa(write_tosa(g))
         assert_graphs_equal(g, again)
         assert_graphs_equal(g, from_json(to_json(g)))
 
 
-@needs_small
-def test_reads_expected_content_of_a_pad_test() -> None:
+def test_reads_expected_content_of_a_pad_test(cts_files: list[str]) -> None:
     # PAD tests: CONST_SHAPE padding lives in the shapes list, pad_const is a CONST tensor.
-    f = next(f for f in SMALL_FILES if "/pad/" in f and "ERRORIF" not in f)
+    f = next(f for f in cts_files if "/pad/" in f and "ERRORIF" not in f)
     g = read_tosa(f)
     ops = [op.name for op in g.ops]
     assert ops[-1] == "PAD" and "CONST_SHAPE" in ops
@@ -93,15 +105,14 @@ def test_reads_expected_content_of_a_pad_test() -> None:
     assert g.version[:2] == (1, 0)
 
 
-@needs_small
-def test_unsigned_rescale_tensors_come_back_unsigned() -> None:
-    f = next(f for f in SMALL_FILES if "/rescale/" in f and "_iu1_ou0" in f and "_i8_" in f
+def test_unsigned_rescale_tensors_come_back_unsigned(cts_files: list[str]) -> None:
+    f = next(f for f in cts_files if "/rescale/" in f and "_iu1_ou0" in f and "_i8_" in f
              and "ERRORIF" not in f)
     g = read_tosa(f)
     rescale = next(op for op in g.ops if op.name == "RESCALE")
     assert rescale.attrs["input_unsigned"] is True
     assert g.tensors[rescale.inputs[0]].dtype is DType.UINT8
-    f = next(f for f in SMALL_FILES if "/rescale/" in f and "_iu0_ou1" in f and "outi16" in f
+    f = next(f for f in cts_files if "/rescale/" in f and "_iu0_ou1" in f and "outi16" in f
              and "ERRORIF" not in f)
     g = read_tosa(f)
     rescale = next(op for op in g.ops if op.name == "RESCALE")
@@ -114,9 +125,8 @@ def test_unsigned_rescale_tensors_come_back_unsigned() -> None:
 
 def _official_view(data: bytes) -> dict:
     """Everything the official generated classes see in a file (minus writer metadata)."""
-    tosa_graph = pytest.importorskip("tosa.TosaGraph")
-    attribute = pytest.importorskip("tosa.Attribute")
-    import importlib
+    tosa_graph = importlib.import_module("tosa.TosaGraph")   # tests using this request `official_classes`
+    attribute = importlib.import_module("tosa.Attribute")
     attr_names = {v: k for k, v in vars(attribute.Attribute).items() if not k.startswith("_")}
     g = tosa_graph.TosaGraph.GetRootAs(data, 0)
     assert tosa_graph.TosaGraph.TosaGraphBufferHasIdentifier(data, 0)
@@ -164,10 +174,9 @@ def _official_view(data: bytes) -> dict:
     return out
 
 
-@needs_small
-def test_official_classes_see_same_content() -> None:
-    files = _sample([f for f in SMALL_FILES + CTS_FILES if "ERRORIF" not in f], 60, seed=3)
-    files += [f for f in CTS_FILES if "/clamp/" in f][:3]
+def test_official_classes_see_same_content(cts_files: list[str], official_classes: None) -> None:
+    files = _sample([f for f in cts_files if "ERRORIF" not in f], 60, seed=3)
+    files += [f for f in cts_files if "/clamp/" in f][:3]
     for f in files:
         original = Path(f).read_bytes()
         ours = write_tosa(read_tosa(original))
@@ -204,17 +213,35 @@ def _runnable(d: str) -> bool:
     return not desc.get("expected_failure") and "ERRORIF" not in d and "i48" not in d
 
 
-@needs_small
-def test_reference_model_runs_written_files_identically() -> None:
-    pytest.importorskip("tosa_reference_model")
+def _with_inputs(dirs: list[str], dest: Path) -> list[str]:
+    """Copies of the test folders with their input .npy files, which the suite leaves to the runner to make."""
+    from generator.datagenerator import GenerateLibrary   # tosa-tools' data generator, as its runner uses it
+
+    from tosac.conformance.tosa_cts import copy_tests, find_tools
+
+    library = GenerateLibrary(find_tools().generate_lib)
+    copies = copy_tests([Path(d) for d in dirs], dest)
+    for d in copies:
+        desc = json.loads((d / "desc.json").read_text())
+        if library.check_config(desc):
+            library.set_config(desc)
+            library.write_numpy_files(d)
+    return [str(d) for d in copies]
+
+
+def test_reference_model_runs_written_files_identically(cts_files: list[str], tmp_path: Path) -> None:
+    by_kind: dict[str, list[str]] = {}   # test folders by operator folder (conv2d_3x3, pad, ...)
+    for f in cts_files:
+        by_kind.setdefault(Path(f).parent.parent.name, []).append(str(Path(f).parent))
     wanted = ["pad", "rescale", "conv2d_3x3", "table", "mul", "cond_if_binary", "cond_if_const",
               "clamp", "while_loop", "reshape", "transpose_conv2d_2x2", "concat", "resize"]
     dirs = []
     for kind in wanted:
-        cands = sorted(glob.glob(f"{SMALL}/{kind}/*/")) or sorted(glob.glob(f"{CTS}/*/{kind}/*/"))
-        dirs += _sample([d.rstrip("/") for d in cands if _runnable(d)], 2, seed=11)
-    unsigned = [d.rstrip("/") for d in glob.glob(f"{SMALL}/rescale/*/") if "_iu1" in d or "_ou1" in d]
+        assert by_kind.get(kind), f"the conformance suite has no {kind} test"
+        dirs += _sample([d for d in by_kind[kind] if _runnable(d)], 2, seed=11)
+    unsigned = [d for d in by_kind["rescale"] if "_iu1" in d or "_ou1" in d]
     dirs += _sample([d for d in unsigned if _runnable(d)], 3, seed=12)
+    dirs = _with_inputs(dirs, tmp_path)
     proc = subprocess.run([sys.executable, "-c", _REF_SCRIPT, *dirs], capture_output=True, text=True,
                           timeout=120)
     results = [line.split() for line in proc.stdout.splitlines() if line.startswith("RESULT")]
@@ -304,7 +331,7 @@ def _one_op_graph(name: str) -> Graph:
 
 
 @pytest.mark.parametrize("name", sorted(SCHEMAS))
-def test_every_op_round_trips(name: str) -> None:
+def test_every_op_round_trips(name: str, official_classes: None) -> None:
     g = _one_op_graph(name)
     data = write_tosa(g)
     back = read_tosa(data)
@@ -340,11 +367,10 @@ def test_attribute_tables_match_schemas() -> None:
         assert s.attrs == {} or name in tf.ATTR_FIELDS, name
 
 
-def test_attribute_field_order_matches_official_classes() -> None:
+def test_attribute_field_order_matches_official_classes(require_module) -> None:
     """Field ids follow declaration order: compare with the generated Add<Field> slot numbers."""
-    import importlib
     import inspect
-    attribute = pytest.importorskip("tosa.Attribute")
+    attribute = require_module("tosa.Attribute", extra="conformance")
     by_code = {v: k for k, v in vars(attribute.Attribute).items() if not k.startswith("_")}
     for name, fields in tf.ATTR_FIELDS.items():
         cls_name = by_code[tf.OP_CODE[name]]
@@ -382,10 +408,10 @@ def test_data_packing_hand_worked() -> None:
     assert got.tolist() == [-(1 << 47)]
 
 
-def test_data_packing_matches_official_serializer() -> None:
+def test_data_packing_matches_official_serializer(require_module) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ser = pytest.importorskip("serializer.tosa_serializer")
+        ser = require_module("serializer.tosa_serializer", extra="conformance")
     rng = np.random.default_rng(5)
     cases = {DType.INT4: rng.integers(-8, 8, 7), DType.INT8: rng.integers(-128, 128, 9),
              DType.INT16: rng.integers(-2**15, 2**15, 9), DType.INT32: rng.integers(-2**31, 2**31, 9),
@@ -514,10 +540,9 @@ def test_undefined_tensor_reference_is_not_a_reader_error() -> None:
     assert back.ops[1].inputs == ["x", "nowhere"]
 
 
-@needs_small
-def test_fuzzed_files_raise_only_serialization_error() -> None:
+def test_fuzzed_files_raise_only_serialization_error(cts_files: list[str]) -> None:
     rng = random.Random(20261122)
-    files = _sample(SMALL_FILES, 25, seed=4) + _sample(CTS_FILES, 10, seed=5)
+    files = _sample(cts_files, 35, seed=4)
     outcomes = {"ok": 0, "error": 0}
     for f in files:
         data = Path(f).read_bytes()
@@ -608,7 +633,7 @@ def test_fuzzed_json_raises_only_serialization_error() -> None:
             pass
 
 
-def test_unsigned_constant_and_rescale_chain_round_trip() -> None:
+def test_unsigned_constant_and_rescale_chain_round_trip(official_classes: None) -> None:
     g = _one_op_graph("RESCALE")
     g.main.tensors["input"].data = np.array([[0, 1, 127], [128, 200, 255]], np.uint8)
     g.main.inputs.remove("input")
