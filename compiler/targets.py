@@ -17,7 +17,7 @@ from tosac.errors import UnsupportedError
 class DotProduct(enum.Enum):
     """The int8 dot-product instruction family a micro-kernel may use."""
     NONE = "none"            # portable widening multiply-add
-    AVX2 = "avx2"            # vpmaddubsw / vpmaddwd
+    AVX2 = "avx2"            # vpmaddwd on int16 pairs (vpmaddubsw saturates: deliberately not used)
     VNNI = "avx512vnni"      # vpdpbusd
     SDOT = "sdot"            # AArch64 dot product (FEAT_DotProd)
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from tosac.schedules import loopnest as ln
 from tosac.schedules.dense import pack_activations
-from tosac.schedules.generic import Schedule, TensorArg, _unique
+from tosac.schedules.generic import Schedule, TensorArg
 from tosac.schedules.space import Config, ConfigSpace
 
 
@@ -82,7 +82,7 @@ def depthwise_schedule(c: DepthwiseCompute, config: Config) -> Schedule:
     else:
         threads = 1
         body = (ln.For("n", batch, (ln.For("oy", oh, (row,)),)),)
-    params = _unique([c.input.param(), act, ln.Param(wname, "i16", c.weights.size),
+    params = ln.unique_params([c.input.param(), act, ln.Param(wname, "i16", c.weights.size),
                       *[a.param() for a in c.epilogue_inputs], c.output.param()])
     constants = {wname: c.weights.astype(np.int16)}
     return Schedule(ln.Kernel(c.name, params, body), threads, prologue, [act], constants)

@@ -130,8 +130,8 @@ class Emitter:
                 raise TypeError(f"unknown statement {stmt!r}")
             self._memo = {}
 
-    def _loop(self, var: str, start: ir.Value, stop: ir.Value, step: int, body) -> None:
-        """for (var = start; var < stop; var += step) body(var_value)."""
+    def loop(self, var: str, start: ir.Value, stop: ir.Value, step: int, body) -> None:
+        """for (var = start; var < stop; var += step) body(var_value): the one loop shape micro-kernels emit."""
         b = self.builder
         pre = b.block
         header = b.append_basic_block(f"{var}.head")
@@ -165,7 +165,7 @@ class Emitter:
             stop = b.select(b.icmp_signed("<", end, stop), end, stop)
             kind, factor = ln.LoopKind.SERIAL, 1
         if kind is ln.LoopKind.SERIAL or factor == 1 or loop.extent < factor:
-            self._loop(loop.var, start, stop, 1, lambda _: self.statements(loop.body))
+            self.loop(loop.var, start, stop, 1, lambda _: self.statements(loop.body))
             return
         main = loop.extent - loop.extent % factor
         if kind is ln.LoopKind.UNROLL:
@@ -173,7 +173,7 @@ class Emitter:
                 for k in range(factor):
                     self.env[loop.var] = self.builder.add(base, ir.Constant(I64, k)) if k else base
                     self.statements(loop.body)
-            self._loop(loop.var, start, ir.Constant(I64, main), factor, unrolled)
+            self.loop(loop.var, start, ir.Constant(I64, main), factor, unrolled)
         else:
             if any(not isinstance(s, ln.Store) for s in loop.body):
                 raise ValueError(f"vectorized loop {loop.var} may contain only stores")
@@ -183,9 +183,9 @@ class Emitter:
                 self.vector = (loop.var, factor)
                 self.statements(loop.body)
                 self.vector = outer_vector
-            self._loop(loop.var, start, ir.Constant(I64, main), factor, vector_body)
+            self.loop(loop.var, start, ir.Constant(I64, main), factor, vector_body)
         if main < loop.extent:
-            self._loop(loop.var, ir.Constant(I64, main), stop, 1, lambda _: self.statements(loop.body))
+            self.loop(loop.var, ir.Constant(I64, main), stop, 1, lambda _: self.statements(loop.body))
 
     # ------------------------------------------------------------------ stores and loads
     def _scalar_index(self, index: ln.Expr) -> ir.Value:

@@ -126,7 +126,7 @@ def map_schedule(compute: MapCompute, config: Config) -> Schedule:
         else:
             threads = 1
     params = tuple(a.param() for a in [*compute.inputs, out])
-    return Schedule(ln.Kernel(compute.name, _unique(params), nest), threads)
+    return Schedule(ln.Kernel(compute.name, ln.unique_params(params), nest), threads)
 
 
 def _inner_loop(var: str, extent: int, body: tuple[ln.Stmt, ...], lanes: int) -> tuple[ln.Stmt, ...]:
@@ -177,13 +177,6 @@ def substitute(e: ln.Expr, var: str, value: ln.Expr) -> ln.Expr:
         memo[id(x)] = r
         return r
     return go(e)
-
-
-def _unique(params: Sequence[ln.Param]) -> tuple[ln.Param, ...]:
-    seen: dict[str, ln.Param] = {}
-    for p in params:
-        seen.setdefault(p.name, p)
-    return tuple(seen.values())
 
 
 # ----------------------------------------------------------------------------- reductions

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+import math
 from typing import Any, Callable, Sequence
 
 INDEX = "i64"
@@ -252,6 +253,26 @@ def row_major(indices: Sequence[Expr], shape: Sequence[int]) -> Expr:
     for index, dim in zip(indices, shape):
         offset = offset * dim + index
     return offset
+
+
+def unravel(flat: Expr, shape: Sequence[int]) -> list[Expr]:
+    """The indices of row-major offset ``flat`` in ``shape`` (the inverse of ``row_major``; size-1 dims are 0)."""
+    out: list[Expr] = []
+    rest = flat
+    for k, dim in enumerate(shape):
+        inner = math.prod(shape[k + 1:])
+        q = rest if inner == 1 else binary("sdiv", rest, Const(inner))
+        out.append(Const(0) if dim == 1 else q)
+        rest = rest if inner == 1 else binary("srem", rest, Const(inner))
+    return out
+
+
+def unique_params(params: Sequence[Param]) -> tuple[Param, ...]:
+    """``params`` without repeats by name, first occurrence kept (a buffer may be read in two roles)."""
+    seen: dict[str, Param] = {}
+    for p in params:
+        seen.setdefault(p.name, p)
+    return tuple(seen.values())
 
 
 # ----------------------------------------------------------------------------- analysis

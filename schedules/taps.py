@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from tosac.schedules import loopnest as ln
-from tosac.schedules.generic import Schedule, TensorArg, _unique
+from tosac.schedules.generic import Schedule, TensorArg
 from tosac.schedules.space import Config, ConfigSpace
 
 Vars = list[ln.Expr]
@@ -109,7 +109,7 @@ def tap_schedule(compute: TapCompute, config: Config) -> Schedule:
         body = (ln.For(pos_names[0], compute.outer[0], body[0].body, ln.LoopKind.PARALLEL),)
     else:
         threads = 1
-    params = _unique([a.param() for a in [*compute.inputs, compute.output]])
+    params = ln.unique_params([a.param() for a in [*compute.inputs, compute.output]])
     return Schedule(ln.Kernel(compute.name, params, body, locals_), threads)
 
 

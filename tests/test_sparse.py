@@ -19,9 +19,10 @@ from tosac.ir.builder import GraphBuilder
 from tosac.ir.dtypes import DType
 from tosac.ir.reference.interpreter import run
 from tosac.prune import layer_mask
-from tosac.schedules.dense import pack_shuffled, packed_word_ratio
-from tosac.schedules.sparse import BlockSparse, group_density, to_bsr
 from tosac.schedules import microkernels as mk
+from tosac.schedules.microkernels.bsr import BlockSparse, to_bsr
+from tosac.schedules.microkernels.gemm import pack_shuffled, packed_word_ratio
+from tosac.schedules.sparse import group_density
 from tosac.targets import get_target, runnable_targets
 from tosac.tune.features import LOOP_FEATURES, Featurizer
 from tosac.pipeline.tasks import extract_tasks
