@@ -13,10 +13,16 @@ from pathlib import Path
 
 import numpy as np
 
-from tosac.errors import TosacError
-from tosac.ir.random_inputs import random_inputs
-from tosac.pipeline.driver import compile as compile_graph
 from tosac import models
+from tosac.conformance import official_model
+from tosac.errors import TosacError
+from tosac.frontends.onnx import load as load_onnx
+from tosac.ir.random_inputs import random_inputs
+from tosac.ir.reference.interpreter import run as reference
+from tosac.ir.serialize import save
+from tosac.pipeline.driver import compile as compile_graph
+from tosac.runtime.cross import available
+from tosac.targets import get_target
 
 ARM_TARGETS = ("aarch64-dotprod", "armv7")
 
@@ -33,10 +39,6 @@ def _median_seconds(fn, runs: int) -> float:
 
 def run_demo(model: str = "kws", out_dir: Path = Path("demo-out"), runs: int = 200) -> int:
     """Run the demo; returns 0 when every check agrees bit for bit."""
-    from tosac.frontends.onnx import load as load_onnx
-    from tosac.ir.reference.interpreter import run as reference
-    from tosac.ir.serialize import save
-
     info = models.MODELS.get(model)
     if info is None:
         raise TosacError(f"--model: no bundled model '{model}'; choose one of {', '.join(models.names())}")
@@ -116,8 +118,6 @@ def _onnxruntime(onnx_path: Path, graph, inputs, got, runs: int) -> list[tuple[s
 
 
 def _official(graph, inputs, expected) -> list[tuple[str, str]]:
-    from tosac.conformance import official_model
-
     if not official_model.available():
         print("\n== official TOSA reference model not installed (the 'conformance' extra) - skipped")
         return [("official TOSA reference model", "not installed")]
@@ -128,9 +128,6 @@ def _official(graph, inputs, expected) -> list[tuple[str, str]]:
 
 
 def _arm(graph, target: str, inputs, expected) -> tuple[tuple[str, str], bool]:
-    from tosac.runtime.cross import available
-    from tosac.targets import get_target
-
     exe = compile_graph(graph, target)
     if not available(get_target(target)):
         print(f"\n== {target}: {len(exe.object_code)} bytes of object code; install qemu-user and the cross gcc "

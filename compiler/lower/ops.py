@@ -16,6 +16,7 @@ from tosac.errors import UnsupportedError
 from tosac.ir.dtypes import DType
 from tosac.ir.graph import Block, Op
 from tosac.ir.ops import SCHEMAS, NanMode, ResizeMode
+from tosac.lower.elementwise import rescale_value
 from tosac.lower.values import Operands, i64, loaded, storage_type, tensor_arg, to_i64, value_type
 from tosac.schedules import loopnest as ln
 from tosac.schedules.generic import ElementContext, MapCompute, ReduceCompute, TensorArg
@@ -482,7 +483,6 @@ def lower_pool(lw: OpLowering) -> TapCompute:
             ctx = ElementContext(lw.output, [*pos, c], None)
             if dtype.is_float:
                 return lw.epilogue(cast(binary("fdiv", acc, cast(count, "f32")), vt), ctx)
-            from tosac.lower.elementwise import rescale_value
             k = ln.Const(32) - cast(ln.Intrinsic("ctlz", (cast(count - 1, "i32"),), "i32"), "i64")
             multiplier = binary("udiv", binary("shl", ln.Const((1 << 30) + 1), k), count)
             value = rescale_value(cast(acc, "i64"), multiplier, ln.Const(30) + k, True, False) + out_zp
