@@ -184,20 +184,22 @@ def test_the_rules_catch_what_they_should():
     assert len(layer_violations(graph)) == 4
 
 
-def test_importing_the_ir_loads_no_compiler():
-    code = ("import sys, tosac.ir, tosac.ir.reference.interpreter, tosac.ir.serialize; "
-            "bad = sorted(m for m in sys.modules if m.startswith(('llvmlite', 'tosac.pipeline', 'tosac.lower', "
-            "'tosac.schedules', 'tosac.runtime'))); print(bad); assert not bad")
+def _python_succeeds(code: str) -> None:
+    """Runs ``code`` in a fresh interpreter (nothing imported yet) and fails with its output if it fails."""
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_importing_the_ir_loads_no_compiler():
+    _python_succeeds("import sys, tosac.ir, tosac.ir.reference.interpreter, tosac.ir.serialize; "
+                     "bad = sorted(m for m in sys.modules if m.startswith(('llvmlite', 'tosac.pipeline', "
+                     "'tosac.lower', 'tosac.schedules', 'tosac.runtime'))); print(bad); assert not bad")
 
 
 def test_tosac_compile_resolves_lazily():
-    code = ("import sys, tosac; assert 'llvmlite' not in sys.modules; "
-            "from tosac.pipeline.driver import compile; assert tosac.compile is compile; "
-            "import tosac.tune; assert tosac.tune.tune and tosac.models.load")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stdout + result.stderr
+    _python_succeeds("import sys, tosac; assert 'llvmlite' not in sys.modules; "
+                     "from tosac.pipeline.driver import compile; assert tosac.compile is compile; "
+                     "import tosac.tune; assert tosac.tune.tune and tosac.models.load")
 
 
 if __name__ == "__main__":

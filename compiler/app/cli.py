@@ -167,7 +167,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_tosa_cts(args: argparse.Namespace) -> int:
-    from tosac.conformance import results as res
     from tosac.conformance.tosa_cts import run_cts
 
     started = time.monotonic()
@@ -175,15 +174,8 @@ def cmd_tosa_cts(args: argparse.Namespace) -> int:
                       full=not args.sample, per_op=args.per_op,
                       tests_dir=Path(args.tests) if args.tests else None,
                       keep=Path(args.keep) if args.keep else None)
-    print(res.format_table(results))
-    print(f"time: {time.monotonic() - started:.0f} s")
-    meta = {"suite": "tosa-cts", "target": args.target, "seed": args.seed, "sample": args.sample,
-            "ops": args.ops}
-    if args.json:
-        res.write_json(results, Path(args.json), meta)
-    if args.junit:
-        res.write_junit(results, Path(args.junit), f"tosa-cts.{args.target}")
-    return 1 if res.counts(results)["failed"] else 0
+    return _report(results, args, "tosa-cts", args.target, {"sample": args.sample},
+                   f"time: {time.monotonic() - started:.0f} s")
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -254,12 +246,15 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(results, args, suite: str, target: str) -> int:
+def _report(results, args, suite: str, target: str, extra: dict | None = None, footer: str = "") -> int:
+    """The summary table, then the JSON and JUnit reports asked for; 1 when a test failed."""
     from tosac.conformance import results as res
 
     print(res.format_table(results))
+    if footer:
+        print(footer)
     meta = {"suite": suite, "target": target, "seed": args.seed, "ops": args.ops,
-            "examples": getattr(args, "examples", None)}
+            "examples": getattr(args, "examples", None), **(extra or {})}
     if args.json:
         res.write_json(results, Path(args.json), meta)
     if args.junit:

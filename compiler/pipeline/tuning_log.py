@@ -36,8 +36,22 @@ class ErrorCode:
     WRONG_ANSWER = "WRONG_ANSWER"            # output differs from the reference interpreter
 
 
+class Measured:
+    """What a trial's ``costs`` and ``error`` mean; shared by a measurement and its log record."""
+    costs: list[float]
+    error: str
+
+    @property
+    def valid(self) -> bool:
+        return self.error == ErrorCode.NO_ERROR and bool(self.costs)
+
+    @property
+    def median(self) -> float:
+        return median(self.costs)
+
+
 @dataclass
-class Record:
+class Record(Measured):
     task: str
     pattern: str
     config: dict
@@ -51,14 +65,6 @@ class Record:
     timestamp: float = field(default_factory=time.time)
     schema: int = SCHEMA_VERSION
     tosac_version: str = __version__
-
-    @property
-    def valid(self) -> bool:
-        return self.error == ErrorCode.NO_ERROR and bool(self.costs)
-
-    @property
-    def median(self) -> float:
-        return median(self.costs)
 
 
 def median(costs: Iterable[float]) -> float:

@@ -37,24 +37,16 @@ from tosac.ir.random_inputs import random_inputs
 from tosac.ir.reference.interpreter import run
 from tosac.pipeline.driver import compile as compile_graph
 from tosac.schedules.space import Config
-from tosac.pipeline.tuning_log import ErrorCode, median
+from tosac.pipeline.tuning_log import ErrorCode, Measured
 from tosac.pipeline.tasks import Task
 
 
 @dataclass
-class MeasureResult:
+class MeasureResult(Measured):
     config: Config
     costs: list[float] = field(default_factory=list)     # seconds per run
     error: str = ErrorCode.NO_ERROR
     message: str = ""
-
-    @property
-    def valid(self) -> bool:
-        return self.error == ErrorCode.NO_ERROR and bool(self.costs)
-
-    @property
-    def median(self) -> float:
-        return median(self.costs)
 
 
 class Runner(abc.ABC):
