@@ -30,7 +30,7 @@ import numpy as np
 
 from tosac.schedules import loopnest as ln
 from tosac.schedules.generic import Schedule, TensorArg
-from tosac.schedules.microkernels.base import DotKernel, kind_for, kinds_for, register_budget
+from tosac.schedules.microkernels.base import DotKernel, WeightFormat, kind_for, kinds_for, register_budget
 from tosac.schedules.microkernels.gemm import GemmGeometry, gemm_kernel, pack_shuffled, pack_weights, panel_groups
 from tosac.schedules.space import Config, ConfigSpace
 from tosac.schedules.taps import all_of, in_bounds
@@ -119,9 +119,9 @@ def dense_schedule(c: DenseCompute, config: Config, target: Target) -> Schedule:
 
     geo = GemmGeometry(mr, nr, icp // g, m, c.out_hw, (ihp, iwp), (kh, kw), c.stride, c.dilation,
                        int(config["unroll_k"]))
-    fmt = config.get("format", "dense")
-    nonzero = panel_groups(constants[wname]) if fmt == "panel" else None
-    packed = pack_shuffled(c.weights, micro, nr, int(config["window"])) if fmt == "packed" else None
+    fmt = WeightFormat.of(config)
+    nonzero = panel_groups(constants[wname]) if fmt is WeightFormat.PANEL else None
+    packed = pack_shuffled(c.weights, micro, nr, int(config["window"])) if fmt is WeightFormat.PACKED else None
     emit = gemm_kernel(micro, geo, act.name, wname)
     density = None                                # steps run per dense step, for the cost model
     if nonzero is not None:
@@ -146,7 +146,7 @@ def dense_schedule(c: DenseCompute, config: Config, target: Target) -> Schedule:
     panels_loop = (ln.For("np", full_panels, tile(np_, nr)),) if full_panels else ()
     tail_tile = tile(ln.Const(full_panels), tail) if tail else ()
     order = config["order"] if threads == 1 else "mn"
-    if fmt in ("panel", "packed"):               # panels unrolled at compile time: one kernel body each
+    if fmt in (WeightFormat.PANEL, WeightFormat.PACKED):   # panels unrolled at compile time: one kernel body each
         panels = [tile(ln.Const(p), nr) for p in range(full_panels)] + ([tail_tile] if tail else [])
         if order == "nm":
             body = tuple(ln.For("mt", m_tiles, t) for t in panels)

@@ -44,7 +44,7 @@ from tosac.errors import CodegenError
 from tosac.schedules import loopnest as ln
 from tosac.schedules.dense import DenseCompute, column_correction, tile_epilogue
 from tosac.schedules.generic import Schedule
-from tosac.schedules.microkernels.base import kind_for, kinds_for, register_budget
+from tosac.schedules.microkernels.base import WeightFormat, kind_for, kinds_for, register_budget
 from tosac.schedules.microkernels.bsr import (BlockSparse, BsrBuffers, BsrGeometry, bsr_kernel, group_matrix, to_bsr,
                                               unrolled_kernel, value_type)
 from tosac.schedules.microkernels.gather import WORD_CHANNELS, GatherGeometry, gather_kernel
@@ -52,8 +52,6 @@ from tosac.schedules.microkernels.gemm import packed_word_ratio
 from tosac.schedules.space import Config, ConfigSpace
 from tosac.targets import Target
 
-FORMATS = ("dense", "panel", "bsr", "unrolled", "packed")
-DENSE_LAYOUT_FORMATS = ("dense", "panel", "packed")      # scheduled by the dense template (schedules/dense.py)
 UNROLLED_LIMIT = 6000            # nonzero groups x row vectors beyond which unrolled code is not offered
 PACKED_WINDOWS = (4, 8, 16)            # input channels an N:M-packed shuffle picks from
 TILE_BYTES = 128 << 10           # the [positions][N] int32 tile lives on the stack
@@ -102,28 +100,30 @@ def add_sparse_knobs(space: ConfigSpace, c: DenseCompute, target: Target) -> Con
     dense_words = kh * kw * -(-ic // best.k_group) * -(-n // best.lanes)
     ratios = {w: packed_word_ratio(c.weights, best, w) for w in PACKED_WINDOWS}
     windows = [w for w, ratio in ratios.items() if ratio <= 0.75 and ratio * dense_words <= 2 * UNROLLED_LIMIT]
-    formats = ["dense"]
+    formats = [WeightFormat.DENSE]
     if skips_groups:
         nonzero_groups = int(nonzero.sum())
-        formats += [f for f, small in (("panel", nonzero_groups <= 16 * UNROLLED_LIMIT), ("bsr", True),
-                                       ("unrolled", nonzero_groups * 2 <= UNROLLED_LIMIT)) if small]
+        formats += [f for f, small in ((WeightFormat.PANEL, nonzero_groups <= 16 * UNROLLED_LIMIT),
+                                       (WeightFormat.BSR, True),
+                                       (WeightFormat.UNROLLED, nonzero_groups * 2 <= UNROLLED_LIMIT)) if small]
     if windows:
-        formats.append("packed")
+        formats.append(WeightFormat.PACKED)
     if len(formats) == 1:
         return space
-    space.add("format", formats, "dense", "dense panels; panels skipping their all-zero reduction groups; "
-                                          "positions-in-lanes BSR / weight-specialised unrolled code; "
-                                          "or N:M-packed words with shuffled activations")
+    space.add("format", [f.value for f in formats], WeightFormat.DENSE.value,
+              "dense panels; panels skipping their all-zero reduction groups; positions-in-lanes BSR / "
+              "weight-specialised unrolled code; or N:M-packed words with shuffled activations")
     if skips_groups:
         space.add("block_n", (1, 2, 4, 8, 16), 4, "BSR block: output channels")
         space.add("block_k", (1, 2, 4), 1, "BSR block: reduction groups")
         mv = max_m_vectors(c, best.lanes)
         space.add("m_vectors", [v for v in (1, 2, 3, 4) if v <= mv], 1, "position vectors per tile")
         # Measured good points (benchmarks/sparse.py): 8-channel blocks, one position vector per tile.
-        space.seeds += [dict(space.default, format=fmt, block_n=8) for fmt in formats[1:] if fmt != "packed"]
+        space.seeds += [dict(space.default, format=f.value, block_n=8) for f in formats[1:]
+                        if f is not WeightFormat.PACKED]
     if windows:
         space.add("window", windows, windows[-1], "N:M-packed: input channels one shuffle picks from")
-        space.seeds += [dict(space.default, format="packed", window=w) for w in windows]
+        space.seeds += [dict(space.default, format=WeightFormat.PACKED.value, window=w) for w in windows]
     return space
 
 
@@ -132,7 +132,7 @@ def sparse_schedule(c: DenseCompute, config: Config, target: Target) -> Schedule
     if not sparse_supported(c):
         raise CodegenError(f"{c.name}: the sparse template needs input channels divisible by 4 "
                            f"(got {c.weights.shape[2]}) and an input under 2 GiB")
-    fmt = str(config["format"])
+    fmt = WeightFormat.of(config)
     bn, bk = int(config["block_n"]), int(config["block_k"])
     mv = max(1, min(int(config["m_vectors"]), (register_budget(target) - 2) // bn - 1 or 1,
                     max_m_vectors(c, micro.lanes)))
@@ -154,10 +154,10 @@ def sparse_schedule(c: DenseCompute, config: Config, target: Target) -> Schedule
     prologue = ln.Kernel(f"{c.name}_gather", (c.input.param(), act),
                          (ln.MicroKernel("gather", gather_kernel(micro, window, act.name), {}),))
     geo = BsrGeometry(mv, mp, n, k_groups)
-    emit = (bsr_kernel if fmt == "bsr" else unrolled_kernel)(micro, bsr, geo, buffers)
+    emit = (bsr_kernel if fmt is WeightFormat.BSR else unrolled_kernel)(micro, bsr, geo, buffers)
     mt = ln.Var("mt")
     features = {"mr": mt_rows, "nr": n, "k": k_groups * g, "lanes": lanes, **sparsity_features(c, bsr)}
-    call = ln.MicroKernel(f"sparse_{fmt}_{micro.name}", emit, {"m0": mt * mt_rows}, features)
+    call = ln.MicroKernel(f"sparse_{fmt.value}_{micro.name}", emit, {"m0": mt * mt_rows}, features)
     epilogue = tile_epilogue(c, corr, mt * mt_rows, mt_rows, n, None, n, lanes)
     outer = ln.LoopKind.PARALLEL if threads > 1 else ln.LoopKind.SERIAL
     body = (ln.For("mt", m_tiles, (call, epilogue), outer),)

@@ -21,6 +21,7 @@ from tosac.lower import int8_layers
 from tosac.schedules import dense, depthwise, generic, sparse, taps
 from tosac.schedules import loopnest as ln
 from tosac.schedules.generic import ElementContext, MapCompute, Schedule, TensorArg
+from tosac.schedules.microkernels import WeightFormat
 from tosac.schedules.space import Config, ConfigSpace
 from tosac.targets import Target
 
@@ -133,7 +134,7 @@ class KernelBuilder:
             (generic.ReduceCompute, lambda c: generic.reduce_space(c, t.vector_bits), generic.reduce_schedule),
             (taps.TapCompute, lambda c: taps.tap_space(c, t.vector_bits), taps.tap_schedule),
             (dense.DenseCompute, lambda c: sparse.add_sparse_knobs(dense.dense_space(c, t), c, t),
-             lambda c, cfg: (dense.dense_schedule if cfg.get("format", "dense") in sparse.DENSE_LAYOUT_FORMATS
+             lambda c, cfg: (dense.dense_schedule if WeightFormat.of(cfg).dense_layout
                              else sparse.sparse_schedule)(c, cfg, t)),
             (depthwise.DepthwiseCompute, lambda c: depthwise.depthwise_space(c, t.vector_bits),
              depthwise.depthwise_schedule),
@@ -156,6 +157,6 @@ class KernelBuilder:
     def op_count(self, config: Config | None = None) -> int:
         """MACs the kernel performs under ``config``: a sparse schedule counts only nonzero weights."""
         resolved = self.space.resolve(config)
-        if resolved.get("format", "dense") != "dense":
+        if WeightFormat.of(resolved) is not WeightFormat.DENSE:
             return int(self.compute.nonzero_mac_count)
         return self.mac_count

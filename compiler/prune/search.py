@@ -75,6 +75,7 @@ from tosac.pipeline.tasks import extract_tasks
 from tosac.pipeline.tuning_log import TuningLog
 from tosac.prune.apply import LayerChoice, PrunableLayer, PruneResult, prunable_layers, prune
 from tosac.prune.patterns import parse_pattern
+from tosac.schedules.microkernels import WeightFormat
 from tosac.targets import get_target
 from tosac.tune.job import tune_task
 from tosac.tune.measure import LocalRunner
@@ -291,7 +292,7 @@ def _tune(task, trials: int, log, seed: int, runner):
 
 
 def _is_sparse(config: dict | None) -> bool:
-    return bool(config) and str(config.get("format", "dense")) != "dense"
+    return bool(config) and WeightFormat.of(config) is not WeightFormat.DENSE
 
 
 def _seconds(report) -> float:

@@ -8,6 +8,7 @@
   (schedules/sparse.py);
 - ``gather``: the BSR family's activation prologue (masked gathers or register transposes).
 """
-from tosac.schedules.microkernels.base import AVX2, SDOT, VNNI, DotKernel, Kind, kind_for, kinds_for, register_budget
+from tosac.schedules.microkernels.base import (AVX2, SDOT, VNNI, DotKernel, Kind, WeightFormat, kind_for, kinds_for,
+                                               register_budget)
 
-__all__ = ["AVX2", "SDOT", "VNNI", "DotKernel", "Kind", "kind_for", "kinds_for", "register_budget"]
+__all__ = ["AVX2", "SDOT", "VNNI", "DotKernel", "Kind", "WeightFormat", "kind_for", "kinds_for", "register_budget"]

@@ -48,6 +48,25 @@ class Kind(enum.Enum):
     PORTABLE = "portable"
 
 
+class WeightFormat(enum.Enum):
+    """How an int8 kernel's constant weights are laid out; the value is the ``format`` knob's value in configs
+    and tuning logs (never change one). A config without the knob is dense."""
+    DENSE = "dense"          # packed weight panels (gemm)
+    PANEL = "panel"          # dense panels without their all-zero reduction groups (gemm)
+    PACKED = "packed"        # N:M-packed words with shuffled activations (gemm)
+    BSR = "bsr"              # block-sparse rows read at run time (bsr)
+    UNROLLED = "unrolled"    # block-sparse rows baked into the code (bsr)
+
+    @classmethod
+    def of(cls, config: dict) -> "WeightFormat":
+        return cls(config.get("format", cls.DENSE.value))
+
+    @property
+    def dense_layout(self) -> bool:
+        """Scheduled by the dense template (activations in rows) rather than the sparse one (positions in lanes)."""
+        return self in (WeightFormat.DENSE, WeightFormat.PANEL, WeightFormat.PACKED)
+
+
 @dataclass(frozen=True)
 class DotKernel:
     """A micro-kernel kind as one target runs it: element types, group and vector width."""
