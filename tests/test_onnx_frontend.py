@@ -149,6 +149,33 @@ def test_transposes_of_tf_style_models_cost_nothing(ort):
     np.testing.assert_allclose(run(graph, {"x": x})["y"], expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("fmt", ["QDQ", "QOperator"])
+def test_hard_sigmoid_and_hard_swish_agree_with_onnxruntime(ort, tmp_path, fmt):
+    """MobileNetV3's activations: fp32 ops in a float model, one int8 TABLE each between Q and DQ."""
+    from onnxruntime.quantization import QuantFormat, QuantType
+
+    rng = np.random.default_rng(3)
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv1", pads=[1] * 4),
+             helper.make_node("HardSwish", ["c1"], ["h1"], name="hswish"),
+             helper.make_node("Conv", ["h1", "w2", "b2"], ["c2"], name="conv2"),
+             helper.make_node("HardSigmoid", ["c2"], ["y"], name="hsigmoid", alpha=0.25, beta=0.4)]
+    model = _float_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                         [_init("w1", rng.normal(0, 0.8, (8, 3, 3, 3))), _init("b1", rng.normal(0, 0.5, 8)),
+                          _init("w2", rng.normal(0, 0.5, (4, 8, 1, 1))), _init("b2", rng.normal(0, 0.3, 4))])
+    x = (3 * rng.normal(0, 1, (1, 3, 8, 8))).astype(np.float32)
+    expected = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    graph = load(model, io="float")
+    np.testing.assert_allclose(run(graph, {"x": x})["y"], expected, rtol=1e-5, atol=1e-5)
+
+    quantized = _quantize(model, tmp_path, getattr(QuantFormat, fmt), QuantType.QInt8, True, 0, QuantType.QInt8)
+    layers = compare_layers(quantized, draws=10, seed=0, target="host")
+    first = first_difference(layers)
+    assert first is None or first.max_diff <= 1, layers
+    qgraph = load(quantized)
+    assert "TABLE" in {op.name for op in qgraph.ops}, "the activations should stay int8 (TABLE)"
+
+
 def test_onnx_node_tests_of_claimed_ops_pass():
     from tosac.conformance.onnx_nodes import KNOWN_BAD_DATA, run_suite
 

@@ -267,6 +267,29 @@ def leaky_relu(cv: Converter, node: onnx.NodeProto) -> None:
     cv.set(node.output[0], g.select(g.greater_equal(x, zero), x, g.mul(x, alpha)), e.perm)
 
 
+def _hard_sigmoid(cv: Converter, x, rank: int, alpha: float, beta: float):
+    """max(0, min(1, alpha * x + beta)) in fp32, as ONNX defines it."""
+    g = cv.g
+    scaled = g.add(g.mul(x, g.const(np.full(ones(rank), alpha, np.float32))),
+                   g.const(np.full(ones(rank), beta, np.float32)))
+    return g.clamp(scaled, min_val=0.0, max_val=1.0)
+
+
+@handles("HardSigmoid")
+def hard_sigmoid(cv: Converter, node: onnx.NodeProto) -> None:
+    e = float_entry(cv, node, 0)
+    y = _hard_sigmoid(cv, cv.value(e), e.rank, cv.attr(node, "alpha", 0.2), cv.attr(node, "beta", 0.5))
+    cv.set(node.output[0], y, e.perm)
+
+
+@handles("HardSwish")
+def hard_swish(cv: Converter, node: onnx.NodeProto) -> None:
+    """x * HardSigmoid(x) with alpha = 1/6, beta = 1/2 (MobileNetV3's activation)."""
+    e = float_entry(cv, node, 0)
+    x = cv.value(e)
+    cv.set(node.output[0], cv.g.mul(x, _hard_sigmoid(cv, x, e.rank, 1 / 6, 0.5)), e.perm)
+
+
 @handles("Softmax")
 def softmax(cv: Converter, node: onnx.NodeProto) -> None:
     e = float_entry(cv, node, 0)

@@ -257,6 +257,16 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return (1.0 / (1.0 + np.exp(-x.astype(np.float64)))).astype(np.float32)
 
 
+def hard_sigmoid(alpha: float, beta: float) -> Callable[[np.ndarray], np.ndarray]:
+    """max(0, min(1, alpha * x + beta)) in fp32, as ONNX Runtime computes it between DQ and Q."""
+    a, b = np.float32(alpha), np.float32(beta)
+    return lambda x: np.clip(x * a + b, np.float32(0), np.float32(1))
+
+
+def hard_swish(x: np.ndarray) -> np.ndarray:
+    return x * hard_sigmoid(1 / 6, 0.5)(x)
+
+
 def softmax(cv: Converter, node: onnx.NodeProto, x: Entry, out: QOut, axis: int) -> None:
     """Integer softmax: a 256-entry exp table (Q15) indexed by max − q, an exact integer sum and division.
 
@@ -363,6 +373,9 @@ QDQ_RULES: dict[str, tuple[Callable[[onnx.NodeProto], list[int]], Callable]] = {
                                             int(cv.attr(node, "axis")))),
     "Sigmoid": (lambda n: [0], _qdq_unary(lambda cv, node: sigmoid)),
     "Tanh": (lambda n: [0], _qdq_unary(lambda cv, node: np.tanh)),
+    "HardSigmoid": (lambda n: [0], _qdq_unary(
+        lambda cv, node: hard_sigmoid(cv.attr(node, "alpha", 0.2), cv.attr(node, "beta", 0.5)))),
+    "HardSwish": (lambda n: [0], _qdq_unary(lambda cv, node: hard_swish)),
     "LeakyRelu": (lambda n: [0], _qdq_unary(
         lambda cv, node: (lambda x, a=np.float32(cv.attr(node, "alpha", 0.01)): np.where(x >= 0, x, x * a)))),
 }
