@@ -176,6 +176,54 @@ def test_hard_sigmoid_and_hard_swish_agree_with_onnxruntime(ort, tmp_path, fmt):
     assert "TABLE" in {op.name for op in qgraph.ops}, "the activations should stay int8 (TABLE)"
 
 
+@pytest.mark.parametrize("opset", [13, 18])
+@pytest.mark.parametrize("op", ["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin"])
+def test_reductions_agree_with_onnxruntime(ort, op, opset):
+    """Any axes (attribute, or input where the opset takes one), keepdims or not, after a conv (NHWC inside)."""
+    rng = np.random.default_rng(5)
+    w = _init("w", rng.normal(0, 1, (4, 3, 3, 3)))
+    for axes in ([2, 3], [1], [-1], [0, 2], None):
+        for keepdims in (0, 1):
+            inputs, inits, attrs = ["c"], [w], {"keepdims": keepdims}
+            if axes is not None and (op == "ReduceSum" or opset >= 18):
+                inputs.append("axes")
+                inits.append(numpy_helper.from_array(np.array(axes, np.int64), "axes"))
+            elif axes is not None:
+                attrs["axes"] = axes
+            nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1] * 4),
+                     helper.make_node(op, inputs, ["y"], name="reduce", **attrs)]
+            model = _float_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 5, 6])],
+                                 [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits, opset)
+            x = rng.normal(0, 1, (2, 3, 5, 6)).astype(np.float32)
+            session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+            expected = session.run(None, {"x": x})[0]
+            graph = load(model, io="float")
+            got = run(graph, {"x": x})["y"]
+            assert got.shape == expected.shape, (axes, keepdims)
+            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5, err_msg=f"axes={axes} keepdims={keepdims}")
+            compiled = tosac.compile(graph, "host").run({"x": x})["y"]
+            np.testing.assert_allclose(compiled, got, rtol=1e-5, atol=1e-5)   # fp32 conv: accumulation order
+
+
+def test_reduce_mean_in_a_quantized_squeeze_excite_block(ort, tmp_path):
+    """MobileNetV3's squeeze-excite: conv -> ReduceMean over H, W (keepdims) -> conv -> HardSigmoid -> Mul."""
+    from onnxruntime.quantization import QuantFormat, QuantType
+
+    rng = np.random.default_rng(7)
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c"], pads=[1] * 4),
+             helper.make_node("ReduceMean", ["c"], ["m"], axes=[2, 3], keepdims=1),
+             helper.make_node("Conv", ["m", "w2"], ["s"]),
+             helper.make_node("HardSigmoid", ["s"], ["g"]),
+             helper.make_node("Mul", ["c", "g"], ["y"])]
+    model = _float_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                         [_init("w1", rng.normal(0, 0.8, (8, 3, 3, 3))), _init("w2", rng.normal(0, 0.5, (8, 8, 1, 1)))])
+    quantized = _quantize(model, tmp_path, QuantFormat.QDQ, QuantType.QInt8, True, 0, QuantType.QInt8)
+    layers = compare_layers(quantized, draws=10, seed=0, target="host")
+    first = first_difference(layers)
+    assert first is None or first.max_diff <= 1, layers
+
+
 def test_onnx_node_tests_of_claimed_ops_pass():
     from tosac.conformance.onnx_nodes import KNOWN_BAD_DATA, run_suite
 

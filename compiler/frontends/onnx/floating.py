@@ -290,6 +290,33 @@ def hard_swish(cv: Converter, node: onnx.NodeProto) -> None:
     cv.set(node.output[0], cv.g.mul(x, _hard_sigmoid(cv, x, e.rank, 1 / 6, 0.5)), e.perm)
 
 
+_REDUCTIONS = {"ReduceMean": "REDUCE_SUM", "ReduceSum": "REDUCE_SUM", "ReduceMax": "REDUCE_MAX",
+               "ReduceMin": "REDUCE_MIN"}
+
+
+@handles(*_REDUCTIONS)
+def reduce(cv: Converter, node: onnx.NodeProto) -> None:
+    """ReduceMean/Sum/Max/Min over any axes (attribute, or input from opset 18), keepdims or not, in fp32."""
+    e = float_entry(cv, node, 0)
+    axes = cv.const(node, 1, "axes") if len(node.input) > 1 and node.input[1] else cv.attr(node, "axes")
+    if axes is None or len(axes) == 0:
+        if cv.attr(node, "noop_with_empty_axes", 0):
+            cv.set(node.output[0], cv.value(e), e.perm)
+            return
+        axes = range(e.rank)
+    axes = sorted({int(a) % e.rank for a in axes})
+    g, y = cv.g, cv.value(e)
+    for axis in axes:
+        y = g.op(_REDUCTIONS[node.op_type], [y], axis=e.stored_axis(axis))
+    if node.op_type == "ReduceMean":
+        count = int(np.prod([e.shape[a] for a in axes]))
+        y = g.mul(y, g.const(np.full(ones(e.rank), 1 / count, np.float32)))
+    kept = cv.set(node.output[0], y, e.perm)
+    if not cv.attr(node, "keepdims", 1):
+        shape = tuple(d for i, d in enumerate(e.shape) if i not in axes)
+        cv.set(node.output[0], cv.reshape_onnx(kept, shape))
+
+
 @handles("Softmax")
 def softmax(cv: Converter, node: onnx.NodeProto) -> None:
     e = float_entry(cv, node, 0)
