@@ -253,9 +253,16 @@ def _unary(tosa_op: str):
     return handler
 
 
-handles("Sigmoid")(_unary("SIGMOID"))
-handles("Tanh")(_unary("TANH"))
-handles("Exp")(_unary("EXP"))
+for _onnx, _tosa in (("Sigmoid", "SIGMOID"), ("Tanh", "TANH"), ("Exp", "EXP"), ("Log", "LOG"), ("Abs", "ABS"),
+                     ("Reciprocal", "RECIPROCAL"), ("Erf", "ERF"), ("Floor", "FLOOR"), ("Ceil", "CEIL"),
+                     ("Sin", "SIN"), ("Cos", "COS")):
+    handles(_onnx)(_unary(_tosa))
+
+
+@handles("Neg")
+def neg(cv: Converter, node: onnx.NodeProto) -> None:
+    e = float_entry(cv, node, 0)
+    cv.set(node.output[0], cv.g.negate(cv.value(e)), e.perm)
 
 
 @handles("LeakyRelu")
