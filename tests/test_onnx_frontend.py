@@ -224,6 +224,28 @@ def test_reduce_mean_in_a_quantized_squeeze_excite_block(ort, tmp_path):
     assert first is None or first.max_diff <= 1, layers
 
 
+@pytest.mark.parametrize("repeats", [[1, 1, 2, 2], [2, 1, 1, 3], [1, 2, 1, 1]])
+def test_tile_agrees_with_onnxruntime_in_float_and_int8(ort, tmp_path, repeats):
+    """Keras UpSampling2D exports as Tile: float within 1e-5, quantized (QDQ) within 1 LSB per layer."""
+    from onnxruntime.quantization import QuantFormat, QuantType
+
+    rng = np.random.default_rng(11)
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c"], pads=[1] * 4),
+             helper.make_node("Tile", ["c", "repeats"], ["t"]),
+             helper.make_node("Conv", ["t", "w2"], ["y"])]
+    model = _float_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 5, 6])],
+                         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                         [_init("w1", rng.normal(0, 0.8, (4, 3, 3, 3))),
+                          _init("w2", rng.normal(0, 0.5, (4, 4 * repeats[1], 1, 1))),
+                          numpy_helper.from_array(np.array(repeats, np.int64), "repeats")])
+    x = rng.normal(0, 1, (1, 3, 5, 6)).astype(np.float32)
+    expected = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    np.testing.assert_allclose(run(load(model, io="float"), {"x": x})["y"], expected[0], rtol=1e-5, atol=1e-5)
+    quantized = _quantize(model, tmp_path, QuantFormat.QDQ, QuantType.QInt8, True, 0, QuantType.QInt8)
+    first = first_difference(compare_layers(quantized, draws=10, seed=0, target="host"))
+    assert first is None or first.max_diff <= 1, first
+
+
 def test_onnx_node_tests_of_claimed_ops_pass():
     from tosac.conformance.onnx_nodes import KNOWN_BAD_DATA, run_suite
 

@@ -130,6 +130,24 @@ def concat(cv: Converter, node: onnx.NodeProto) -> None:
     cv.set(node.output[0], cv.move(lambda *vs: cv.g.concat(*vs, axis=axis), *values), layout, entries[0].quant)
 
 
+@handles("Tile")
+def tile(cv: Converter, node: onnx.NodeProto) -> None:
+    """TOSA TILE in the stored layout (Keras UpSampling2D exports as Tile + Reshape); quantization passes through
+    unless a per-channel axis is repeated."""
+    e = cv.entry(node, 0)
+    repeats = [int(r) for r in cv.const(node, 1, "repeats")]
+    if len(repeats) != e.rank or min(repeats) < 1:
+        raise UnsupportedError(f"repeats {repeats} must give a positive count for each of the {e.rank} axes")
+    if e.is_const:
+        data = np.tile(e.data, repeats)
+        cv.set_entry(node.output[0], replace(e, data=data, shape=data.shape))
+        return
+    if e.quant is not None and e.quant.per_channel and repeats[e.quant.axis] != 1:
+        e = float_entry(cv, node, 0)
+    stored = [repeats[axis] for axis in e.perm]
+    cv.set(node.output[0], cv.move(lambda v: cv.g.tile(v, stored), cv.value(e)), e.perm, e.quant)
+
+
 @handles("Pad")
 def pad(cv: Converter, node: onnx.NodeProto) -> None:
     e = cv.entry(node, 0)
