@@ -246,6 +246,31 @@ def test_tile_agrees_with_onnxruntime_in_float_and_int8(ort, tmp_path, repeats):
     assert first is None or first.max_diff <= 1, first
 
 
+def test_slice_and_split_agree_with_onnxruntime_in_float_and_int8(ort, tmp_path):
+    """Slice (negative and clamped bounds, channel and spatial axes) and Split after a conv (NHWC inside)."""
+    from onnxruntime.quantization import QuantFormat, QuantType
+
+    rng = np.random.default_rng(13)
+    consts = {"starts": [1, -4], "ends": [7, 100], "axes": [1, 3], "split": [2, 4]}
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c"], pads=[1] * 4),
+             helper.make_node("Slice", ["c", "starts", "ends", "axes"], ["s"]),
+             helper.make_node("Split", ["s", "split"], ["a", "b"], axis=1),
+             helper.make_node("Conv", ["a", "wa"], ["ya"]),
+             helper.make_node("Conv", ["b", "wb"], ["yb"]),
+             helper.make_node("Add", ["ya", "yb"], ["y"])]
+    model = _float_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 5, 6])],
+                         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                         [_init("w1", rng.normal(0, 0.8, (8, 3, 3, 3))), _init("wa", rng.normal(0, 0.5, (4, 2, 1, 1))),
+                          _init("wb", rng.normal(0, 0.5, (4, 4, 1, 1)))]
+                         + [numpy_helper.from_array(np.array(v, np.int64), k) for k, v in consts.items()])
+    x = rng.normal(0, 1, (1, 3, 5, 6)).astype(np.float32)
+    expected = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    np.testing.assert_allclose(run(load(model, io="float"), {"x": x})["y"], expected[0], rtol=1e-5, atol=1e-5)
+    quantized = _quantize(model, tmp_path, QuantFormat.QDQ, QuantType.QInt8, True, 0, QuantType.QInt8)
+    first = first_difference(compare_layers(quantized, draws=10, seed=0, target="host"))
+    assert first is None or first.max_diff <= 1, first
+
+
 def test_onnx_node_tests_of_claimed_ops_pass():
     from tosac.conformance.onnx_nodes import KNOWN_BAD_DATA, run_suite
 

@@ -148,6 +148,63 @@ def tile(cv: Converter, node: onnx.NodeProto) -> None:
     cv.set(node.output[0], cv.move(lambda v: cv.g.tile(v, stored), cv.value(e)), e.perm, e.quant)
 
 
+def _slice_axes(cv: Converter, node: onnx.NodeProto, e: Entry, bounds: dict[int, tuple[int, int]]) -> Entry:
+    """``e`` restricted to ``bounds`` (ONNX axis -> [begin, end)) with TOSA SLICE in the stored layout; a
+    per-channel quantization whose axis is cut is dequantized first."""
+    if e.is_const:
+        index = tuple(slice(*bounds[a]) if a in bounds else slice(None) for a in range(e.rank))
+        data = e.data[index]
+        return replace(e, data=data, shape=data.shape)
+    if e.quant is not None and e.quant.per_channel and e.quant.axis in bounds:
+        e = float_entry(cv, node, 0)
+    start = [bounds.get(a, (0, e.shape[a]))[0] for a in e.perm]
+    size = [bounds[a][1] - bounds[a][0] if a in bounds else e.shape[a] for a in e.perm]
+    value = cv.move(lambda v: cv.g.slice(v, start, size), cv.value(e))
+    shape = list(e.shape)
+    for a, (begin, end) in bounds.items():
+        shape[a] = end - begin
+    return Entry(tuple(shape), value=value, layout=e.layout, quant=e.quant)
+
+
+@handles("Slice")
+def slice_(cv: Converter, node: onnx.NodeProto) -> None:
+    """Constant starts/ends/axes with step 1 (negative and out-of-range bounds clamped as ONNX says)."""
+    e = cv.entry(node, 0)
+    starts, ends = (cv.const(node, i, what) for i, what in ((1, "starts"), (2, "ends")))
+    axes = cv.const(node, 3, "axes", default=range(len(starts)))
+    steps = cv.const(node, 4, "steps", default=[1] * len(starts))
+    bounds = {}
+    for begin, end, axis, step in zip(starts, ends, axes, steps):
+        if int(step) != 1:
+            raise UnsupportedError(f"steps {[int(s) for s in steps]}: only step 1 is supported")
+        axis = int(axis) % e.rank
+        begin, end, _ = slice(int(begin), int(end)).indices(e.shape[axis])
+        if end <= begin:
+            raise UnsupportedError(f"Slice gives an empty tensor along axis {axis}")
+        bounds[axis] = (begin, end)
+    cv.set_entry(node.output[0], _slice_axes(cv, node, e, bounds))
+
+
+@handles("Split")
+def split(cv: Converter, node: onnx.NodeProto) -> None:
+    """Split sizes from the ``split`` input (or attribute before opset 13), else equal parts."""
+    e = cv.entry(node, 0)
+    axis = int(cv.attr(node, "axis", 0)) % e.rank
+    sizes = cv.const(node, 1, "split") if len(node.input) > 1 and node.input[1] else cv.attr(node, "split")
+    if sizes is None:
+        parts = int(cv.attr(node, "num_outputs", len(node.output)))
+        chunk = -(-e.shape[axis] // parts)
+        sizes = [min(chunk, e.shape[axis] - k * chunk) for k in range(parts)]
+    sizes = [int(n) for n in sizes]
+    if sum(sizes) != e.shape[axis] or len(sizes) != len(node.output) or min(sizes) < 1:
+        raise UnsupportedError(f"split sizes {sizes} do not cut axis {axis} of size {e.shape[axis]} "
+                               f"into {len(node.output)} non-empty parts")
+    begin = 0
+    for name, size in zip(node.output, sizes):
+        cv.set_entry(name, _slice_axes(cv, node, e, {axis: (begin, begin + size)}))
+        begin += size
+
+
 @handles("Pad")
 def pad(cv: Converter, node: onnx.NodeProto) -> None:
     e = cv.entry(node, 0)
