@@ -224,11 +224,20 @@ def test_reduce_mean_in_a_quantized_squeeze_excite_block(ort, tmp_path):
     assert first is None or first.max_diff <= 1, layers
 
 
+def _agrees_in_float_and_int8(ort, tmp_path, model: onnx.ModelProto, x: np.ndarray) -> None:
+    """The float model imports within 1e-5 of ORT; its QDQ int8 form (ORT's quantizer) within 1 LSB per layer."""
+    from onnxruntime.quantization import QuantFormat, QuantType
+
+    expected = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    np.testing.assert_allclose(run(load(model, io="float"), {"x": x})["y"], expected[0], rtol=1e-5, atol=1e-5)
+    quantized = _quantize(model, tmp_path, QuantFormat.QDQ, QuantType.QInt8, True, 0, QuantType.QInt8)
+    first = first_difference(compare_layers(quantized, draws=10, seed=0, target="host"))
+    assert first is None or first.max_diff <= 1, first
+
+
 @pytest.mark.parametrize("repeats", [[1, 1, 2, 2], [2, 1, 1, 3], [1, 2, 1, 1]])
 def test_tile_agrees_with_onnxruntime_in_float_and_int8(ort, tmp_path, repeats):
     """Keras UpSampling2D exports as Tile: float within 1e-5, quantized (QDQ) within 1 LSB per layer."""
-    from onnxruntime.quantization import QuantFormat, QuantType
-
     rng = np.random.default_rng(11)
     nodes = [helper.make_node("Conv", ["x", "w1"], ["c"], pads=[1] * 4),
              helper.make_node("Tile", ["c", "repeats"], ["t"]),
@@ -238,18 +247,11 @@ def test_tile_agrees_with_onnxruntime_in_float_and_int8(ort, tmp_path, repeats):
                          [_init("w1", rng.normal(0, 0.8, (4, 3, 3, 3))),
                           _init("w2", rng.normal(0, 0.5, (4, 4 * repeats[1], 1, 1))),
                           numpy_helper.from_array(np.array(repeats, np.int64), "repeats")])
-    x = rng.normal(0, 1, (1, 3, 5, 6)).astype(np.float32)
-    expected = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
-    np.testing.assert_allclose(run(load(model, io="float"), {"x": x})["y"], expected[0], rtol=1e-5, atol=1e-5)
-    quantized = _quantize(model, tmp_path, QuantFormat.QDQ, QuantType.QInt8, True, 0, QuantType.QInt8)
-    first = first_difference(compare_layers(quantized, draws=10, seed=0, target="host"))
-    assert first is None or first.max_diff <= 1, first
+    _agrees_in_float_and_int8(ort, tmp_path, model, rng.normal(0, 1, (1, 3, 5, 6)).astype(np.float32))
 
 
 def test_slice_and_split_agree_with_onnxruntime_in_float_and_int8(ort, tmp_path):
     """Slice (negative and clamped bounds, channel and spatial axes) and Split after a conv (NHWC inside)."""
-    from onnxruntime.quantization import QuantFormat, QuantType
-
     rng = np.random.default_rng(13)
     consts = {"starts": [1, -4], "ends": [7, 100], "axes": [1, 3], "split": [2, 4]}
     nodes = [helper.make_node("Conv", ["x", "w1"], ["c"], pads=[1] * 4),
@@ -263,12 +265,7 @@ def test_slice_and_split_agree_with_onnxruntime_in_float_and_int8(ort, tmp_path)
                          [_init("w1", rng.normal(0, 0.8, (8, 3, 3, 3))), _init("wa", rng.normal(0, 0.5, (4, 2, 1, 1))),
                           _init("wb", rng.normal(0, 0.5, (4, 4, 1, 1)))]
                          + [numpy_helper.from_array(np.array(v, np.int64), k) for k, v in consts.items()])
-    x = rng.normal(0, 1, (1, 3, 5, 6)).astype(np.float32)
-    expected = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
-    np.testing.assert_allclose(run(load(model, io="float"), {"x": x})["y"], expected[0], rtol=1e-5, atol=1e-5)
-    quantized = _quantize(model, tmp_path, QuantFormat.QDQ, QuantType.QInt8, True, 0, QuantType.QInt8)
-    first = first_difference(compare_layers(quantized, draws=10, seed=0, target="host"))
-    assert first is None or first.max_diff <= 1, first
+    _agrees_in_float_and_int8(ort, tmp_path, model, rng.normal(0, 1, (1, 3, 5, 6)).astype(np.float32))
 
 
 def test_onnx_node_tests_of_claimed_ops_pass():
