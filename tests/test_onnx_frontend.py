@@ -268,6 +268,29 @@ def test_slice_and_split_agree_with_onnxruntime_in_float_and_int8(ort, tmp_path)
     _agrees_in_float_and_int8(ort, tmp_path, model, rng.normal(0, 1, (1, 3, 5, 6)).astype(np.float32))
 
 
+def test_int8_input_through_a_layout_transpose(ort, tmp_path):
+    """tf2onnx puts the NHWC->NCHW Transpose before the input's QuantizeLinear: the input still becomes int8."""
+    from onnxruntime.quantization import QuantFormat, QuantType
+
+    rng = np.random.default_rng(17)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1] * 4), helper.make_node("Relu", ["c"], ["y"])]
+    model = _float_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 6, 6])],
+                         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 6, 6])],
+                         [_init("w", rng.normal(0, 1, (4, 3, 3, 3)))])
+    quantized = _quantize(model, tmp_path, QuantFormat.QDQ, QuantType.QInt8, False, 0, QuantType.QInt8)
+    quantized.graph.input[0].CopyFrom(helper.make_tensor_value_info("x_nhwc", TensorProto.FLOAT, [1, 6, 6, 3]))
+    quantized.graph.node.insert(0, helper.make_node("Transpose", ["x_nhwc"], ["x"], perm=[0, 3, 1, 2]))
+    graph = load(quantized)
+    assert graph.input_types()["x_nhwc"].dtype.name == "INT8"
+    io = graph.metadata["io_quantization"]
+    q = rng.integers(-128, 128, (1, 6, 6, 3)).astype(np.int8)
+    x = ((q.astype(np.float32) - io["x_nhwc"]["zero_point"]) * np.float32(io["x_nhwc"]["scale"])).astype(np.float32)
+    session = ort.InferenceSession(quantized.SerializeToString(), providers=["CPUExecutionProvider"])
+    expected = np.rint(session.run(None, {"x_nhwc": x})[0] / io["y"]["scale"]) + io["y"]["zero_point"]
+    got = tosac.compile(graph, "host").run({"x_nhwc": q})["y"]
+    assert np.abs(got.astype(np.int32) - expected).max() <= 1
+
+
 def test_onnx_node_tests_of_claimed_ops_pass():
     from tosac.conformance.onnx_nodes import KNOWN_BAD_DATA, run_suite
 

@@ -24,6 +24,8 @@ from tosac.ir.graph import Graph
 Handler = Callable[["Converter", onnx.NodeProto], None]
 #: (domain, op_type) → handler; filled by the legalisation modules with :func:`handles`.
 HANDLERS: dict[tuple[str, str], Handler] = {}
+# Ops that only move data: quantization passes through them unchanged.
+LAYOUT_OPS = ("Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity")
 # Rules tried before a node's handler (QDQ patterns): each returns True when it converted the node.
 PATTERNS: list[Callable[["Converter", onnx.NodeProto], bool]] = []
 
@@ -138,14 +140,32 @@ class Converter:
             del self.g.blk.tensors[name]
 
     def _input_quantization(self, name: str) -> tuple[Quant, DType] | None:
-        """With quantized I/O, a float input read only by identical QuantizeLinear nodes becomes integer."""
-        users = self.consumers.get(name, [])
-        if self.io != "quantized" or not users or any(u.op_type != "QuantizeLinear" for u in users):
+        """With quantized I/O, a float input read only by identical QuantizeLinear nodes becomes integer — also
+        through layout-only ops (a Transpose or Reshape that tf2onnx puts before the QuantizeLinear), since a
+        per-tensor quantization commutes with them."""
+        quantizers = self._quantizers_through_layout(name) if self.io == "quantized" else None
+        if not quantizers:
             return None
-        params = [self.quantize_params(u) for u in users]
+        params = [self.quantize_params(u) for u in quantizers]
         if any(not p[0].same_as(params[0][0]) or p[1] != params[0][1] for p in params) or params[0][0].per_channel:
             return None
         return params[0]
+
+    def _quantizers_through_layout(self, name: str) -> list[onnx.NodeProto] | None:
+        """The QuantizeLinear nodes that read ``name``, directly or through layout-only ops; None when anything
+        else reads it (or a layout op's result)."""
+        found = []
+        for user in self.consumers.get(name, []):
+            if user.op_type == "QuantizeLinear" and user.input[0] == name:
+                found.append(user)
+            elif user.op_type in LAYOUT_OPS and user.input[0] == name and len(user.output) == 1:
+                below = self._quantizers_through_layout(user.output[0])
+                if not below or user.output[0] in self.outputs:
+                    return None
+                found += below
+            else:
+                return None
+        return found or None
 
     def _declare_outputs(self) -> None:
         values = []
