@@ -96,3 +96,20 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     assert "bit-exact against the reference interpreter: YES" in out
     assert "all checks agree bit for bit" in out
     assert (tmp_path / "kws.tosa").stat().st_size > 10_000
+
+
+def test_header_and_executable_state_the_models_scales():
+    """A C user quantizes sensor data and reads results with the scales the header states."""
+    from tosac.pipeline.artefacts import header_text
+    from tosac.targets import get_target
+
+    graph = models.load("kws")
+    io = graph.metadata["io_quantization"]
+    exe = tosac.compile(graph, "aarch64")
+    assert exe.program.info["io_quantization"] == io
+    header = header_text(graph, exe, get_target("aarch64"))
+    for kind, names in (("INPUT", exe.program.inputs), ("OUTPUT", exe.program.outputs)):
+        for index, name in enumerate(names):
+            scale = float(header.split(f"#define MODEL_{kind}_{index}_SCALE ")[1].split("f\n")[0])
+            zero_point = int(header.split(f"#define MODEL_{kind}_{index}_ZERO_POINT (")[1].split(")")[0])
+            assert np.float32(scale) == np.float32(io[name]["scale"]) and zero_point == io[name]["zero_point"], name

@@ -68,10 +68,17 @@ def header_text(graph: Graph, exe: Executable, target: Target, entry: str = "mod
         for index, name in enumerate(names):
             ttype = graph.main.type_of(name)
             spec = p.buffers[name]
-            zp = _zero_point(graph, name, kind == "INPUT")
+            quant = graph.metadata.get("io_quantization", {}).get(name)
+            if quant:
+                zp = f"real = {quant['scale']:.9g} * (q - {quant['zero_point']}) (the model's quantization)"
+            else:
+                zp = _zero_point(graph, name, kind == "INPUT")
             lines.append(f"/* {kind.lower()} {index} \"{name}\": {_C_TYPES[ttype.dtype.name]} "
                          f"[{', '.join(map(str, ttype.shape))}], {spec.nbytes} bytes; {zp} */")
             lines.append(f"#define {prefix}_{kind}_{index}_BYTES {spec.nbytes}u")
+            if quant:
+                lines.append(f"#define {prefix}_{kind}_{index}_SCALE {quant['scale']:.9g}f")
+                lines.append(f"#define {prefix}_{kind}_{index}_ZERO_POINT ({quant['zero_point']})")
     lines += ["", "#ifdef __cplusplus", 'extern "C" {', "#endif",
               f"int {entry}(const void *inputs[], void *outputs[], void *arena);",
               "#ifdef __cplusplus", "}", "#endif", "", f"#endif /* {guard} */", ""]

@@ -63,6 +63,8 @@ def compile(graph: Graph, target: str | Target = "host", config: Mapping[str, Co
     configs.update(config or {})
     program = _compile_block(optimised, optimised.main, target, configs, standalone=standalone)
     program.info["compile_seconds"] = time.perf_counter() - started
+    # Scale and zero point per input/output name, when the model carries them (an imported quantized model).
+    program.info["io_quantization"] = dict(graph.metadata.get("io_quantization", {}))
     return _load(program, target)
 
 
