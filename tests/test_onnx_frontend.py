@@ -291,6 +291,28 @@ def test_int8_input_through_a_layout_transpose(ort, tmp_path):
     assert np.abs(got.astype(np.int32) - expected).max() <= 1
 
 
+def test_comparisons_not_and_where_agree_with_onnxruntime(ort):
+    """x < t, not, where on a conv's output (NHWC inside): an exact float32 result, bool masks in between."""
+    rng = np.random.default_rng(19)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1] * 4),
+             helper.make_node("Less", ["c", "t"], ["lt"]),
+             helper.make_node("Not", ["lt"], ["ge"]),
+             helper.make_node("Equal", ["c", "c"], ["same"]),
+             helper.make_node("GreaterOrEqual", ["c", "t"], ["ge2"]),
+             helper.make_node("Where", ["ge", "c", "t"], ["y1"]),
+             helper.make_node("Where", ["ge2", "t", "c"], ["y2"]),
+             helper.make_node("Where", ["same", "y1", "y2"], ["y3"]),
+             helper.make_node("Add", ["y3", "y2"], ["y"])]
+    model = _float_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 5, 6])],
+                         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                         [_init("w", rng.normal(0, 1, (4, 3, 3, 3))), _init("t", rng.normal(0, 1, (4, 1, 1)))])
+    x = rng.normal(0, 1, (1, 3, 5, 6)).astype(np.float32)
+    expected = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    graph = load(model, io="float")
+    np.testing.assert_allclose(run(graph, {"x": x})["y"], expected[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(tosac.compile(graph, "host").run({"x": x})["y"], expected[0], rtol=1e-5, atol=1e-5)
+
+
 def test_onnx_node_tests_of_claimed_ops_pass():
     from tosac.conformance.onnx_nodes import KNOWN_BAD_DATA, run_suite
 

@@ -301,24 +301,61 @@ def clip_float(cv: Converter, node: onnx.NodeProto, lo: float, hi: float) -> Non
 _WRAPPING_INTS = (DType.INT8, DType.INT16, DType.INT32)
 
 
-def _binary(cv: Converter, node: onnx.NodeProto, op: str) -> None:
-    """Float32 arithmetic, or signed integer arithmetic that wraps (computed in int32, cast back)."""
+def _operands(cv: Converter, node: onnx.NodeProto) -> tuple[Value, Value, tuple[int, ...], DType | None]:
+    """Both inputs in a common layout: float32, or (when both are plain signed integers) int32; the integer
+    type they had, or None for float."""
     raw = [cv.entry(node, 0), cv.entry(node, 1)]
     integer = all(e.quant is None and e.dtype in _WRAPPING_INTS for e in raw)
     entries = raw if integer else [float_entry(cv, node, 0), float_entry(cv, node, 1)]
     entries, layout = cv.common_layout(entries)
     a, b = (cv.value(e, layout) for e in entries)
-    dtype = a.dtype
+    dtype = a.dtype if integer else None
     if integer and dtype is not DType.INT32:
         a, b = cv.g.cast(a, DType.INT32), cv.g.cast(b, DType.INT32)
+    return a, b, layout, dtype
+
+
+def _binary(cv: Converter, node: onnx.NodeProto, op: str) -> None:
+    """Float32 arithmetic, or signed integer arithmetic that wraps (computed in int32, cast back)."""
+    a, b, layout, dtype = _operands(cv, node)
     y = cv.g.mul(a, b) if op == "MUL" else cv.g.op(op, [a, b])
-    if integer and dtype is not DType.INT32:
+    if dtype is not None and dtype is not DType.INT32:
         y = cv.g.cast(y, dtype)
     cv.set(node.output[0], y, layout)
 
 
 for _onnx, _tosa in (("Add", "ADD"), ("Sub", "SUB"), ("Mul", "MUL")):
     handles(_onnx)(lambda cv, node, _op=_tosa: _binary(cv, node, _op))
+
+# ONNX comparison -> (TOSA op, operands swapped): a < b is b > a.
+_COMPARISONS = {"Greater": ("GREATER", False), "Less": ("GREATER", True), "GreaterOrEqual": ("GREATER_EQUAL", False),
+                "LessOrEqual": ("GREATER_EQUAL", True), "Equal": ("EQUAL", False)}
+
+
+@handles(*_COMPARISONS)
+def compare(cv: Converter, node: onnx.NodeProto) -> None:
+    """A bool tensor from float32 or signed integer inputs (compared exactly, in int32)."""
+    op, swapped = _COMPARISONS[node.op_type]
+    a, b, layout, _ = _operands(cv, node)
+    cv.set(node.output[0], cv.g.op(op, [b, a] if swapped else [a, b]), layout)
+
+
+@handles("Not")
+def logical_not(cv: Converter, node: onnx.NodeProto) -> None:
+    e = cv.entry(node, 0)
+    if e.dtype is not DType.BOOL:
+        raise UnsupportedError(f"Not needs a bool input, got {e.dtype.name}")
+    cv.set(node.output[0], cv.g.op("LOGICAL_NOT", [cv.value(e)]), e.perm)
+
+
+@handles("Where")
+def where(cv: Converter, node: onnx.NodeProto) -> None:
+    """SELECT(condition, x, y) on float32 values (a quantized x or y is dequantized)."""
+    condition = cv.entry(node, 0)
+    if condition.dtype is not DType.BOOL:
+        raise UnsupportedError(f"Where needs a bool condition, got {condition.dtype.name}")
+    entries, layout = cv.common_layout([condition, float_entry(cv, node, 1), float_entry(cv, node, 2)])
+    cv.set(node.output[0], cv.g.select(*(cv.value(e, layout) for e in entries)), layout)
 
 
 def _unary(tosa_op: str):
