@@ -33,11 +33,11 @@ from pathlib import Path
 import numpy as np
 
 import tosac
-import tosac.models
-from tosac.pipeline.optimise import kernel_builders, optimise_graph
 from tosac.ir.builder import GraphBuilder
 from tosac.ir.dtypes import DType
 from tosac.ir.reference.interpreter import run as reference
+import tosac.models
+from tosac.pipeline.optimise import kernel_builders, optimise_graph
 from tosac.prune import layer_mask, prunable_layers
 from tosac.targets import get_target
 

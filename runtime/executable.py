@@ -18,8 +18,8 @@ import numpy as np
 
 from tosac.errors import InterpreterError, UnsupportedError
 from tosac.runtime.cross import CrossRun, run_batch
-from tosac.runtime.memory_plan import MemoryPlan
 from tosac.runtime.jit import LoadedObject
+from tosac.runtime.memory_plan import MemoryPlan
 from tosac.targets import Target
 
 

@@ -8,13 +8,8 @@ import pytest
 import tosac
 from tosac import models
 from tosac.errors import TosacError
+from tosac.ir.random_inputs import random_inputs
 from tosac.ir.reference.interpreter import run
-
-
-def seeded_inputs(graph, seed: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return {n: rng.integers(t.dtype.min, t.dtype.max + 1, t.shape).astype(t.dtype.storage)
-            for n, t in graph.input_types().items()}
 
 
 @pytest.mark.parametrize("fmt", ["qdq", "qoperator"])
@@ -25,7 +20,7 @@ def test_model_compiles_bit_exact_on_the_host(name, fmt):
     exe = tosac.compile(graph, "host")
     outputs = set()
     for seed in range(4):
-        inputs = seeded_inputs(graph, seed)
+        inputs = random_inputs(graph.input_types(), seed)
         expected, got = run(graph, inputs), exe.run(inputs)
         for out in graph.outputs:
             np.testing.assert_array_equal(got[out], expected[out])
@@ -50,7 +45,7 @@ def test_model_agrees_with_onnxruntime_layer_by_layer(name, require_module):
 def test_kws_gives_identical_bits_on_arm(target, require_cross):
     require_cross(target)
     graph = models.load("kws")
-    inputs = seeded_inputs(graph, 3)
+    inputs = random_inputs(graph.input_types(), 3)
     expected = run(graph, inputs)
     got = tosac.compile(graph, target).run(inputs)
     for out in graph.outputs:

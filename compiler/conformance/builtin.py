@@ -70,7 +70,6 @@ def _compare(got: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> str
 
 def run_on_target(cases: Sequence[tuple[str, Case]], target: str) -> dict[str, dict[str, np.ndarray] | str]:
     """Outputs of each case on ``target`` (or the error text), batching ARM runs into one process."""
-
     tgt = get_target(target)
     results: dict[str, dict[str, np.ndarray] | str] = {}
     pending = []

@@ -22,6 +22,7 @@ from tosac.lower.values import Operands, i64, storage_type, to_i64, value_type
 from tosac.schedules import loopnest as ln
 from tosac.schedules.loopnest import binary, cast, select, smax, smin
 
+
 @dataclass
 class ElementOp:
     """One op applied to element values ``x`` (expressions of the operands' value types)."""

@@ -12,12 +12,12 @@ import numpy as np
 
 from tosac.errors import UnsupportedError
 from tosac.ir.graph import Block
-from tosac.ir.ops import SCHEMAS, OpCategory, schema
+from tosac.ir.ops import OpCategory, schema
 from tosac.lower import ops as lower
-from tosac.lower.elementwise import ElementOp, element, uses_channel
-from tosac.passes.fusion import OpGroup
-from tosac.lower.values import Operands, loaded, stored, tensor_arg
 from tosac.lower import int8_layers
+from tosac.lower.elementwise import ElementOp, element, uses_channel
+from tosac.lower.values import Operands, loaded, stored, tensor_arg
+from tosac.passes.fusion import OpGroup
 from tosac.schedules import dense, depthwise, generic, sparse, taps
 from tosac.schedules import loopnest as ln
 from tosac.schedules.generic import ElementContext, MapCompute, Schedule, TensorArg
@@ -59,7 +59,7 @@ class Chain:
         values = {self.first: value}
         for op in self.ops:
             xs = []
-            for name in SCHEMAS[op.name].data_inputs(op.inputs):
+            for name in schema(op.name).data_inputs(op.inputs):
                 if name in values:
                     xs.append(values[name])
                 else:
@@ -104,7 +104,7 @@ class KernelBuilder:
         return compute
 
     def _lower_anchor(self, lw: lower.OpLowering):
-        name, category = lw.op.name, SCHEMAS[lw.op.name].category
+        name, category = lw.op.name, schema(lw.op.name).category
         if category is OpCategory.DATA_MOVEMENT:
             return lower.lower_data_movement(lw)
         if category is OpCategory.REDUCTION:

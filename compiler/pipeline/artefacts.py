@@ -68,7 +68,7 @@ def header_text(graph: Graph, exe: Executable, target: Target, entry: str = "mod
         for index, name in enumerate(names):
             ttype = graph.main.type_of(name)
             spec = p.buffers[name]
-            quant = graph.metadata.get("io_quantization", {}).get(name)
+            quant = p.info.get("io_quantization", {}).get(name)
             if quant:
                 zp = f"real = {quant['scale']:.9g} * (q - {quant['zero_point']}) (the model's quantization)"
             else:
@@ -87,7 +87,6 @@ def header_text(graph: Graph, exe: Executable, target: Target, entry: str = "mod
 
 def write_static_lib(object_code: bytes, path: Path, target: Target) -> None:
     """``path`` as an ``ar`` archive holding the object (with the target's binutils when cross)."""
-
     ar = "ar" if target.is_host else toolchain(target).prefix + "ar"
     if shutil.which(ar) is None:
         raise ToolchainMissingError(f"'{ar}' is missing: install binutils for {target.name} "

@@ -19,20 +19,19 @@ from tosac.errors import UnpredictableError, UnsupportedError
 from tosac.ir.graph import Block, Graph
 from tosac.ir.reference.control_flow import MAX_ITERATIONS
 from tosac.ir.reference.interpreter import coerce_input
-from tosac.pipeline.tuning_log import TuningLog
-from tosac.pipeline.entry_point import HOST_ENTRY, add_entry_point, add_repeat_loop
-from tosac.passes.fusion import CONTROL_FLOW, OpGroup, group_ops
 from tosac.lower.kernels import KernelBuilder
+from tosac.passes.fusion import CONTROL_FLOW, OpGroup, group_ops
+from tosac.pipeline.entry_point import HOST_ENTRY, add_entry_point, add_repeat_loop
 from tosac.pipeline.optimise import kernel_name, optimise_graph
 from tosac.pipeline.tuned_configs import tuned_configs
-from tosac.runtime.memory_plan import liveness, plan_memory
+from tosac.pipeline.tuning_log import TuningLog
 from tosac.runtime.executable import BufferSpec, ControlStep, Executable, HostStep, KernelStep, Program
 from tosac.runtime.jit import LoadedObject
+from tosac.runtime.memory_plan import liveness, plan_memory
 from tosac.runtime.objects import compile_object
 from tosac.schedules.emit_llvm import Emitter
 from tosac.schedules.space import Config
 from tosac.targets import Target, get_target
-
 
 
 @dataclass

@@ -18,9 +18,9 @@ import numpy as np
 from tosac.errors import UnsupportedError
 
 from tosac.ir.reference.control_flow import MAX_ITERATIONS
-from tosac.runtime.memory_plan import MemoryPlan
 from tosac.runtime.executable import ControlStep, HostStep, KernelStep, Program
 from tosac.runtime.jit import REPEAT_SUFFIX
+from tosac.runtime.memory_plan import MemoryPlan
 
 PTR = ir.PointerType()
 I64 = ir.IntType(64)

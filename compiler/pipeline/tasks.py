@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tosac.ir.graph import Block, Graph, Op, Tensor
-from tosac.passes.fusion import CONST_OPS, CONTROL_FLOW, OpGroup, group_ops
 from tosac.lower.kernels import KernelBuilder
+from tosac.passes.fusion import CONST_OPS, CONTROL_FLOW, OpGroup, group_ops
 from tosac.pipeline.optimise import kernel_name, optimise_graph
 from tosac.schedules.space import ConfigSpace
 from tosac.targets import Target, get_target

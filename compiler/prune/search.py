@@ -261,7 +261,6 @@ def layer_task(graph: Graph, layer: str, target="host"):
     ``layer``; the task is the one whose ``kernel_names`` include that kernel's name (tasks are shared by
     identical kernels, so the task graph itself may hold another layer's op).
     """
-
     optimised = optimise_graph(graph)
     name = next((kernel_name(i, g) for i, g in enumerate(group_ops(optimised.main))
                  if any(op.outputs[:1] == [layer] for op in g.ops)), None)
@@ -415,7 +414,6 @@ def _check_goal(sparsity, latency_budget) -> None:
 
 def _model_inputs(graph: Graph, seed: int) -> tuple[dict, dict]:
     """Seeded random inputs whose reference result is defined, and that result."""
-
     for attempt in range(4):
         inputs = random_inputs(graph.input_types(), seed + attempt)
         try:
@@ -458,7 +456,6 @@ def search(graph: Graph, target="host", *, sparsity: float | None = None, latenc
     (seconds for the whole model). ``log`` is a tuning log (resumed when it exists; a temporary one when
     None). ``runner`` measures candidates (default :class:`tosac.tune.LocalRunner`). See the module docstring.
     """
-
     _check_goal(sparsity, latency_budget)
     if not isinstance(graph, Graph):
         raise PruneError(f"search needs a tosac Graph, got {type(graph).__name__}")

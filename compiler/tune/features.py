@@ -110,7 +110,6 @@ class Featurizer:
         self._cache: dict[str, np.ndarray] = {}
 
     def __call__(self, config: Config) -> np.ndarray:
-
         key = config_key(config)
         if key not in self._cache:
             try:

@@ -19,13 +19,13 @@ import numpy as np
 
 from tosac.errors import TuningError
 from tosac.ir.graph import Graph
+from tosac.pipeline.tasks import Task, extract_tasks, target_class
+from tosac.pipeline.tuning_log import CONFIRM, Record, TuningLog, best_of, config_key, target_info
 from tosac.schedules.space import Config
 from tosac.targets import Target, get_target
 from tosac.tune.features import Featurizer
-from tosac.pipeline.tuning_log import CONFIRM, Record, TuningLog, best_of, config_key, target_info
 from tosac.tune.measure import LocalRunner, MeasureResult, Runner
 from tosac.tune.search import TUNERS, XGBTuner
-from tosac.pipeline.tasks import Task, extract_tasks, target_class
 
 
 @dataclass

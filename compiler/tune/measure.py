@@ -36,9 +36,9 @@ from tosac.errors import TuningError, UnpredictableError
 from tosac.ir.random_inputs import random_inputs
 from tosac.ir.reference.interpreter import run
 from tosac.pipeline.driver import compile as compile_graph
-from tosac.schedules.space import Config
-from tosac.pipeline.tuning_log import ErrorCode, Measured
 from tosac.pipeline.tasks import Task
+from tosac.pipeline.tuning_log import ErrorCode, Measured
+from tosac.schedules.space import Config
 
 
 @dataclass

@@ -5,8 +5,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from tosac.errors import TosacError
-from tosac.tune.job import TaskReport, _best_so_far
 from tosac.pipeline.tuning_log import TuningLog
+from tosac.tune.job import TaskReport, _best_so_far
 
 
 def summary_table(reports: list[TaskReport]) -> str:

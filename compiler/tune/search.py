@@ -14,8 +14,8 @@ from typing import Callable
 
 import numpy as np
 
-from tosac.schedules.space import Config, ConfigSpace
 from tosac.pipeline.tuning_log import config_key
+from tosac.schedules.space import Config, ConfigSpace
 from tosac.tune.measure import MeasureResult
 from tosac.tune.model import CostModel
 

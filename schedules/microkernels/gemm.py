@@ -210,16 +210,20 @@ class _RegisterBlock:
                 self.step(b.mul(kk, c64(geo.nr * g * micro.weight_bytes)), b.add(tap, b.mul(gg, c64(g * elem))))
         self.em.loop("kg", c64(0), c64(geo.kr), unroll, groups)
 
+    def _activation_offset(self, tap: int, channel: int) -> ir.Constant:
+        """Byte offset, from a row's first pixel, of ``channel`` in a compile-time ``tap``."""
+        geo = self.geo
+        (dy, dx), iwp = geo.dilation, geo.padded_hw[1]
+        ty, tx = divmod(tap, geo.kernel_hw[1])
+        return c64(((ty * dy * iwp + tx * dx) * self.icp + channel) * self.micro.act_bytes)
+
     def unrolled_groups(self, groups: list[int]) -> None:
         """Panel format: the panel's nonzero groups only, at constant offsets."""
         geo, micro = self.geo, self.micro
-        g, elem = micro.k_group, micro.act_bytes
-        (dy, dx), iwp, kw = geo.dilation, geo.padded_hw[1], geo.kernel_hw[1]
         for kk in groups:
             t, gi = divmod(kk, geo.kr)
-            ty, tx = divmod(t, kw)
-            self.step(c64(kk * geo.nr * g * micro.weight_bytes),
-                      c64(((ty * dy * iwp + tx * dx) * self.icp + gi * g) * elem))
+            self.step(c64(kk * geo.nr * micro.k_group * micro.weight_bytes),
+                      self._activation_offset(t, gi * micro.k_group))
 
     def step(self, w_off: ir.Value, a_off: ir.Value) -> None:
         """One reduction group: nv weight vectors x mr activation groups into the accumulators."""
@@ -240,9 +244,7 @@ class _RegisterBlock:
     def window_step(self, window: PackedWindow) -> None:
         """Packed format: load the window once per row, then a constant shuffle and a dot product per word."""
         b, geo, micro = self.em.builder, self.geo, self.micro
-        (dy, dx), iwp = geo.dilation, geo.padded_hw[1]
-        ty, tx = divmod(window.tap, geo.kernel_hw[1])
-        a_off = c64(((ty * dy * iwp + tx * dx) * self.icp + window.channel0) * micro.act_bytes)
+        a_off = self._activation_offset(window.tap, window.channel0)
         wty = ir.VectorType(int_type(micro.act_type), window.width)
         element = int_type(micro.weight_type)
         for r in range(geo.mr):

@@ -130,6 +130,14 @@ def concat(cv: Converter, node: onnx.NodeProto) -> None:
     cv.set(node.output[0], cv.move(lambda *vs: cv.g.concat(*vs, axis=axis), *values), layout, entries[0].quant)
 
 
+def _per_tensor_along(cv: Converter, node: onnx.NodeProto, e: Entry, axes) -> Entry:
+    """``e``, dequantized when its quantization is per channel along one of ``axes`` (ONNX axes an op tiles
+    or cuts, which the channel scales would no longer line up with)."""
+    if e.quant is not None and e.quant.per_channel and e.quant.axis in axes:
+        return float_entry(cv, node, 0)
+    return e
+
+
 @handles("Tile")
 def tile(cv: Converter, node: onnx.NodeProto) -> None:
     """TOSA TILE in the stored layout (Keras UpSampling2D exports as Tile + Reshape); quantization passes through
@@ -142,8 +150,7 @@ def tile(cv: Converter, node: onnx.NodeProto) -> None:
         data = np.tile(e.data, repeats)
         cv.set_entry(node.output[0], replace(e, data=data, shape=data.shape))
         return
-    if e.quant is not None and e.quant.per_channel and repeats[e.quant.axis] != 1:
-        e = float_entry(cv, node, 0)
+    e = _per_tensor_along(cv, node, e, [a for a, r in enumerate(repeats) if r != 1])
     stored = [repeats[axis] for axis in e.perm]
     cv.set(node.output[0], cv.move(lambda v: cv.g.tile(v, stored), cv.value(e)), e.perm, e.quant)
 
@@ -155,8 +162,7 @@ def _slice_axes(cv: Converter, node: onnx.NodeProto, e: Entry, bounds: dict[int,
         index = tuple(slice(*bounds[a]) if a in bounds else slice(None) for a in range(e.rank))
         data = e.data[index]
         return replace(e, data=data, shape=data.shape)
-    if e.quant is not None and e.quant.per_channel and e.quant.axis in bounds:
-        e = float_entry(cv, node, 0)
+    e = _per_tensor_along(cv, node, e, bounds)
     start = [bounds.get(a, (0, e.shape[a]))[0] for a in e.perm]
     size = [bounds[a][1] - bounds[a][0] if a in bounds else e.shape[a] for a in e.perm]
     value = cv.move(lambda v: cv.g.slice(v, start, size), cv.value(e))
