@@ -13,6 +13,7 @@ import tosac
 from tosac.conformance.onnx_agreement import compare_layers, first_difference
 from tosac.errors import FrontendError, UnsupportedError
 from tosac.frontends.onnx import load
+from tosac.frontends.onnx.reader import OpsetUpgradeWarning
 from tosac.ir.graph import Graph
 from tosac.ir.random_inputs import random_inputs
 from tosac.ir.reference.interpreter import run
@@ -374,12 +375,23 @@ def test_dynamic_dimension_needs_a_value():
     assert graph.tensors["x"].type.shape == (4, 3)
 
 
-def test_old_opset_is_refused():
-    model = _float_model([helper.make_node("Relu", ["x"], ["y"])],
-                         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
-                         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [], opset=11)
-    with pytest.raises(FrontendError, match="opset 11 is too old"):
-        load(model)
+def test_old_opsets_are_upgraded_and_say_so():
+    """Opset 10-12 files (the ONNX Model Zoo's int8 models are opset 12) load through onnx's version converter:
+    Clip's attributes become inputs, Squeeze's axes an input; the result is what the old opset means."""
+    model = _float_model([helper.make_node("Clip", ["x"], ["c"], min=-1.0, max=2.0),
+                          helper.make_node("Squeeze", ["c"], ["y"], axes=[0])],
+                         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [], opset=10)
+    with pytest.warns(OpsetUpgradeWarning, match="opset 10 upgraded to opset 13"):
+        graph = load(model)
+    assert graph.metadata["onnx_upgraded_from_opset"] == 10
+    x = np.array([[-3.0, 0.5, 1.5, 7.0]], np.float32)
+    np.testing.assert_array_equal(run(graph, {"x": x})["y"], [-1.0, 0.5, 1.5, 2.0])
+    unknown = _float_model([helper.make_node("NoSuchOp", ["x"], ["y"])],
+                           [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
+                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [], opset=9)
+    with pytest.raises(FrontendError, match="opset 9 is older than 13 and onnx.version_converter cannot"):
+        load(unknown)
 
 
 def test_external_data_is_read_only_from_the_model_folder(tmp_path):

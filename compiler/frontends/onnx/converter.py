@@ -17,6 +17,7 @@ from onnx import helper
 from tosac.errors import FrontendError, TosacError, UnsupportedError
 from tosac.frontends.onnx.entries import Entry, Quant, dtype_of, relayout
 from tosac.frontends.onnx.fixed_point import multipliers_shifts
+from tosac.frontends.onnx.reader import UPGRADED_FROM
 from tosac.ir.builder import GraphBuilder, Value
 from tosac.ir.dtypes import DType
 from tosac.ir.graph import Graph
@@ -31,6 +32,7 @@ PATTERNS: list[Callable[["Converter", onnx.NodeProto], bool]] = []
 
 _ONNX_INT = {onnx.TensorProto.INT8: DType.INT8, onnx.TensorProto.UINT8: DType.UINT8,
              onnx.TensorProto.INT16: DType.INT16, onnx.TensorProto.INT32: DType.INT32,
+             onnx.TensorProto.INT64: DType.INT32,    # no int64 tensors in TOSA: token ids and such are int32
              onnx.TensorProto.FLOAT: DType.FP32, onnx.TensorProto.BOOL: DType.BOOL,
              onnx.TensorProto.FLOAT16: DType.FP16}
 
@@ -91,12 +93,14 @@ class Converter:
             domain = "" if node.domain in ("", "ai.onnx") else node.domain
             handler = HANDLERS.get((domain, node.op_type))
             where = f"node '{node.name or node.output[0]}' ({(domain + '::') if domain else ''}{node.op_type})"
-            if handler is None:
-                raise UnsupportedError(f"{where}: operator not supported by the ONNX frontend "
-                                       f"(supported: {', '.join(sorted(op for _, op in HANDLERS))})")
             before = len(self.g.blk.ops)
             try:
-                if not self._fold(node) and not any(rule(self, node) for rule in PATTERNS):
+                if self._fold(node) or any(rule(self, node) for rule in PATTERNS):
+                    pass
+                elif handler is None:     # (an op of constants folds, handled or not: Mod, Range on shapes)
+                    raise UnsupportedError("operator not supported by the ONNX frontend (supported: "
+                                           f"{', '.join(sorted(op for _, op in HANDLERS))})")
+                else:
                     handler(self, node)
             except UnsupportedError as exc:
                 raise UnsupportedError(f"{where}: {exc}") from None
@@ -110,6 +114,9 @@ class Converter:
         self._drop_bound_inputs()
         graph = self.g.build()
         graph.metadata["io_quantization"] = self.io_quant
+        upgraded = {p.key: p.value for p in self.proto.metadata_props}.get(UPGRADED_FROM)
+        if upgraded is not None:
+            graph.metadata["onnx_upgraded_from_opset"] = int(upgraded)
         return graph
 
     def _declare_inputs(self) -> None:
@@ -124,6 +131,9 @@ class Converter:
                 raise UnsupportedError(f"input '{value.name}': element type "
                                        f"{onnx.TensorProto.DataType.Name(elem)} is not supported")
             shape = tuple(d.dim_value for d in value.type.tensor_type.shape.dim)
+            if 0 in shape:
+                raise UnsupportedError(f"input '{value.name}' has shape {list(shape)}: empty tensors are not "
+                                       "supported")
             dtype, quant = _ONNX_INT[elem], self._input_quantization(value.name)
             if quant is not None:
                 q, dtype = quant

@@ -146,13 +146,20 @@ def tile(cv: Converter, node: onnx.NodeProto) -> None:
     repeats = [int(r) for r in cv.const(node, 1, "repeats")]
     if len(repeats) != e.rank or min(repeats) < 1:
         raise UnsupportedError(f"repeats {repeats} must give a positive count for each of the {e.rank} axes")
+    cv.set_entry(node.output[0], tiled(cv, node, e, repeats))
+
+
+def tiled(cv: Converter, node: onnx.NodeProto, e: Entry, repeats: list[int]) -> Entry:
+    """``e`` repeated ``repeats[a]`` times along each ONNX axis ``a`` (TOSA TILE in the stored layout)."""
     if e.is_const:
         data = np.tile(e.data, repeats)
-        cv.set_entry(node.output[0], replace(e, data=data, shape=data.shape))
-        return
+        return replace(e, data=data, shape=data.shape)
     e = _per_tensor_along(cv, node, e, [a for a, r in enumerate(repeats) if r != 1])
+    if all(r == 1 for r in repeats):
+        return e
     stored = [repeats[axis] for axis in e.perm]
-    cv.set(node.output[0], cv.move(lambda v: cv.g.tile(v, stored), cv.value(e)), e.perm, e.quant)
+    value = cv.move(lambda v: cv.g.tile(v, stored), cv.value(e))
+    return Entry(tuple(d * r for d, r in zip(e.shape, repeats)), value=value, layout=e.layout, quant=e.quant)
 
 
 def _slice_axes(cv: Converter, node: onnx.NodeProto, e: Entry, bounds: dict[int, tuple[int, int]]) -> Entry:
@@ -375,6 +382,68 @@ for _onnx, _tosa in (("Sigmoid", "SIGMOID"), ("Tanh", "TANH"), ("Exp", "EXP"), (
                      ("Reciprocal", "RECIPROCAL"), ("Erf", "ERF"), ("Floor", "FLOOR"), ("Ceil", "CEIL"),
                      ("Sin", "SIN"), ("Cos", "COS")):
     handles(_onnx)(_unary(_tosa))
+
+
+@handles("Sqrt")
+def sqrt(cv: Converter, node: onnx.NodeProto) -> None:
+    """1 / RSQRT(x): TOSA has no SQRT; exact at 0 and infinity, NaN below 0 as ONNX says."""
+    e = float_entry(cv, node, 0)
+    cv.set(node.output[0], cv.g.reciprocal(cv.g.rsqrt(cv.value(e))), e.perm)
+
+
+@handles("Div")
+def div(cv: Converter, node: onnx.NodeProto) -> None:
+    """Float x / y as x · RECIPROCAL(y) (TOSA has no float division; within an ulp of IEEE division, exact for a
+    power-of-two divisor); signed integers divide truncating toward zero (TOSA INTDIV), as ONNX Runtime does."""
+    a, b, layout, dtype = _operands(cv, node)
+    g = cv.g
+    if dtype is None:
+        y = g.mul(a, g.reciprocal(b))
+    else:
+        y = g.intdiv(a, b)
+        y = y if dtype is DType.INT32 else g.cast(y, dtype)
+    cv.set(node.output[0], y, layout)
+
+
+@handles("Pow")
+def pow_(cv: Converter, node: onnx.NodeProto) -> None:
+    """Float x ** y: a constant exponent 1, 2 or 3 as multiplications and 0.5 as Sqrt (what exported LayerNorm
+    and GELU use; exact for negative x, unlike TOSA POW, which is undefined there); TOSA POW otherwise."""
+    exponent = cv.entry(node, 1)
+    if exponent.is_const and exponent.quant is None and exponent.data.size == 1:
+        power = float(exponent.data.reshape(-1)[0])
+        if power in (1.0, 2.0, 3.0, 0.5):
+            e = float_entry(cv, node, 0)
+            x, g = cv.value(e), cv.g
+            y = {1.0: lambda: x, 2.0: lambda: g.mul(x, x), 3.0: lambda: g.mul(g.mul(x, x), x),
+                 0.5: lambda: g.reciprocal(g.rsqrt(x))}[power]()
+            cv.set(node.output[0], y, e.perm)
+            return
+    a, b, layout, dtype = _operands(cv, node)
+    if dtype is not None:
+        raise UnsupportedError("Pow of integers is not supported")
+    cv.set(node.output[0], cv.g.pow(a, b), layout)
+
+
+@handles("Gelu")
+def gelu(cv: Converter, node: onnx.NodeProto) -> None:
+    """Opset 20's Gelu: 0.5 x (1 + erf(x / sqrt 2)), or the tanh approximation."""
+    e = float_entry(cv, node, 0)
+    g, x, ones_ = cv.g, cv.value(e), ones(e.rank)
+
+    def scalar(v: float) -> Value:
+        return g.const(np.full(ones_, v, np.float32))
+
+    approximate = cv.attr(node, "approximate", "none")
+    approximate = approximate.decode() if isinstance(approximate, bytes) else approximate
+    if approximate == "none":
+        inner = g.erf(g.mul(x, scalar(1 / np.sqrt(2))))
+    elif approximate == "tanh":
+        cubic = g.add(x, g.mul(scalar(0.044715), g.mul(g.mul(x, x), x)))
+        inner = g.tanh(g.mul(scalar(np.sqrt(2 / np.pi)), cubic))
+    else:
+        raise UnsupportedError(f"attribute approximate='{approximate}' (none and tanh are defined)")
+    cv.set(node.output[0], g.mul(g.mul(x, scalar(0.5)), g.add(inner, scalar(1.0))), e.perm)
 
 
 @handles("Neg")

@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 
 from tosac.errors import UnsupportedError
-from tosac.frontends.onnx import quantized
+from tosac.frontends.onnx import dynamic, quantized
 from tosac.frontends.onnx.converter import Converter, QOut, handles
 from tosac.frontends.onnx.entries import NHWC, Entry, Quant
 
@@ -82,6 +82,9 @@ def conv_integer(cv: Converter, node: onnx.NodeProto) -> None:
 
 @handles("MatMulInteger")
 def matmul_integer(cv: Converter, node: onnx.NodeProto) -> None:
+    if dynamic.runtime_zero_point(cv, node, 2):
+        dynamic.matmul_integer(cv, node)
+        return
     a, b = cv.entry(node, 0), cv.entry(node, 1)
     a_zp, b_zp = zero_points(cv, node, 2, "a_zero_point"), zero_points(cv, node, 3, "b_zero_point")
     a = replace(a, quant=Quant(np.float32(1), a_zp.reshape(())))

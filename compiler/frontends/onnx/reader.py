@@ -7,16 +7,24 @@ value) raises :class:`FrontendError` naming the file, tensor or node.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 import onnx
+import onnx.version_converter
 from onnx import numpy_helper, shape_inference
 
 from tosac.errors import FrontendError
 
 MIN_OPSET = 13
+#: metadata_props key (and graph.metadata key) recording the opset a model was upgraded from.
+UPGRADED_FROM = "tosac.upgraded_from_opset"
+
+
+class OpsetUpgradeWarning(UserWarning):
+    """An old-opset model was upgraded on import; its numbers are ONNX's converter's responsibility too."""
 
 
 def read_model(model: str | os.PathLike | onnx.ModelProto) -> onnx.ModelProto:
@@ -37,8 +45,8 @@ def read_model(model: str | os.PathLike | onnx.ModelProto) -> onnx.ModelProto:
     if not proto.graph.node and not proto.graph.output:
         raise FrontendError(f"{_where(model)}: the ONNX file holds no graph (empty or truncated file?)")
     _load_external_data(proto, base, _where(model))
-    _check_opsets(proto, _where(model))
-    return proto
+    opset = _default_opset(proto, _where(model))
+    return _upgraded(proto, opset, _where(model)) if opset < MIN_OPSET else proto
 
 
 def _where(model: object) -> str:
@@ -83,14 +91,26 @@ def _all_tensors(graph: onnx.GraphProto):
                 yield from _all_tensors(attr.g)
 
 
-def _check_opsets(proto: onnx.ModelProto, where: str) -> None:
+def _default_opset(proto: onnx.ModelProto, where: str) -> int:
     versions = {o.domain: o.version for o in proto.opset_import}
     default = versions.get("", versions.get("ai.onnx"))
     if default is None:
         raise FrontendError(f"{where}: the model imports no default ONNX opset")
-    if default < MIN_OPSET:
-        raise FrontendError(f"{where}: opset {default} is too old; tosac reads opset {MIN_OPSET} and later "
-                            "(convert with onnx.version_converter.convert_version(model, 13))")
+    return default
+
+
+def _upgraded(proto: onnx.ModelProto, opset: int, where: str) -> onnx.ModelProto:
+    """An opset 7-12 model converted to opset 13 by ONNX's own version converter (the ONNX Model Zoo's int8
+    models are opset 12), with a warning and a ``tosac.upgraded_from_opset`` metadata entry saying so."""
+    try:
+        upgraded = onnx.version_converter.convert_version(proto, MIN_OPSET)
+    except Exception as exc:   # the converter raises RuntimeError/ConvertError with its own message
+        raise FrontendError(f"{where}: opset {opset} is older than {MIN_OPSET} and onnx.version_converter cannot "
+                            f"upgrade it ({type(exc).__name__}: {exc})") from None
+    warnings.warn(f"{where}: opset {opset} upgraded to opset {MIN_OPSET} with onnx.version_converter",
+                  OpsetUpgradeWarning, stacklevel=3)
+    upgraded.metadata_props.add(key=UPGRADED_FROM, value=str(opset))
+    return upgraded
 
 
 def infer_shapes(proto: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]] | None,
