@@ -124,7 +124,7 @@ class Converter:
             if value.name in self.env:
                 continue
             elem = value.type.tensor_type.elem_type
-            if elem not in _ONNX_INT and value.name in self.bound:
+            if (elem not in _ONNX_INT or elem == onnx.TensorProto.INT64) and value.name in self.bound:
                 self.env[value.name] = Entry(tuple(self.bound[value.name].shape), data=self.bound[value.name])
                 continue
             if elem not in _ONNX_INT:
