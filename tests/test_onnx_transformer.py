@@ -226,3 +226,24 @@ def test_expand_agrees_with_onnxruntime(ort, shape, target):
     want = _ort_run(ort, model, {"x": data})[0]
     for results in _both_targets(load(model, io="float"), {"x": data}):
         np.testing.assert_array_equal(results["y"], want)
+
+
+@pytest.mark.parametrize("op, attrs", [("Gelu", {}), ("Gelu", {"approximate": "tanh"}), ("Erf", {})])
+def test_gelu_and_erf_between_dequantize_and_quantize_are_int8_tables(ort, op, attrs):
+    """DQ -> Gelu/Erf -> Q is one int8 TABLE; over all 256 inputs within 1 LSB of ORT's float op, and equal
+    except at near-ties of the float rounding."""
+    q = np.arange(-128, 128, dtype=np.int8).reshape(1, 256)
+    nodes = [helper.make_node("DequantizeLinear", ["q", "s_in", "z"], ["x"]),
+             helper.make_node(op, ["x"], ["g"], **attrs),
+             helper.make_node("QuantizeLinear", ["g", "s_out", "z"], ["y"])]
+    scales = [numpy_helper.from_array(np.array(0.035, np.float32), "s_in"),
+              numpy_helper.from_array(np.array(0.021 if op == "Gelu" else 1 / 127, np.float32), "s_out"),
+              numpy_helper.from_array(np.array(0, np.int8), "z")]
+    model = _model(nodes, [helper.make_tensor_value_info("q", TensorProto.INT8, [1, 256])],
+                   [helper.make_tensor_value_info("y", TensorProto.INT8, None)], scales, opset=20)
+    want = _ort_run(ort, model, {"q": q})[0]
+    graph = load(model)
+    assert [o.name for o in graph.ops if o.name not in ("CONST", "CONST_SHAPE")] == ["TABLE"]
+    for results in _both_targets(graph, {"q": q}):
+        diff = np.abs(results["y"].astype(int) - want.astype(int))
+        assert diff.max() <= 1 and (diff == 0).sum() >= 254, diff.nonzero()

@@ -267,6 +267,20 @@ def hard_swish(x: np.ndarray) -> np.ndarray:
     return x * hard_sigmoid(1 / 6, 0.5)(x)
 
 
+def gelu(approximate: str) -> Callable[[np.ndarray], np.ndarray]:
+    """Opset 20's Gelu in float64 (the table entries are rounded once)."""
+    def exact(x: np.ndarray) -> np.ndarray:
+        return 0.5 * x * (1 + _erf(x / np.sqrt(2)))
+
+    def tanh(x: np.ndarray) -> np.ndarray:
+        return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
+    return (lambda x: exact(x.astype(np.float64))) if approximate == "none" else (lambda x: tanh(x.astype(np.float64)))
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    return np.vectorize(math.erf, otypes=[np.float64])(x)
+
+
 def softmax(cv: Converter, node: onnx.NodeProto, x: Entry, out: QOut, axis: int) -> None:
     """Integer softmax: a 256-entry exp table (Q15) indexed by max − q, an exact integer sum and division.
 
@@ -352,6 +366,10 @@ def _qdq_matmul(cv, node, out):
         matmul(cv, node, a, b, None, out)
 
 
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _qdq_unary(fn):
     return lambda cv, node, out: table(cv, cv.entry(node, 0), out, fn(cv, node))
 
@@ -376,6 +394,8 @@ QDQ_RULES: dict[str, tuple[Callable[[onnx.NodeProto], list[int]], Callable]] = {
     "HardSigmoid": (lambda n: [0], _qdq_unary(
         lambda cv, node: hard_sigmoid(cv.attr(node, "alpha", 0.2), cv.attr(node, "beta", 0.5)))),
     "HardSwish": (lambda n: [0], _qdq_unary(lambda cv, node: hard_swish)),
+    "Gelu": (lambda n: [0], _qdq_unary(lambda cv, node: gelu(_text(cv.attr(node, "approximate", "none"))))),
+    "Erf": (lambda n: [0], _qdq_unary(lambda cv, node: _erf)),
     "LeakyRelu": (lambda n: [0], _qdq_unary(
         lambda cv, node: (lambda x, a=np.float32(cv.attr(node, "alpha", 0.01)): np.where(x >= 0, x, x * a)))),
 }
