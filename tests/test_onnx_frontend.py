@@ -425,3 +425,25 @@ def test_external_data_is_read_only_from_the_model_folder(tmp_path):
     (folder / "weights.bin").write_bytes(b"short")
     with pytest.raises(FrontendError, match="truncated"):
         load(folder / "m.onnx")
+
+
+@pytest.mark.parametrize("weights", ["QInt4", "QUInt4"])
+def test_four_bit_weights_agree_with_onnxruntime(ort, tmp_path, weights):
+    """ORT's QDQ quantizer with 4-bit weights (opset 21 INT4/UINT4 DequantizeLinear): the weights widen to int8
+    value for value, so the int8 kernels compute exactly what ORT does (within 1 LSB per layer)."""
+    from onnxruntime.quantization import QuantFormat, QuantType
+
+    rng = np.random.default_rng(5)
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1] * 4),
+             helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("Flatten", ["r1"], ["f"]),
+             helper.make_node("Gemm", ["f", "w2", "b2"], ["y"], transB=1)]
+    model = _float_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 6, 6])],
+                         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                         [_init("w1", rng.normal(0, 0.5, (8, 3, 3, 3))), _init("b1", rng.normal(0, 0.2, 8)),
+                          _init("w2", rng.normal(0, 0.1, (10, 288))), _init("b2", rng.normal(0, 0.2, 10))], opset=21)
+    quantized = _quantize(model, tmp_path, QuantFormat.QDQ, QuantType.QInt8, True, 0, getattr(QuantType, weights))
+    four_bit = {TensorProto.INT4, TensorProto.UINT4}
+    assert any(t.data_type in four_bit for t in quantized.graph.initializer), "ORT should store 4-bit weights"
+    first = first_difference(compare_layers(quantized, draws=5, seed=0, target="host"))
+    assert first is None or first.max_diff <= 1, first

@@ -151,7 +151,18 @@ def initializers(proto: onnx.ModelProto) -> dict[str, np.ndarray]:
     out = {}
     for t in proto.graph.initializer:
         try:
-            out[t.name] = numpy_helper.to_array(t)
+            out[t.name] = tensor_data(t)
         except Exception as exc:
             raise FrontendError(f"initializer '{t.name}' cannot be decoded: {exc}") from None
     return out
+
+
+def tensor_data(tensor: onnx.TensorProto) -> np.ndarray:
+    """A tensor's values; 4- and 2-bit integers (opset 21 weights) widened to int8/uint8, value for value, so
+    the int8 kernels compute with them exactly."""
+    data = numpy_helper.to_array(tensor)
+    if tensor.data_type in (onnx.TensorProto.INT4, onnx.TensorProto.INT2):
+        return data.astype(np.int8)
+    if tensor.data_type in (onnx.TensorProto.UINT4, onnx.TensorProto.UINT2):
+        return data.astype(np.uint8)
+    return data

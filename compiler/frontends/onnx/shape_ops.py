@@ -13,12 +13,13 @@ from dataclasses import replace
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import helper
 
 from tosac.errors import UnsupportedError
 from tosac.frontends.onnx.converter import Converter, handles
 from tosac.frontends.onnx.entries import Entry
 from tosac.frontends.onnx.floating import float_entry, tiled
+from tosac.frontends.onnx.reader import tensor_data
 from tosac.ir.builder import Value
 from tosac.ir.dtypes import DType
 
@@ -40,7 +41,7 @@ def constant(cv: Converter, node: onnx.NodeProto) -> None:
                                "or value_int(s)")
     value = helper.get_attribute_value(attr)
     if attr.name == "value":
-        data = numpy_helper.to_array(value)
+        data = tensor_data(value)
     else:
         data = np.asarray(value, np.float32 if "float" in attr.name else np.int64)
     cv.set_entry(node.output[0], Entry(data.shape, data=data))
