@@ -285,7 +285,7 @@ def cmd_cross(args: argparse.Namespace) -> int:
 def cmd_onnx_nodes(args: argparse.Namespace) -> int:
     from tosac.conformance.onnx_nodes import run_suite
 
-    results, seconds = run_suite(args.target, args.filter)
+    results, seconds = run_suite(args.target, args.filter, quantized=args.quantized)
     print(f"time on {args.target}: {seconds:.0f} s (import, compile and run)")
     for r in results:
         if r.outcome == "skipped":
@@ -481,3 +481,5 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+    p.add_argument("--quantized", action="store_true",
+                   help="instead: every test of a quantization op or with 8/4/2-bit integer tensors, claimed or not")

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
 
 from tosac.conformance.results import CaseResult
 from tosac.errors import TosacError, UnsupportedError
+from tosac.frontends.onnx.reader import tensor_data
 from tosac.ir.dtypes import DType
 
 RTOL, ATOL = 1e-3, 1e-7
@@ -67,13 +67,36 @@ def claimed_tests(pattern: str | None = None) -> list[NodeTest]:
     return tests
 
 
+#: Operators that define quantized arithmetic in ONNX (a test using one counts as a quantized test).
+QUANTIZATION_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
+                    "ConvInteger", "MatMulInteger"}
+_LOW_BIT = {onnx.TensorProto.INT8, onnx.TensorProto.UINT8, onnx.TensorProto.INT4, onnx.TensorProto.UINT4,
+            onnx.TensorProto.INT2, onnx.TensorProto.UINT2}
+
+
+def quantized_tests(pattern: str | None = None) -> list[NodeTest]:
+    """Every node test of a quantization operator or with an 8-, 4- or 2-bit integer input or output, whether the
+    frontend claims its operators or not: the set users of quantized models meet."""
+    tests = []
+    for folder in sorted(node_test_root().iterdir()):
+        if pattern and pattern not in folder.name:
+            continue
+        model = onnx.load(str(folder / "model.onnx"), load_external_data=False)
+        ops = [n.op_type for n in model.graph.node]
+        types = {v.type.tensor_type.elem_type for v in [*model.graph.input, *model.graph.output]
+                 if v.type.HasField("tensor_type")}
+        if ops and (QUANTIZATION_OPS & set(ops) or types & _LOW_BIT):
+            tests.append(NodeTest(folder.name, ops[0], folder))
+    return tests
+
+
 def _read_tensors(folder: str, prefix: str) -> list[np.ndarray]:
     files = sorted(glob.glob(os.path.join(folder, f"{prefix}_*.pb")), key=lambda p: int(p.rsplit("_", 1)[1][:-3]))
     out = []
     for path in files:
         t = onnx.TensorProto()
         t.ParseFromString(Path(path).read_bytes())
-        out.append(numpy_helper.to_array(t))
+        out.append(tensor_data(t))
     return out
 
 
@@ -135,7 +158,9 @@ def compare(have: np.ndarray, want: np.ndarray) -> str:
         f"{np.abs(have.astype(np.int64) - want.astype(np.int64)).max()})"
 
 
-def run_suite(target: str = "reference", pattern: str | None = None) -> tuple[list[CaseResult], float]:
+def run_suite(target: str = "reference", pattern: str | None = None,
+              quantized: bool = False) -> tuple[list[CaseResult], float]:
+    """The claimed-op suite, or with ``quantized`` every quantized node test (:func:`quantized_tests`)."""
     start = time.perf_counter()
-    results = [run_test(t, target) for t in claimed_tests(pattern)]
+    results = [run_test(t, target) for t in (quantized_tests if quantized else claimed_tests)(pattern)]
     return results, time.perf_counter() - start

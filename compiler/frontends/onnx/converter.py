@@ -37,6 +37,10 @@ _ONNX_INT = {onnx.TensorProto.INT8: DType.INT8, onnx.TensorProto.UINT8: DType.UI
              onnx.TensorProto.FLOAT16: DType.FP16}
 
 
+_NARROW_RANGES = {onnx.TensorProto.INT4: (-8, 7), onnx.TensorProto.UINT4: (0, 15), onnx.TensorProto.INT2: (-2, 1),
+                  onnx.TensorProto.UINT2: (0, 3)}
+
+
 def handles(*op_types: str, domain: str = "") -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
         for op_type in op_types:
@@ -80,6 +84,10 @@ class Converter:
             for name in node.input:
                 self.consumers.setdefault(name, []).append(node)
         self.claimed: set[int] = set()       # id() of nodes folded into an earlier node
+        # 4- and 2-bit tensors (stored widened to int8/uint8): the range a QuantizeLinear into them saturates to.
+        types = {v.name: v.type.tensor_type.elem_type for v in graph.input} | {
+            t.name: t.data_type for t in graph.initializer}
+        self.narrow = {name: _NARROW_RANGES[t] for name, t in types.items() if t in _NARROW_RANGES}
         for name, data in consts.items():
             self.env[name] = Entry(tuple(np.shape(data)), data=np.asarray(data))
         self.opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
@@ -269,8 +277,9 @@ class Converter:
         scale = np.asarray(self.const(node, scale_index, "scale"), np.float32)
         zp_data = self.const(node, zp_index, "zero point")
         zp = np.zeros(scale.shape, np.uint8) if zp_data is None else zp_data
-        if zp.dtype not in (np.int8, np.uint8, np.int32):
-            raise UnsupportedError(f"zero point of type {zp.dtype} (tosac reads int8/uint8 quantization)")
+        if zp.dtype not in (np.int8, np.uint8, np.int16, np.int32):
+            raise UnsupportedError(f"zero point of type {zp.dtype} (tosac reads 2/4/8/16-bit signed and 2/4/8-bit "
+                                   "unsigned quantization)")
         if scale.size > 1 and axis is None:
             axis = int(self.attr(node, "axis", 1))
         if np.any(~(scale > 0)) or not np.all(np.isfinite(scale)):
@@ -407,6 +416,23 @@ class Converter:
         if v.dtype is DType.UINT8:
             return self.g.rescale(v, DType.INT8, multiplier=1 << 30, shift=30, input_zp=0, output_zp=-128), -128
         return v, 0
+
+    def int32(self, v: Value) -> Value:
+        """A plain integer value as int32, exactly (uint8 through its int8 view: q − 128, then + 128)."""
+        if v.dtype is DType.UINT8:
+            shifted = self.g.cast(self.signed(v)[0], DType.INT32)
+            return self.g.add(shifted, self.g.const(np.full((1,) * v.type.rank, 128, np.int32)))
+        return v if v.dtype is DType.INT32 else self.g.cast(v, DType.INT32)
+
+    def wrapped(self, v: Value, dtype: DType) -> Value:
+        """int32 ``v`` wrapped to ``dtype`` as C's conversion does (modulo 2^bits)."""
+        if dtype is DType.INT32:
+            return v
+        if dtype is not DType.UINT8:
+            return self.g.cast(v, dtype)                        # CAST narrows by truncation
+        g, ones = self.g, (1,) * v.type.rank
+        low_byte = g.bitwise_and(v, g.const(np.full(ones, 255, np.int32)))
+        return self.unsigned(g.cast(g.add(low_byte, g.const(np.full(ones, -128, np.int32))), DType.INT8))
 
     def unsigned(self, v: Value) -> Value:
         """The uint8 value q + 128 of an int8 value (exact)."""

@@ -48,10 +48,10 @@ def dynamic_quantize_linear(cv: Converter, node: onnx.NodeProto) -> None:
     # saturate(round(x / s) + zp): rounded before zp is added, since a tie rounds to even.
     q = g.add(g.cast(quotient(g, x, g.reshape(scale, ones)), DType.INT32), g.reshape(zero_point, ones))
     q = g.minimum(g.maximum(q, g.const(np.zeros(ones, np.int32))), g.const(np.full(ones, UINT8_LEVELS, np.int32)))
-    cv.set(node.output[0], _as_uint8(cv, q), e.perm)
+    cv.set(node.output[0], cv.wrapped(q, DType.UINT8), e.perm)
     cv.set(node.output[1], g.reshape(scale, ()))
     if len(node.output) > 2 and node.output[2]:
-        cv.set(node.output[2], _as_uint8(cv, g.reshape(zero_point, ())))
+        cv.set(node.output[2], cv.wrapped(g.reshape(zero_point, ()), DType.UINT8))
 
 
 def quotient(g, x: Value, s: Value) -> Value:
@@ -81,13 +81,6 @@ def _split(g, a: Value) -> tuple[Value, Value]:
     c = g.mul(a, g.const(np.full((1,) * a.type.rank, 4097.0, np.float32)))
     hi = g.sub(c, g.sub(c, a))
     return hi, g.sub(a, hi)
-
-
-def _as_uint8(cv: Converter, q: Value) -> Value:
-    """int32 values in 0..255 as uint8 (through int8 q − 128: exact)."""
-    g = cv.g
-    shifted = g.add(q, g.const(np.full((1,) * q.type.rank, -128, np.int32)))
-    return cv.unsigned(g.cast(shifted, DType.INT8))
 
 
 def runtime_zero_point(cv: Converter, node: onnx.NodeProto, index: int) -> bool:

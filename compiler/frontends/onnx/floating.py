@@ -311,34 +311,63 @@ def clip_float(cv: Converter, node: onnx.NodeProto, lo: float, hi: float) -> Non
 
 
 # ---------------------------------------------------------------------- float arithmetic
-_WRAPPING_INTS = (DType.INT8, DType.INT16, DType.INT32)
+_PLAIN_INTS = (DType.INT8, DType.INT16, DType.INT32, DType.UINT8)
 
 
-def _operands(cv: Converter, node: onnx.NodeProto) -> tuple[Value, Value, tuple[int, ...], DType | None]:
-    """Both inputs in a common layout: float32, or (when both are plain signed integers) int32; the integer
-    type they had, or None for float."""
-    raw = [cv.entry(node, 0), cv.entry(node, 1)]
-    integer = all(e.quant is None and e.dtype in _WRAPPING_INTS for e in raw)
-    entries = raw if integer else [float_entry(cv, node, 0), float_entry(cv, node, 1)]
+def _operands(cv: Converter, node: onnx.NodeProto,
+              indices: tuple[int, ...] = (0, 1)) -> tuple[list[Value], tuple[int, ...], DType | None]:
+    """The inputs in a common layout: float32, or (when all are plain integers of one type) int32, exactly;
+    the integer type they had, or None for float."""
+    entries, dtype = _typed(cv, node, indices)
     entries, layout = cv.common_layout(entries)
-    a, b = (cv.value(e, layout) for e in entries)
-    dtype = a.dtype if integer else None
-    if integer and dtype is not DType.INT32:
-        a, b = cv.g.cast(a, DType.INT32), cv.g.cast(b, DType.INT32)
-    return a, b, layout, dtype
+    values = [cv.value(e, layout) for e in entries]
+    return [cv.int32(v) for v in values] if dtype else values, layout, dtype
+
+
+def _typed(cv: Converter, node: onnx.NodeProto, indices: tuple[int, ...]) -> tuple[list[Entry], DType | None]:
+    """The inputs as they are when all are plain integers of one type (and that type), else as float32."""
+    raw = [cv.entry(node, i) for i in indices]
+    if all(e.quant is None and e.dtype in _PLAIN_INTS and e.dtype is raw[0].dtype for e in raw):
+        return raw, raw[0].dtype
+    return [float_entry(cv, node, i) for i in indices], None
 
 
 def _binary(cv: Converter, node: onnx.NodeProto, op: str) -> None:
-    """Float32 arithmetic, or signed integer arithmetic that wraps (computed in int32, cast back)."""
-    a, b, layout, dtype = _operands(cv, node)
+    """Float32 arithmetic, or integer arithmetic that wraps as C's does (computed in int32, wrapped back)."""
+    (a, b), layout, dtype = _operands(cv, node)
     y = cv.g.mul(a, b) if op == "MUL" else cv.g.op(op, [a, b])
-    if dtype is not None and dtype is not DType.INT32:
-        y = cv.g.cast(y, dtype)
-    cv.set(node.output[0], y, layout)
+    cv.set(node.output[0], cv.wrapped(y, dtype) if dtype is not None else y, layout)
 
 
 for _onnx, _tosa in (("Add", "ADD"), ("Sub", "SUB"), ("Mul", "MUL")):
     handles(_onnx)(lambda cv, node, _op=_tosa: _binary(cv, node, _op))
+
+
+@handles("Max", "Min")
+def extremum(cv: Converter, node: onnx.NodeProto) -> None:
+    """Element-wise max/min of any number of float32 or same-type integer inputs (exact in int32)."""
+    values, layout, dtype = _operands(cv, node, tuple(range(len(node.input))))
+    op = "MAXIMUM" if node.op_type == "Max" else "MINIMUM"
+    y = values[0]
+    for v in values[1:]:
+        y = cv.g.op(op, [y, v])
+    cv.set(node.output[0], cv.wrapped(y, dtype) if dtype is not None else y, layout)
+
+
+@handles("Mod")
+def mod(cv: Converter, node: onnx.NodeProto) -> None:
+    """Integer remainder: with fmod=1 the sign of the dividend (C's %), else the divisor's (Python's %)."""
+    (a, b), layout, dtype = _operands(cv, node)
+    if dtype is None:
+        raise UnsupportedError("Mod of floats is not supported (integer Mod is)")
+    g = cv.g
+    remainder = g.sub(a, g.mul(g.intdiv(a, b), b))
+    if not cv.attr(node, "fmod", 0):
+        zero = g.const(np.zeros((1,) * len(layout), np.int32))
+        differs = g.logical_and(g.logical_not(g.equal(remainder, zero)),
+                                g.logical_xor(g.greater(zero, remainder), g.greater(zero, b)))
+        remainder = g.select(differs, g.add(remainder, b), remainder)
+    cv.set(node.output[0], cv.wrapped(remainder, dtype), layout)
 
 # ONNX comparison -> (TOSA op, operands swapped): a < b is b > a.
 _COMPARISONS = {"Greater": ("GREATER", False), "Less": ("GREATER", True), "GreaterOrEqual": ("GREATER_EQUAL", False),
@@ -349,7 +378,7 @@ _COMPARISONS = {"Greater": ("GREATER", False), "Less": ("GREATER", True), "Great
 def compare(cv: Converter, node: onnx.NodeProto) -> None:
     """A bool tensor from float32 or signed integer inputs (compared exactly, in int32)."""
     op, swapped = _COMPARISONS[node.op_type]
-    a, b, layout, _ = _operands(cv, node)
+    (a, b), layout, _ = _operands(cv, node)
     cv.set(node.output[0], cv.g.op(op, [b, a] if swapped else [a, b]), layout)
 
 
@@ -363,12 +392,17 @@ def logical_not(cv: Converter, node: onnx.NodeProto) -> None:
 
 @handles("Where")
 def where(cv: Converter, node: onnx.NodeProto) -> None:
-    """SELECT(condition, x, y) on float32 values (a quantized x or y is dequantized)."""
+    """SELECT(condition, x, y) on float32 values (a quantized x or y is dequantized) or same-type integers."""
     condition = cv.entry(node, 0)
     if condition.dtype is not DType.BOOL:
         raise UnsupportedError(f"Where needs a bool condition, got {condition.dtype.name}")
-    entries, layout = cv.common_layout([condition, float_entry(cv, node, 1), float_entry(cv, node, 2)])
-    cv.set(node.output[0], cv.g.select(*(cv.value(e, layout) for e in entries)), layout)
+    choices, dtype = _typed(cv, node, (1, 2))
+    entries, layout = cv.common_layout([condition, *choices])
+    condition, x, y = (cv.value(e, layout) for e in entries)
+    if dtype is not None:
+        x, y = cv.int32(x), cv.int32(y)
+    picked = cv.g.select(condition, x, y)
+    cv.set(node.output[0], cv.wrapped(picked, dtype) if dtype is not None else picked, layout)
 
 
 def _unary(tosa_op: str):
@@ -395,13 +429,9 @@ def sqrt(cv: Converter, node: onnx.NodeProto) -> None:
 def div(cv: Converter, node: onnx.NodeProto) -> None:
     """Float x / y as x · RECIPROCAL(y) (TOSA has no float division; within an ulp of IEEE division, exact for a
     power-of-two divisor); signed integers divide truncating toward zero (TOSA INTDIV), as ONNX Runtime does."""
-    a, b, layout, dtype = _operands(cv, node)
+    (a, b), layout, dtype = _operands(cv, node)
     g = cv.g
-    if dtype is None:
-        y = g.mul(a, g.reciprocal(b))
-    else:
-        y = g.intdiv(a, b)
-        y = y if dtype is DType.INT32 else g.cast(y, dtype)
+    y = g.mul(a, g.reciprocal(b)) if dtype is None else cv.wrapped(g.intdiv(a, b), dtype)
     cv.set(node.output[0], y, layout)
 
 
@@ -419,7 +449,7 @@ def pow_(cv: Converter, node: onnx.NodeProto) -> None:
                  0.5: lambda: g.reciprocal(g.rsqrt(x))}[power]()
             cv.set(node.output[0], y, e.perm)
             return
-    a, b, layout, dtype = _operands(cv, node)
+    (a, b), layout, dtype = _operands(cv, node)
     if dtype is not None:
         raise UnsupportedError("Pow of integers is not supported")
     cv.set(node.output[0], cv.g.pow(a, b), layout)
@@ -444,6 +474,15 @@ def gelu(cv: Converter, node: onnx.NodeProto) -> None:
     else:
         raise UnsupportedError(f"attribute approximate='{approximate}' (none and tanh are defined)")
     cv.set(node.output[0], g.mul(g.mul(x, scalar(0.5)), g.add(inner, scalar(1.0))), e.perm)
+
+
+@handles("Round")
+def round_(cv: Converter, node: onnx.NodeProto) -> None:
+    """Round half to even (TOSA CAST to int32 rounds so); values of 2^23 and above are whole already."""
+    e = float_entry(cv, node, 0)
+    g, x = cv.g, cv.value(e)
+    whole = g.greater_equal(g.abs(x), g.const(np.full(ones(e.rank), 2.0 ** 23, np.float32)))
+    cv.set(node.output[0], g.select(whole, x, g.cast(g.cast(x, DType.INT32), DType.FP32)), e.perm)
 
 
 @handles("Neg")

@@ -437,6 +437,8 @@ def dequantize_linear(cv: Converter, node: onnx.NodeProto) -> None:
 @handles("QuantizeLinear")
 def quantize_linear(cv: Converter, node: onnx.NodeProto) -> None:
     e = cv.entry(node, 0)
+    if cv.attr(node, "block_size", 0):
+        raise UnsupportedError("blocked quantization (block_size) is not supported")
     quant, dtype = cv.quantize_params(node, axis=int(cv.attr(node, "axis", 1)))
     info = np.iinfo(dtype.storage)
     if e.is_const:
@@ -447,25 +449,32 @@ def quantize_linear(cv: Converter, node: onnx.NodeProto) -> None:
         q = np.clip(np.rint(real / scale) + zp, info.min, info.max).astype(dtype.storage)
         cv.set_entry(node.output[0], Entry(e.shape, data=q))
         return
-    if quant.per_channel:
-        raise UnsupportedError("per-channel QuantizeLinear of a run-time tensor is not supported")
     out = QOut(quant, dtype, node.output[0])
-    if e.quant is not None:
+    if e.quant is not None and not quant.per_channel and node.input[2] not in cv.narrow and dtype is not DType.INT16:
         v, zp = int8_operand(cv, e)
         cv.set(node.output[0], requantize_int8(cv, v, zp, float(e.quant.s), out), e.perm)
         return
-    cv.set(node.output[0], quantize_float(cv, e.value, out), e.perm)
+    if e.quant is not None:
+        e = cv.dequantize(e)
+    bounds = cv.narrow.get(node.input[2]) if len(node.input) > 2 else None
+    cv.set(node.output[0], quantize_float(cv, e.value, out, e.perm, bounds), e.perm)
 
 
-def quantize_float(cv: Converter, x: Value, out: QOut) -> Value:
-    """saturate(round_half_even(x / scale) + zp); x / scale is computed as x · (1/scale) in float32."""
-    g, ones = cv.g, (1,) * len(x.shape)
+def quantize_float(cv: Converter, x: Value, out: QOut, layout: tuple[int, ...] | None = None,
+                   bounds: tuple[int, int] | None = None) -> Value:
+    """saturate(round_half_even(x / scale) + zp), per tensor or per channel (along ONNX ``quant.axis``, ``x``
+    stored in ``layout``), saturating to ``bounds`` (a 4- or 2-bit type's) or the output type's range;
+    x / scale is computed as x · (1/scale) in float32."""
+    g, rank = cv.g, len(x.shape)
     if x.dtype is not DType.FP32:
         raise UnsupportedError(f"QuantizeLinear of a {x.dtype.name} tensor (expects float32)")
-    scaled = g.mul(x, g.const(np.full(ones, np.float32(1.0) / out.quant.s, np.float32)))
-    q = g.add(g.cast(scaled, DType.INT32), g.const(np.full(ones, out.quant.zp, np.int32)))
-    info = np.iinfo(out.dtype.storage)
-    q = g.minimum(g.maximum(q, g.const(np.full(ones, info.min, np.int32))), g.const(np.full(ones, info.max, np.int32)))
-    if out.dtype is DType.UINT8:
-        return cv.unsigned(g.cast(g.add(q, g.const(np.full(ones, -128, np.int32))), DType.INT8))
-    return g.cast(q, out.dtype)
+    q = out.quant
+    shape = cv.channel_shape(rank, q.axis, layout or tuple(range(rank)), q.scale.size) if q.per_channel \
+        else (1,) * rank
+    inverse = (np.float32(1.0) / q.scale.astype(np.float32)).reshape(shape)
+    rounded = g.cast(g.mul(x, g.const(inverse.astype(np.float32))), DType.INT32)
+    y = g.add(rounded, g.const(q.zero_point.astype(np.int32).reshape(shape)))
+    low, high = bounds or (np.iinfo(out.dtype.storage).min, np.iinfo(out.dtype.storage).max)
+    ones = (1,) * rank
+    y = g.minimum(g.maximum(y, g.const(np.full(ones, low, np.int32))), g.const(np.full(ones, high, np.int32)))
+    return cv.wrapped(y, out.dtype)
