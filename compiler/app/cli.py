@@ -294,6 +294,40 @@ def cmd_onnx_nodes(args: argparse.Namespace) -> int:
     return _report(results, args, "onnx-node", args.target)
 
 
+def cmd_onnx_agreement(args: argparse.Namespace) -> int:
+    import json
+
+    from tosac.conformance.onnx_agreement import TIE_EPSILON, agreement_report, format_report
+
+    def model(spec: str | None, default_format: str):
+        """A file, or a bundled model name (NAME or NAME:FORMAT) as a ModelProto."""
+        from tosac import models
+        name, _, fmt = (spec or "").partition(":")
+        if spec is None or Path(spec).exists() or name not in models.names():
+            return spec
+        return models.onnx_model(name, fmt or default_format)
+
+    epsilon = TIE_EPSILON if args.tie_epsilon is None else args.tie_epsilon
+    report = agreement_report(model(args.model, "qdq"), float_model=model(args.float_model, "float"),
+                              inputs=args.inputs, seed=args.seed, target=args.target, node_inputs=args.node_inputs,
+                              tie_epsilon=epsilon, labels=(args.model, args.float_model))
+    print(format_report(report))
+    worst = report.worst_node_lsb()
+    gate = None
+    if args.max_node_lsb is not None:
+        gate = worst <= args.max_node_lsb
+        print(f"\n--max-node-lsb {args.max_node_lsb}: worst node differs by {worst} LSB from ORT: "
+              f"{'within' if gate else 'EXCEEDED'}")
+    if args.json:
+        data = {**report.to_json(), "max_node_lsb": args.max_node_lsb, "within_max_node_lsb": gate}
+        try:
+            Path(args.json).write_text(json.dumps(data, indent=1))
+        except OSError as e:
+            raise TosacError(f"--json: cannot write '{args.json}': {e.strerror}") from None
+        print(f"wrote {args.json}")
+    return 1 if gate is False else 0
+
+
 def _suite_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ops", metavar="REGEX", help="only operators (or fused:<pattern>) whose lower-case name matches")
     p.add_argument("--examples", type=int, default=10, help="hypothesis examples per operator (default 10)")
@@ -461,6 +495,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", help="write results as JSON")
     p.add_argument("--junit", metavar="FILE", help="write results as JUnit XML")
     p.set_defaults(func=cmd_onnx_nodes)
+
+    p = csub.add_parser(
+        "onnx-agreement", help="a quantized ONNX model against ONNX Runtime: per node, end to end, vs float",
+        description="Compare a quantized ONNX model (QDQ or QOperator) imported by tosac with ONNX Runtime: per "
+        "quantized layer, tosac's layer fed ORT's own integer inputs against ORT unoptimised and optimised "
+        "(elements differing, max LSB, how many differing elements are near ties of the requantization); end to "
+        "end over seeded inputs (top-1 agreement for classifiers next to ORT optimised vs unoptimised, max LSB "
+        "and share equal per output); with --float, how often int8 top-1 matches the float model's. The report "
+        "is information: exit 0 when it ran, 1 only when --max-node-lsb is exceeded, 2 on bad input.")
+    p.add_argument("model", help="a quantized .onnx file, or a bundled model name (kws, or kws:qoperator)")
+    p.add_argument("--float", dest="float_model", metavar="FLOAT_MODEL",
+                   help="the float .onnx model it was quantized from (or a bundled name: its float network)")
+    p.add_argument("--inputs", type=int, default=100, help="seeded inputs end to end (default 100)")
+    p.add_argument("--node-inputs", type=int, default=5,
+                   help="of those, how many feed the per-node comparison (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the inputs (default 0)")
+    p.add_argument("--target", default="reference", choices=list(TARGETS),
+                   help="where tosac runs (default: reference interpreter)")
+    p.add_argument("--tie-epsilon", type=float, metavar="LSB",
+                   help="a differing element is a near tie when its real value is this close to a .5 boundary "
+                   "(default 2^-8 LSB)")
+    p.add_argument("--max-node-lsb", type=int, metavar="K",
+                   help="exit 1 when some node differs from ORT (either mode) by more than K LSB")
+    p.add_argument("--json", metavar="FILE", help="write the full report (every node) as JSON")
+    p.set_defaults(func=cmd_onnx_agreement)
     return parser
 
 
