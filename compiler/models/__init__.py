@@ -1,17 +1,24 @@
-"""Built-in example models: the four MLPerf Tiny benchmark networks, built in code with seeded weights.
+"""Example models: the four MLPerf Tiny networks (shipped) and a zoo of common families (generated on first use).
 
-    tosac.models.names()              -> ["kws", "vww", "ic", "ad"]
+    tosac.models.names()              -> ["kws", "vww", "ic", "ad", "mobilenet_v2", ..., "bert_tiny"]
+    tosac.models.list()               # one ModelRecord each: title, family, inputs, op types, MACs
     graph = tosac.models.load("kws")  # the int8 model, imported from its QDQ ONNX form
-    proto = tosac.models.onnx_model("kws", "qoperator")
+    proto = tosac.models.onnx_model("resnet18", "qoperator")
 
-Each network (:mod:`.architectures`) is a float ONNX model with seeded random
-weights, quantized to int8 by ONNX Runtime's ``quantize_static`` with seeded
-calibration data (:mod:`.build`). The quantized files ship in ``data/`` so
-no download and no ONNX Runtime is needed to use them; ``python -m
-tosac.models.build`` rebuilds them (byte for byte with the same ORT version).
+Every network is a float ONNX model built in code with seeded weights and
+quantized to int8 by ONNX Runtime's ``quantize_static`` (QDQ and QOperator,
+per-channel weights) with seeded calibration data. The four MLPerf Tiny models
+(:mod:`.networks`) ship their quantized files in ``data/``: no download and no
+ONNX Runtime is needed to use them; ``python -m tosac.models.build`` rebuilds
+them (byte for byte with the same ORT version). The zoo (:mod:`.vision`,
+:mod:`.transformer`: MobileNetV2/V3, EfficientNet-B0, ResNet-18/50,
+YOLOv3-tiny, a tiny BERT), written as PyTorch's exporter writes them, is too
+large to ship: its files are generated on first use (needs onnxruntime) and
+cached (:mod:`.zoo`, :mod:`.cache`).
 """
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,52 +26,68 @@ import onnx as onnx_lib
 
 from tosac.errors import TosacError
 from tosac.ir.graph import Graph
+from tosac.models.catalog import MODELS, ModelInfo, Shape
 
 DATA = Path(__file__).parent / "data"
-FORMATS = ("qdq", "qoperator", "float")
+FORMATS = ("qdq", "qoperator", "float", "dynamic")
+KINDS = ("all", "shipped", "generated")
+
+__all__ = ["DATA", "FORMATS", "MODELS", "ModelInfo", "ModelRecord", "names", "list", "path", "onnx_model", "load"]
 
 
 @dataclass(frozen=True)
-class ModelInfo:
+class ModelRecord:
+    """What ``tosac.models.list()`` tells about a model; ``op_types`` and ``macs`` are of its float network."""
     name: str
     title: str
-    input_shape: tuple[int, ...]
+    family: str
+    shipped: bool                      # False: generated on first use and cached
+    input_shapes: dict[str, Shape]
+    formats: tuple[str, ...]
+    op_types: tuple[str, ...]          # sorted ONNX op types
+    macs: int                          # multiply-accumulates of Conv, Gemm and MatMul
 
 
-MODELS = {
-    "kws": ModelInfo("kws", "keyword spotting DS-CNN (MLPerf Tiny)", (1, 1, 49, 10)),
-    "vww": ModelInfo("vww", "visual wake words MobileNetV1 0.25 (MLPerf Tiny)", (1, 3, 96, 96)),
-    "ic": ModelInfo("ic", "image classification ResNet-8 (MLPerf Tiny)", (1, 3, 32, 32)),
-    "ad": ModelInfo("ad", "anomaly detection FC autoencoder (MLPerf Tiny)", (1, 640)),
-}
+def names(kind: str = "all") -> builtins.list[str]:
+    """Model names: ``all``, or only the ``shipped`` (MLPerf Tiny) or ``generated`` (zoo) ones."""
+    if kind not in KINDS:
+        raise TosacError(f"names(kind='{kind}'): choose one of {', '.join(KINDS)}")
+    return [name for name, info in MODELS.items()
+            if kind == "all" or info.shipped == (kind == "shipped")]
 
 
-def names() -> list[str]:
-    return [*MODELS]
+def _check(name: str, fmt: str) -> ModelInfo:
+    if name not in MODELS:
+        raise TosacError(f"no bundled model '{name}'; bundled models are {', '.join(MODELS)}")
+    if fmt not in FORMATS:
+        raise TosacError(f"unknown model format '{fmt}'; choose one of {', '.join(FORMATS)}")
+    info = MODELS[name]
+    if fmt not in info.formats:
+        raise TosacError(f"model '{name}' has no '{fmt}' form; its formats are {', '.join(info.formats)}")
+    return info
 
 
 def path(name: str, fmt: str = "qdq") -> Path:
-    """The shipped ONNX file of a bundled model in ``fmt`` (qdq or qoperator)."""
-    _check(name, fmt)
+    """The ONNX file of a model in ``fmt``: shipped in the package, or generated into the cache if needed."""
+    info = _check(name, fmt)
+    if not info.shipped:
+        from tosac.models.zoo import cached
+        return cached(name, fmt)[0]
     if fmt == "float":
         raise TosacError("the float models are built in code, not shipped: use onnx_model(name, 'float')")
     file = DATA / f"{name}.{fmt}.onnx"
     if not file.is_file():
         raise TosacError(f"{file} is missing from the installation; rebuild it with "
-                         "'python -m tosac.models.generate' (needs onnxruntime)")
+                         "'python -m tosac.models.build' (needs onnxruntime)")
     return file
 
 
-def _check(name: str, fmt: str) -> None:
-    if name not in MODELS:
-        raise TosacError(f"no bundled model '{name}'; bundled models are {', '.join(MODELS)}")
-    if fmt not in FORMATS:
-        raise TosacError(f"unknown model format '{fmt}'; choose one of {', '.join(FORMATS)}")
-
-
 def onnx_model(name: str, fmt: str = "qdq") -> onnx_lib.ModelProto:
-    """The bundled model as an ONNX ModelProto (``float``: the unquantized network, built in code)."""
-    _check(name, fmt)
+    """The model as an ONNX ModelProto (``float``: the unquantized network)."""
+    info = _check(name, fmt)
+    if not info.shipped:
+        from tosac.models.zoo import load_cached
+        return load_cached(name, fmt)
     if fmt == "float":
         from tosac.models.networks import ARCHITECTURES
         return ARCHITECTURES[name](0)
@@ -72,12 +95,32 @@ def onnx_model(name: str, fmt: str = "qdq") -> onnx_lib.ModelProto:
 
 
 def load(name: str, fmt: str = "qdq") -> Graph:
-    """The bundled model as a tosac graph (through the ONNX frontend; quantized models have int8 I/O)."""
+    """The model as a tosac graph (through the ONNX frontend; quantized models have int8 I/O)."""
     from tosac.frontends.onnx import load as load_onnx
 
-    return load_onnx(onnx_model(name, fmt) if fmt == "float" else path(name, fmt))
+    info = _check(name, fmt)
+    return load_onnx(onnx_model(name, fmt) if info.shipped and fmt == "float" else path(name, fmt))
 
 
+_records: dict[str, ModelRecord] = {}
 
-# ``tosac.models.list()`` as users spell it; this module must not call the builtin list() itself.
-list = names  # noqa: A001
+
+def record(name: str) -> ModelRecord:
+    """One model's :class:`ModelRecord` (computed from its graph, never generating or quantizing anything)."""
+    info = _check(name, "float")
+    if name not in _records:
+        from tosac.models.macs import count_macs
+        if info.shipped:
+            from tosac.models.networks import ARCHITECTURES
+            graph = ARCHITECTURES[name](0)
+        else:
+            from tosac.models.zoo import skeleton
+            graph = skeleton(name)
+        _records[name] = ModelRecord(name, info.title, info.family, info.shipped, info.input_shapes, info.formats,
+                                     tuple(sorted({node.op_type for node in graph.graph.node})), count_macs(graph))
+    return _records[name]
+
+
+def list() -> builtins.list[ModelRecord]:  # noqa: A001 - ``tosac.models.list()`` as users spell it
+    """A :class:`ModelRecord` for every model, shipped and generated."""
+    return [record(name) for name in MODELS]

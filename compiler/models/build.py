@@ -1,20 +1,20 @@
-"""Rebuild the bundled model files: ``python -m tosac.models.build [--models kws,vww] [--out-dir DIR]``.
+"""Rebuild the shipped model files: ``python -m tosac.models.build [--models kws,vww] [--out-dir DIR]``.
 
-Each network of :mod:`.networks` (built in code; its float form is not shipped) is quantized by ONNX Runtime's ``quantize_static`` (int8 activations and weights,
+Each network of :mod:`.networks` (built in code; its float form is not shipped) is
+quantized by ONNX Runtime's ``quantize_static`` (int8 activations and weights,
 per-channel weights, MinMax calibration on seeded data) into
 ``<name>.qdq.onnx`` and ``<name>.qoperator.onnx``. Needs onnxruntime.
 """
 from __future__ import annotations
 
 import argparse
-import logging
-import tempfile
 from pathlib import Path
 
 import onnx
 
 from tosac.models import DATA, MODELS
 from tosac.models.networks import ARCHITECTURES, calibration_data
+from tosac.models.quantize import quantize_static
 
 SEED = 0
 CALIBRATION_SAMPLES = 16
@@ -22,25 +22,8 @@ CALIBRATION_SAMPLES = 16
 
 def quantize(name: str, model: onnx.ModelProto, fmt: str, seed: int = SEED) -> onnx.ModelProto:
     """``model`` quantized to int8 by ONNX Runtime in the QDQ or QOperator format."""
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
-
-    samples = iter(calibration_data(name, MODELS[name].input_shape, CALIBRATION_SAMPLES, seed))
-
-    class Reader(CalibrationDataReader):
-        def get_next(self):
-            sample = next(samples, None)
-            return None if sample is None else {"input": sample}
-
-    logging.getLogger().setLevel(logging.ERROR)       # ORT's advice to pre-process and to prefer QDQ
-    with tempfile.TemporaryDirectory() as tmp:
-        src, dst = Path(tmp) / "float.onnx", Path(tmp) / "quantized.onnx"
-        onnx.save(model, src)
-        quantize_static(str(src), str(dst), Reader(),
-                        quant_format=QuantFormat.QDQ if fmt == "qdq" else QuantFormat.QOperator,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
-                        calibrate_method=CalibrationMethod.MinMax)
-        return onnx.load(str(dst))
+    samples = calibration_data(name, MODELS[name].input_shape, CALIBRATION_SAMPLES, seed)
+    return quantize_static(model, ({"input": sample} for sample in samples), fmt)
 
 
 def build(names: list[str], out_dir: Path) -> None:
