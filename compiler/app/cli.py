@@ -166,6 +166,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.model, Path(args.out_dir), runs=args.runs)
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    from tosac import models
+
+    print(f"{'name':<19} {'family':<13} {'files':<9} {'MACs':>9}  {'formats':<28} inputs")
+    for r in models.list():
+        inputs = ", ".join(f"{n} {'x'.join(map(str, s))}" for n, s in r.input_shapes.items())
+        print(f"{r.name:<19} {r.family:<13} {'shipped' if r.shipped else 'generated':<9} {r.macs / 1e6:8.1f}M  "
+              f"{','.join(r.formats):<28} {inputs}")
+        if args.ops:
+            print(f"{'':<19} ops: {' '.join(r.op_types)}")
+    return 0
+
+
 def cmd_tosa_cts(args: argparse.Namespace) -> int:
     from tosac.conformance.tosa_cts import run_cts
 
@@ -437,6 +450,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=200, help="timed runs per latency figure (default 200)")
     p.add_argument("--out-dir", default="demo-out", help="where to write the imported model (default demo-out)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("models", help="list the bundled models (shipped, or generated on first use and cached)",
+                       description="List tosac.models: name, family, shipped or generated (on first use, into "
+                       "$TOSAC_CACHE_DIR or ~/.cache/tosac; needs onnxruntime), MACs of the float network, formats "
+                       "and inputs. Any name works wherever a model is expected (tosac run NAME ...).")
+    p.add_argument("--ops", action="store_true", help="also list each float network's ONNX op types")
+    p.set_defaults(func=cmd_models)
 
     conf = sub.add_parser("conformance", help="run conformance suites",
                           description="Conformance suites that prove tosac's results bit-exact.")
