@@ -22,6 +22,7 @@ import builtins
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import onnx as onnx_lib
 
 from tosac.errors import TosacError
@@ -32,7 +33,8 @@ DATA = Path(__file__).parent / "data"
 FORMATS = ("qdq", "qoperator", "float", "dynamic")
 KINDS = ("all", "shipped", "generated")
 
-__all__ = ["DATA", "FORMATS", "MODELS", "ModelInfo", "ModelRecord", "names", "list", "path", "onnx_model", "load"]
+__all__ = ["DATA", "FORMATS", "MODELS", "ModelInfo", "ModelRecord", "names", "list", "path", "onnx_model", "load",
+           "sample_inputs"]
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,34 @@ def load(name: str, fmt: str = "qdq") -> Graph:
 
     info = _check(name, fmt)
     return load_onnx(onnx_model(name, fmt) if info.shipped and fmt == "float" else path(name, fmt))
+
+
+def sample_inputs(name: str, graph: Graph, count: int = 4, seed: int = 0) -> builtins.list[dict[str, np.ndarray]]:
+    """Seeded inputs for ``graph`` (model ``name`` loaded by :func:`load`) as the model expects them: image-like
+    data, or token ids within the vocabulary and 0/1 attention masks — quantized with the input's scale and zero
+    point where the graph's input is integer. Uniform random integers would be meaningless token ids."""
+    info = _check(name, "float")
+    if info.shipped:
+        from tosac.models.networks import calibration_data
+        samples = [{"input": x} for x in calibration_data(name, info.input_shape, count, seed)]
+    else:
+        from tosac.models.zoo import RECIPES
+        samples = RECIPES[name].samples(count, seed)
+    quantization = graph.metadata.get("io_quantization", {})
+    types = graph.input_types()
+    feeds = []
+    for sample in samples:
+        feed = {}
+        for input_name, data in sample.items():
+            dtype = types[input_name].dtype
+            q = quantization.get(input_name)
+            if q is not None:
+                info_range = np.iinfo(dtype.storage)
+                data = np.clip(np.rint(data / np.float32(q["scale"])) + q["zero_point"], info_range.min,
+                               info_range.max)
+            feed[input_name] = np.asarray(data).astype(dtype.storage)
+        feeds.append(feed)
+    return feeds
 
 
 _records: dict[str, ModelRecord] = {}

@@ -158,7 +158,8 @@ def _normalised(indices: np.ndarray, k: int, node: onnx.NodeProto) -> np.ndarray
 
 
 def _runtime_index(cv: Converter, indices: Entry, k: int, outer: int) -> Value:
-    """Runtime indices as TOSA GATHER's int32 [outer, W], negative ones counted from the end."""
+    """Runtime indices as TOSA GATHER's int32 [outer, W], negative ones counted from the end, out-of-range ones
+    clamped to the table."""
     if indices.quant is not None or indices.dtype not in (DType.INT32, DType.INT16, DType.INT8):
         raise UnsupportedError(f"Gather indices of type {indices.dtype.name} (int32/int64 indices are supported)")
     g = cv.g
@@ -167,4 +168,6 @@ def _runtime_index(cv: Converter, indices: Entry, k: int, outer: int) -> Value:
         idx = g.cast(idx, DType.INT32)
     negative = g.greater(g.const(np.zeros((1, 1), np.int32)), idx)
     idx = g.select(negative, g.add(idx, g.const(np.full((1, 1), k, np.int32))), idx)
+    # Out of range (ONNX Runtime raises): clamped, so no input can make the compiled code read outside the table.
+    idx = g.minimum(g.maximum(idx, g.const(np.zeros((1, 1), np.int32))), g.const(np.full((1, 1), k - 1, np.int32)))
     return g.tile(idx, [outer, 1]) if outer > 1 else idx
