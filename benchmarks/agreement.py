@@ -26,7 +26,7 @@ def row(name: str, fmt: str, inputs: int, target: str) -> dict:
             "node_differing": nodes["differing"], "node_near_ties": nodes["near_ties"], "inputs": end.inputs,
             "top1_tosac_vs_ort": end.top1_tosac_vs_optimised, "top1_ort_floor": end.top1_optimised_vs_unoptimised,
             "top1_float_tosac": end.top1_float_tosac, "top1_float_ort": end.top1_float_ort_optimised,
-            "outputs_max_lsb_vs_ort": [o.tosac_vs_optimised.max_lsb for o in end.outputs]}
+            "outputs_max_diff_vs_ort": [o.tosac_vs_optimised.max_diff for o in end.outputs]}
 
 
 def main() -> None:
