@@ -163,13 +163,16 @@ def _lower_resize(lw: OpLowering, finish) -> MapCompute:
     ih, iw = x.shape[1], x.shape[2]
     nearest = lw.attrs["mode"] is ResizeMode.NEAREST
     dtype = lw.dtype(0)
-    if dtype.is_float:
-        raise UnsupportedError("RESIZE on float inputs has no code generation")
+    if dtype.is_float and dtype is not DType.FP32:
+        raise UnsupportedError(f"RESIZE on {dtype.name} inputs has no code generation")
+    fp32 = dtype is DType.FP32
 
     def coords(o: ln.Expr, n: int, d: int, offset: int, size: int):
         pos = o * d + offset
         base = _floor_div(pos, n)
-        rem = pos - base * n
+        # fp32: the fraction float(pos) / float(n) - float(base), as the reference (and the official model) has it
+        rem = binary("fsub", binary("fdiv", cast(pos, "f32"), ln.Const(float(n), "f32")), cast(base, "f32")) \
+            if fp32 else pos - base * n
         return smax(base, ln.Const(0)), smin(base + 1, ln.Const(size - 1)), rem
 
     def element(ctx):
@@ -180,10 +183,23 @@ def _lower_resize(lw: OpLowering, finish) -> MapCompute:
         # which the verifier's constraints keep in range; clamp for safety.
         y0, x0 = clamp_index(y0, ih), clamp_index(x0, iw)
         at = lambda yy, xx: to_i64(ctx.load_at(x, [b, yy, xx, c]), dtype)  # noqa: E731
+        if nearest and fp32:
+            half = ln.Const(0.5, "f32")
+            ys, xs = select(binary("foge", dy, half), y1, y0), select(binary("foge", dx, half), x1, x0)
+            return finish(ctx.load_at(x, [b, ys, xs, c]), ctx)
         if nearest:
             ys = select(binary("sge", dy * 2, ln.Const(sy_n)), y1, y0)
             xs = select(binary("sge", dx * 2, ln.Const(sx_n)), x1, x0)
             return finish(ctx.load_at(x, [b, ys, xs, c]), ctx)
+        if fp32:            # left to right, each product and sum rounded to fp32 as the reference computes it
+            one = ln.Const(1.0, "f32")
+            ey, ex = binary("fsub", one, dy), binary("fsub", one, dx)
+            terms = [(y0, x0, ey, ex), (y0, x1, ey, dx), (y1, x0, dy, ex), (y1, x1, dy, dx)]
+            acc = None
+            for yy, xx, wy, wx in terms:
+                term = binary("fmul", binary("fmul", ctx.load_at(x, [b, yy, xx, c]), wy), wx)
+                acc = term if acc is None else binary("fadd", acc, term)
+            return lw.epilogue(acc, ctx)
         uy, ux = ln.Const(sy_n), ln.Const(sx_n)
         acc = (at(y0, x0) * (uy - dy) * (ux - dx) + at(y0, x1) * (uy - dy) * dx
                + at(y1, x0) * dy * (ux - dx) + at(y1, x1) * dy * dx)

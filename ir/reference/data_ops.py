@@ -117,6 +117,8 @@ def resize(call: OpCall) -> list[np.ndarray]:
     y0, y1, dy = axis_coords(oh, sy_n, sy_d, off_y, ih)
     x0, x1, dx = axis_coords(ow, sx_n, sx_d, off_x, iw)
     out_t = call.out.dtype
+    if call.in_types[0].dtype is DType.FP32:
+        return [_resize_fp32(x, call.attrs["mode"], (oh, sy_n, sy_d, off_y, y0, y1), (ow, sx_n, sx_d, off_x, x0, x1))]
     if call.attrs["mode"] is ResizeMode.NEAREST:
         if is_float:
             ys, xs = np.where(dy / sy_n >= 0.5, y1, y0), np.where(dx / sx_n >= 0.5, x1, x0)
@@ -134,3 +136,26 @@ def resize(call: OpCall) -> list[np.ndarray]:
     v10, v11 = v[:, y1][:, :, x0], v[:, y1][:, :, x1]
     acc = v00 * (uy - fy) * (ux - fx) + v01 * (uy - fy) * fx + v10 * fy * (ux - fx) + v11 * fy * fx
     return [np.asarray(acc).astype(out_t.storage)]
+
+
+def _resize_fp32(x: np.ndarray, mode: ResizeMode, ys: tuple, xs: tuple) -> np.ndarray:
+    """fp32 RESIZE in float32 arithmetic, operation by operation as the official reference model computes it:
+    the fraction is float(pos) / float(n) − float(floor(pos / n)), and the bilinear sum is accumulated left to
+    right (compiled code repeats these exact operations)."""
+    f32 = np.float32
+
+    def fraction(out_size: int, n: int, d: int, offset: int) -> np.ndarray:
+        pos = np.arange(out_size, dtype=np.int64) * d + offset
+        return pos.astype(f32) / f32(n) - np.floor_divide(pos, n).astype(f32)
+
+    (oh, sy_n, sy_d, off_y, y0, y1), (ow, sx_n, sx_d, off_x, x0, x1) = ys, xs
+    dy, dx = fraction(oh, sy_n, sy_d, off_y), fraction(ow, sx_n, sx_d, off_x)
+    if mode is ResizeMode.NEAREST:
+        return x[:, np.where(dy >= f32(0.5), y1, y0)][:, :, np.where(dx >= f32(0.5), x1, x0)]
+    dy, dx = dy[None, :, None, None], dx[None, None, :, None]
+    ey, ex = f32(1) - dy, f32(1) - dx
+    acc = x[:, y0][:, :, x0] * ey * ex
+    acc = acc + x[:, y0][:, :, x1] * ey * dx
+    acc = acc + x[:, y1][:, :, x0] * dy * ex
+    acc = acc + x[:, y1][:, :, x1] * dy * dx
+    return acc.astype(f32)

@@ -22,6 +22,7 @@ import onnx
 from tosac.errors import FrontendError
 # Importing the legalisation modules fills HANDLERS and PATTERNS.
 from tosac.frontends.onnx import dynamic, floating, normalization, qoperator, quantized, shape_ops  # noqa: F401
+from tosac.frontends.onnx import resize  # noqa: F401
 from tosac.frontends.onnx.converter import HANDLERS, convert
 from tosac.frontends.onnx.reader import infer_shapes, initializers, read_model
 from tosac.ir.graph import Graph
