@@ -19,7 +19,8 @@ from tosac.conformance.onnx_agreement import agreement_report, summarise
 def row(name: str, fmt: str, inputs: int, target: str) -> dict:
     start = time.perf_counter()
     report = agreement_report(models.path(name, fmt), models.onnx_model(name, "float"), inputs=inputs,
-                              target=target, node_inputs=3, labels=(f"{name}:{fmt}", name))
+                              target=target, node_inputs=3, labels=(f"{name}:{fmt}", name),
+                              samples=lambda graph, count, seed: models.sample_inputs(name, graph, count, seed))
     nodes, end = summarise(report.nodes)["vs_optimised"], report.end_to_end
     return {"model": name, "format": fmt, "seconds": round(time.perf_counter() - start, 1),
             "node_max_lsb": nodes["max_lsb"], "node_share_equal": 1 - nodes["differing"] / max(nodes["elements"], 1),

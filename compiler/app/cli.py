@@ -321,9 +321,17 @@ def cmd_onnx_agreement(args: argparse.Namespace) -> int:
         return models.onnx_model(name, fmt or default_format)
 
     epsilon = TIE_EPSILON if args.tie_epsilon is None else args.tie_epsilon
+    def samples(spec: str):
+        """A bundled model's own inputs (token ids within its vocabulary), else seeded random ones."""
+        from tosac import models
+        name = spec.partition(":")[0]
+        if Path(spec).exists() or name not in models.names():
+            return None
+        return lambda graph, count, seed: models.sample_inputs(name, graph, count, seed)
+
     report = agreement_report(model(args.model, "qdq"), float_model=model(args.float_model, "float"),
                               inputs=args.inputs, seed=args.seed, target=args.target, node_inputs=args.node_inputs,
-                              tie_epsilon=epsilon, labels=(args.model, args.float_model))
+                              tie_epsilon=epsilon, labels=(args.model, args.float_model), samples=samples(args.model))
     print(format_report(report))
     worst = report.worst_node_lsb()
     gate = None

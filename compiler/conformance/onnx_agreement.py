@@ -83,6 +83,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from tosac.errors import FrontendError, TosacError, ToolchainMissingError, UnsupportedError
+from tosac.ir.graph import Graph
 from tosac.ir.random_inputs import random_inputs
 
 #: Input index of each quantized op's output zero point (whose dtype is the output's).
@@ -631,11 +632,14 @@ def _is_classifier(graph) -> bool:
     return len(shape) == 2 and shape[1] > 1 and shape not in inputs
 
 
-def _ort_feed(graph, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """ORT's feed for tosac's ``inputs``: quantized inputs as their real values, the others unchanged."""
+def _ort_feed(model: onnx.ModelProto, graph, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """ORT's feed for tosac's ``inputs``: quantized inputs as their real values, the others in the ONNX input's
+    own type (tosac's int32 token ids are int64 to ORT)."""
     iq = graph.metadata.get("io_quantization", {})
+    declared = {v.name: helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type) for v in model.graph.input}
     return {name: ((q.astype(np.float32) - iq[name]["zero_point"]) * np.float32(iq[name]["scale"])
-                   ).astype(np.float32) if name in iq else q for name, q in inputs.items()}
+                   ).astype(np.float32) if name in iq else q.astype(declared.get(name, q.dtype))
+            for name, q in inputs.items()}
 
 
 def _as_tosac_output(graph, name: str, value: np.ndarray) -> np.ndarray:
@@ -689,7 +693,7 @@ def compare_end_to_end(model: onnx.ModelProto, graph, feeds: list[dict[str, np.n
     float_errors = {name: [0.0, 0.0] for name in rows}
     for inputs in feeds:
         ours = run_tosac(inputs)
-        feed = _ort_feed(graph, inputs)
+        feed = _ort_feed(model, graph, inputs)
         theirs = {mode: dict(zip(onnx_outputs, sessions[mode].run(onnx_outputs, feed))) for mode in MODES}
         as_ours = {mode: {n: _as_tosac_output(graph, n, v) for n, v in theirs[mode].items()} for mode in MODES}
         for name, row in rows.items():
@@ -698,7 +702,8 @@ def compare_end_to_end(model: onnx.ModelProto, graph, feeds: list[dict[str, np.n
             row.optimised_vs_unoptimised.add(as_ours["optimised"][name], as_ours["unoptimised"][name])
         reference = None
         if float_session is not None:
-            float_feed = {float_names[k]: feed[k].astype(np.float32) for k in feed}
+            float_feed = {float_names[k]: v if np.issubdtype(v.dtype, np.integer) and k not in
+                          graph.metadata.get("io_quantization", {}) else v.astype(np.float32) for k, v in feed.items()}
             reference = dict(zip(float_outputs.values(), float_session.run(list(float_outputs.values()),
                                                                            float_feed)))
             for name in rows:
@@ -801,13 +806,16 @@ def load_model(spec: str | Path | onnx.ModelProto, label: str | None = None) -> 
 def agreement_report(model: str | Path | onnx.ModelProto, float_model: str | Path | onnx.ModelProto | None = None,
                      inputs: int = 100, seed: int = 0, target: str = "reference", node_inputs: int = 5,
                      tie_epsilon: float = TIE_EPSILON, classifier: bool | None = None,
-                     labels: tuple[str | None, str | None] = (None, None)) -> AgreementReport:
+                     labels: tuple[str | None, str | None] = (None, None),
+                     samples: Callable[[Graph, int, int], list[dict[str, np.ndarray]]] | None = None
+                     ) -> AgreementReport:
     """The whole agreement report of a quantized ONNX model with ONNX Runtime (see the module docstring).
 
     ``inputs`` seeded inputs end to end, the first ``node_inputs`` of them per node; ``target`` is where tosac
     runs ("reference" or a compile target); ``classifier`` overrides the guess whether the model classifies
-    (top-1) or not; ``labels`` name the two models in the report. Raises a TosacError for a float model, a
-    missing or unreadable file, or a model tosac cannot import.
+    (top-1) or not; ``labels`` name the two models in the report; ``samples(graph, count, seed)`` gives the
+    inputs where seeded random ones would be meaningless (token ids: :func:`tosac.models.sample_inputs`).
+    Raises a TosacError for a float model, a missing or unreadable file, or a model tosac cannot import.
     """
     from tosac.frontends.onnx import load
 
@@ -823,9 +831,12 @@ def agreement_report(model: str | Path | onnx.ModelProto, float_model: str | Pat
     if inputs < 1 or node_inputs < 0:
         raise TosacError(f"inputs must be at least 1 and node_inputs at least 0 (got {inputs}, {node_inputs})")
     graph = load(proto, io="quantized")
-    rng = np.random.default_rng(seed)
-    feeds = [random_inputs(graph.input_types(), rng) for _ in range(inputs)]
-    nodes = compare_nodes(proto, [_ort_feed(graph, f) for f in feeds[:node_inputs]], target, tie_epsilon)
+    if samples is not None:
+        feeds = samples(graph, inputs, seed)
+    else:
+        rng = np.random.default_rng(seed)
+        feeds = [random_inputs(graph.input_types(), rng) for _ in range(inputs)]
+    nodes = compare_nodes(proto, [_ort_feed(proto, graph, f) for f in feeds[:node_inputs]], target, tie_epsilon)
     end = compare_end_to_end(proto, graph, feeds, target, float_proto, classifier)
     report = AgreementReport(label, target, seed, tie_epsilon, min(node_inputs, inputs), host_has_vnni(),
                              ort.__version__, nodes, end, float_label)
