@@ -91,6 +91,10 @@ class Program:
     memory_plan: MemoryPlan
     coerce: Callable[[str, Any], np.ndarray]           # input checking (from the IR types)
     info: dict[str, Any] = field(default_factory=dict)
+    # A host program compiled in parts: the object files the JIT loads together; ``object_code`` stays empty
+    # until ``Executable.object_code`` asks ``link`` for them as one object file.
+    parts: list[bytes] = field(default_factory=list)
+    link: Callable[[], bytes] | None = None
 
 
 class Executable:
@@ -112,7 +116,11 @@ class Executable:
 
     @property
     def object_code(self) -> bytes:
-        return self.program.object_code
+        """The program's object file (a program compiled in parts is linked into one on first use)."""
+        p = self.program
+        if not p.object_code and p.link is not None:
+            p.object_code = p.link()
+        return p.object_code
 
     @property
     def input_names(self) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
+from typing import Sequence
 
 import llvmlite.binding as llvm
 
@@ -24,7 +25,8 @@ _LOCK = threading.Lock()
 class LoadedObject:
     """An object file loaded by MCJIT; keeps the engine alive while functions are in use."""
 
-    def __init__(self, object_code: bytes, names: list[str], entry: str | None = None):
+    def __init__(self, object_code: bytes | Sequence[bytes], names: list[str], entry: str | None = None):
+        """Load ``object_code`` (one object file, or several that call each other) and look up ``names``."""
         self.functions: dict[str, ctypes._CFuncPtr] = {}
         self.entry = None                  # (inputs[], outputs[], arena, constants[]) -> status, when compiled
         self.repeat = None                 # the same arguments and a run count: native back-to-back runs (timing)
@@ -37,7 +39,8 @@ class LoadedObject:
             tm = target.create_target_machine(cpu=llvm.get_host_cpu_name(), codemodel="jitdefault")
             backing = llvm.parse_assembly("")
             self._engine = llvm.create_mcjit_compiler(backing, tm)
-            self._engine.add_object_file(llvm.ObjectFileRef.from_data(object_code))
+            for data in [object_code] if isinstance(object_code, bytes) else object_code:
+                self._engine.add_object_file(llvm.ObjectFileRef.from_data(data))
             self._engine.finalize_object()
             for name in names:
                 address = self._engine.get_function_address(name)

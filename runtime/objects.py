@@ -6,17 +6,25 @@ dictionary lookup — the autotuner compiles thousands of candidates and often
 revisits one. Objects are also kept on disk (``$TOSAC_CACHE_DIR`` or
 ``~/.cache/tosac/objects``) so separate processes share them; a damaged cache
 file is simply rebuilt.
+
+``ObjectBatch`` compiles several independent modules (a big model's kernels in
+parts) at once: this process and helper processes (``tosac.runtime.workers``)
+each take the biggest module still waiting, while the caller is still
+emitting the next ones.
 """
 from __future__ import annotations
 
 import hashlib
 import os
 import tempfile
+import threading
 from pathlib import Path
+from typing import Sequence
 
 import llvmlite.binding as llvm
 
 from tosac.errors import CodegenError
+from tosac.runtime import workers
 from tosac.targets import Target
 
 _MEMORY: dict[str, bytes] = {}
@@ -58,22 +66,179 @@ def optimise(module: llvm.ModuleRef, target: Target, opt: int = 3) -> None:
     pb.close()
 
 
+def compile_uncached(ir_text: str, target: Target, opt: int = 3) -> bytes:
+    """Parse, verify, optimise and emit ``ir_text``: the work the cache saves (also what a worker runs)."""
+    module = parse_and_verify(ir_text)
+    optimise(module, target, opt)
+    return target.target_machine(opt).emit_object(module)
+
+
 def compile_object(ir_text: str, target: Target, opt: int = 3) -> bytes:
     """Object file bytes for ``ir_text`` on ``target`` (ELF, position independent)."""
     key = cache_key(ir_text, target, opt)
+    data = _cached(key)
+    if data is None:
+        data = compile_uncached(ir_text, target, opt)
+        _remember(key, data)
+    return data
+
+
+def linked_object(ir_texts: Sequence[str], target: Target, opt: int = 3) -> bytes:
+    """One object file for several modules that call each other: LLVM links them, then compiles them as one."""
+    key = cache_key("\0; linked with\0".join(ir_texts), target, opt)
+    data = _cached(key)
+    if data is None:
+        modules = [parse_and_verify(text) for text in ir_texts]
+        for other in modules[1:]:
+            modules[0].link_in(other)
+        optimise(modules[0], target, opt)
+        data = target.target_machine(opt).emit_object(modules[0])
+        _remember(key, data)
+    return data
+
+
+class ObjectBatch:
+    """Object code for independent modules submitted one by one, compiled here and in worker processes at once.
+
+    ``submit`` returns at once; cached modules cost a lookup. Once two modules
+    wait, helper processes (up to ``workers.jobs() - 1``) start taking them, so
+    they compile while the caller emits the next; ``results`` compiles what is
+    left in this process alongside them. Each takes the biggest module waiting,
+    so the last to finish is a small one. The objects are the same bytes
+    whichever process made them.
+    """
+
+    def __init__(self, target: Target, opt: int = 3):
+        self.target, self.opt = target, opt
+        self._texts: list[str] = []
+        self._keys: list[str] = []
+        self._results: list[bytes | None] = []
+        self._errors: dict[int, BaseException] = {}
+        self._waiting: list[int] = []
+        self._running = 0
+        self._closed = False
+        self._feeders: list[threading.Thread] = []
+        self._changed = threading.Condition()
+
+    def submit(self, ir_text: str) -> None:
+        key = cache_key(ir_text, self.target, self.opt)
+        with self._changed:
+            index = len(self._texts)
+            self._texts.append(ir_text)
+            self._keys.append(key)
+            self._results.append(_cached(key))
+            if self._results[index] is None:
+                self._waiting.append(index)
+                self._changed.notify_all()
+            start = len(self._waiting) >= 2 and len(self._feeders) < workers.jobs() - 1
+        if start:
+            feeder = threading.Thread(target=self._feed, name="tosac-compile-feeder", daemon=True)
+            self._feeders.append(feeder)
+            feeder.start()
+
+    def results(self) -> list[bytes]:
+        """The object of every submitted module, in submission order (raises the first module's error)."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+        while (index := self._take(helper=False)) is not None:
+            self._compile_here(index)
+        for feeder in self._feeders:
+            feeder.join()
+        if self._errors:
+            raise self._errors[min(self._errors)]
+        return list(self._results)
+
+    def cancel(self) -> None:
+        """Drop what has not started (the caller failed); helpers finish their module and return."""
+        with self._changed:
+            self._closed = True
+            self._waiting.clear()
+            self._changed.notify_all()
+
+    def _take(self, helper: bool) -> int | None:
+        """The biggest waiting module (marked running), or None when there is nothing (more) to take.
+
+        A helper waits for modules until the batch is closed; this process, once it is, waits only
+        while a helper still runs one (a helper whose worker dies hands its module back).
+        """
+        with self._changed:
+            while not self._waiting and (not self._closed if helper else self._running):
+                self._changed.wait()
+            if not self._waiting:
+                return None
+            index = max(self._waiting, key=lambda i: len(self._texts[i]))
+            self._waiting.remove(index)
+            self._running += 1
+            return index
+
+    def _finish(self, index: int, data: bytes | None, error: BaseException | None = None) -> None:
+        if data is not None:
+            _remember(self._keys[index], data)
+        with self._changed:
+            self._results[index] = data
+            if error is not None:
+                self._errors[index] = error
+            self._running -= 1
+            self._changed.notify_all()
+
+    def _compile_here(self, index: int) -> None:
+        try:
+            data = compile_uncached(self._texts[index], self.target, self.opt)
+        except Exception as exc:               # noqa: BLE001 - raised by results(), after the others finish
+            self._finish(index, None, exc)
+        else:
+            self._finish(index, data)
+
+    def _feed(self) -> None:
+        """A helper thread: hands modules to one worker process until the batch is done."""
+        pool = workers.pool()
+        worker = pool.acquire()
+        if worker is None:
+            return
+        try:
+            if not worker.wait_ready():
+                return
+            while (index := self._take(helper=True)) is not None:
+                try:
+                    data = worker.compile(self._texts[index], self.target, self.opt)
+                except EOFError:                # the worker died: this process compiles the module instead
+                    with self._changed:
+                        self._waiting.append(index)
+                        self._running -= 1
+                        self._changed.notify_all()
+                    return
+                except Exception as exc:       # noqa: BLE001 - the module's own error, raised by results()
+                    self._finish(index, None, exc)
+                else:
+                    self._finish(index, data)
+        finally:
+            pool.release(worker)
+
+
+def clear_memory_cache() -> None:
+    """Forget the objects kept in this process (the disk cache stays): the next compile reads or rebuilds them."""
+    _MEMORY.clear()
+
+
+def _cached(key: str) -> bytes | None:
     if key in _MEMORY:
         return _MEMORY[key]
-    path = cache_dir() / key[:2] / f"{key}.o"
-    data = _read_cached(path)
-    if data is None:
-        module = parse_and_verify(ir_text)
-        optimise(module, target, opt)
-        data = target.target_machine(opt).emit_object(module)
-        _write_cached(path, data)
+    data = _read_cached(cache_dir() / key[:2] / f"{key}.o")
+    if data is not None:
+        _keep(key, data)
+    return data
+
+
+def _remember(key: str, data: bytes) -> None:
+    _write_cached(cache_dir() / key[:2] / f"{key}.o", data)
+    _keep(key, data)
+
+
+def _keep(key: str, data: bytes) -> None:
     if len(_MEMORY) >= _MAX_MEMORY_ENTRIES:
         _MEMORY.clear()
     _MEMORY[key] = data
-    return data
 
 
 def optimised_assembly(ir_text: str, target: Target, opt: int = 3) -> str:

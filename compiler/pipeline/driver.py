@@ -2,8 +2,10 @@
 
 Each pass is followed by the verifier. Each fused op group gets a kernel from
 its template with the config the caller gives (by kernel name) or the
-template's default. All kernels of a graph go into one LLVM module, one
-object file (cached by content hash), loaded once.
+template's default. For the host JIT the kernels go into several small LLVM
+modules compiled in parallel while the rest are emitted (``host_modules``),
+loaded together; a standalone or cross-compiled program is one module, one
+object file. Objects are cached by content hash.
 """
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ from tosac.ir.reference.control_flow import MAX_ITERATIONS
 from tosac.ir.reference.interpreter import coerce_input
 from tosac.lower.kernels import KernelBuilder
 from tosac.passes.fusion import CONTROL_FLOW, OpGroup, group_ops
-from tosac.pipeline.entry_point import HOST_ENTRY, add_entry_point, add_repeat_loop
+from tosac.pipeline.entry_point import add_entry_point
+from tosac.pipeline.host_modules import HostModules
 from tosac.pipeline.optimise import kernel_name, optimise_graph
 from tosac.pipeline.tuned_configs import tuned_configs
 from tosac.pipeline.tuning_log import TuningLog
@@ -71,7 +74,8 @@ def _load(program: Program, target: Target) -> Executable:
     """An executable; its kernels are loaded into this process when the target can run here."""
     if not target.is_host:
         return Executable(program, None, cross_target=target)
-    return Executable(program, LoadedObject(program.object_code, [s.function for s in _kernel_steps(program)],
+    return Executable(program, LoadedObject(program.parts or program.object_code,
+                                            [s.function for s in _kernel_steps(program)],
                                             program.info.get("host_entry")))
 
 
@@ -82,6 +86,19 @@ def _kernel_steps(program: Program) -> list[KernelStep]:
 def _compile_block(graph: Graph, block: Block, target: Target, configs: dict[str, Config],
                    module: ir.Module | None = None, prefix: str = "", standalone: bool = False) -> Program:
     """The program of one block; a sub-block of a cross target goes into its parent's ``module``."""
+    top = module is None
+    parts = HostModules(target) if top and target.is_host and not standalone else None
+    try:
+        return _compile_into(graph, block, target, configs, module, prefix, standalone, parts)
+    except BaseException:
+        if parts is not None:
+            parts.cancel()
+        raise
+
+
+def _compile_into(graph: Graph, block: Block, target: Target, configs: dict[str, Config], module: ir.Module | None,
+                  prefix: str, standalone: bool, parts: HostModules | None) -> Program:
+    """``_compile_block``'s work: kernels go to ``parts`` (the host JIT) or into one ``module``."""
     top = module is None
     if module is None:
         module = ir.Module(name="tosac")
@@ -112,7 +129,10 @@ def _compile_block(graph: Graph, block: Block, target: Target, configs: dict[str
             buffers[param.name] = BufferSpec(param.name, np.dtype(_numpy_type(param.type)), (param.size,))
             scratch_names.add(param.name)
         for kernel, threads in schedule.kernels():
-            emitter.emit_kernel(kernel, "" if target.is_host else "internal")
+            if parts is not None:
+                parts.emit(kernel)
+            else:
+                emitter.emit_kernel(kernel, "" if target.is_host else "internal")
             steps.append(KernelStep(kernel.name, [p.name for p in kernel.params], threads, kernel.parallel_extent,
                                     group.pattern))
         infos.append(KernelInfo(kb.name, kb.pattern, kb.space.template, chosen, kb.op_count(chosen)))
@@ -127,14 +147,12 @@ def _compile_block(graph: Graph, block: Block, target: Target, configs: dict[str
                       {"target": target.name, "kernels": infos, "scratch": sorted(scratch_names)})
     if not top:
         return program
-    if standalone or not target.is_host:
-        program.memory_plan = add_entry_point(module, program)   # a standalone object: model_run + .rodata
-    elif steps and all(isinstance(s, KernelStep) and s.threads <= 1 for s in steps):
-        add_entry_point(module, program, HOST_ENTRY, constants_table=True)   # one call per run, no Python per kernel
-        add_repeat_loop(module, HOST_ENTRY)
-        program.info["host_entry"] = HOST_ENTRY
-    if standalone or not target.is_host or _kernel_steps_in(steps):
-        program.object_code = compile_object(str(module), target)
+    if parts is not None:
+        if _kernel_steps_in(steps):
+            parts.finish(program, entry=all(isinstance(s, KernelStep) and s.threads <= 1 for s in steps))
+        return program
+    program.memory_plan = add_entry_point(module, program)   # a standalone object: model_run + .rodata
+    program.object_code = compile_object(str(module), target)
     return program
 
 
