@@ -11,6 +11,7 @@ templates guard them before they reach here.
 """
 from __future__ import annotations
 
+import functools
 from typing import Iterable
 
 import llvmlite.ir as ir
@@ -37,6 +38,25 @@ def llvm_type(type_: str) -> ir.Type:
     if type_ == "f16":
         return ir.HalfType()
     return ir.IntType(ln.bits_of(type_))
+
+
+# Vector constants are built once and shared: llvmlite formats a constant once per object, and building and
+# formatting a fresh <64 x i8> undef per splat was a fifth of the emitter's time. Constants have no parent,
+# so one object can be an operand anywhere; the text is the same.
+@functools.lru_cache(maxsize=None)
+def undefined(ty: ir.Type) -> ir.Constant:
+    """The ``undef`` constant of ``ty`` (one shared object)."""
+    return ir.Constant(ty, ir.Undefined)
+
+
+@functools.lru_cache(maxsize=None)
+def _zero_mask(lanes: int) -> ir.Constant:
+    return ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+
+
+@functools.lru_cache(maxsize=None)
+def _ramp(lanes: int) -> ir.Constant:
+    return ir.Constant(ir.VectorType(I64, lanes), list(range(lanes)))
 
 
 def _type_suffix(ty: ir.Type) -> str:
@@ -88,10 +108,9 @@ class Emitter:
 
     def splat(self, value: ir.Value, lanes: int) -> ir.Value:
         b = self.builder
-        vty = ir.VectorType(value.type, lanes)
-        one = b.insert_element(ir.Constant(vty, ir.Undefined), value, ir.Constant(ir.IntType(32), 0))
-        return b.shuffle_vector(one, ir.Constant(vty, ir.Undefined),
-                                ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
+        undef = undefined(ir.VectorType(value.type, lanes))
+        one = b.insert_element(undef, value, ir.Constant(ir.IntType(32), 0))
+        return b.shuffle_vector(one, undef, _zero_mask(lanes))
 
     # ------------------------------------------------------------------ kernels
     def emit_kernel(self, kernel: ln.Kernel, linkage: str = "") -> ir.Function:
@@ -231,7 +250,7 @@ class Emitter:
             vty = ir.VectorType(ety, lanes)
             return b.load(b.bitcast(ptr, vty.as_pointer()), typ=vty, align=1)
         indices = self.expr(e.index)
-        out = ir.Constant(ir.VectorType(ety, lanes), ir.Undefined)
+        out = undefined(ir.VectorType(ety, lanes))
         for lane in range(lanes):
             at = ir.Constant(ir.IntType(32), lane)
             value = b.load(self.element_pointer(e.buffer, b.extract_element(indices, at)), typ=ety)
@@ -253,7 +272,7 @@ class Emitter:
             value = self.env[e.name]
             if self.vector and self.vector[0] == e.name:
                 lanes = self.vector[1]
-                return b.add(self.splat(value, lanes), ir.Constant(ir.VectorType(I64, lanes), list(range(lanes))))
+                return b.add(self.splat(value, lanes), _ramp(lanes))
             return value
         if isinstance(e, ln.Load):
             return self._load(e)
@@ -280,7 +299,7 @@ class Emitter:
             fn = self.intrinsic(name, ir.DoubleType(), [ir.DoubleType()])
             if not isinstance(ty, ir.VectorType):
                 return self.builder.call(fn, args)
-            out = ir.Constant(ty, ir.Undefined)
+            out = undefined(ty)
             for lane in range(ty.count):
                 at = ir.Constant(ir.IntType(32), lane)
                 out = self.builder.insert_element(out, self.builder.call(fn, [self.builder.extract_element(args[0], at)]), at)

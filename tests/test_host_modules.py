@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 
 import numpy as np
@@ -14,21 +15,28 @@ from tosac.ir.builder import GraphBuilder
 from tosac.ir.reference.interpreter import run
 from tosac.pipeline import host_modules
 from tosac.runtime import objects, workers
+from tosac.runtime.executable import KernelStep
 from tosac.targets import get_target
 
-LAYERS = 14         # one kernel each, then a conv kernel and its activation-packing kernel: > SMALL_PROGRAM
+# Axis orders for a chain of transposes over (1, 4, 6, 8): each (shape, order) pair is a different kernel.
+ORDERS = [(0, 2, 1, 3), (0, 1, 3, 2), (0, 3, 2, 1), (0, 2, 3, 1), (0, 3, 1, 2)] * 3
 
 
-def _chain(layers: int = LAYERS, seed: int = 3):
-    """Transposes (cheap to compile, one kernel each) and a 3x3 convolution with its rescale and clamp."""
+def _chain(orders=ORDERS, seed: int = 3):
+    """A 3x3 convolution with its rescale and clamp, then transposes (cheap to compile, one kernel each)."""
     rng = np.random.default_rng(seed)
     g = GraphBuilder()
-    y = g.input("x", DType.INT8, (1, 6, 6, 8))
-    for _ in range(layers):
-        y = g.transpose(y, perms=[0, 2, 1, 3])
-    y = g.conv2d(y, g.const(rng.integers(-128, 128, (8, 3, 3, 8)).astype(np.int8)), pad=(1, 1, 1, 1), input_zp=3)
-    g.output(g.clamp(g.rescale(y, DType.INT8, multiplier=1 << 30, shift=41, output_zp=-2), min_val=-100, max_val=120))
-    return g.build(), {"x": rng.integers(-128, 128, (1, 6, 6, 8)).astype(np.int8)}
+    x = g.input("x", DType.INT8, (1, 4, 6, 8))
+    y = g.conv2d(x, g.const(rng.integers(-128, 128, (8, 3, 3, 8)).astype(np.int8)), pad=(1, 1, 1, 1), input_zp=3)
+    y = g.clamp(g.rescale(y, DType.INT8, multiplier=1 << 30, shift=41, output_zp=-2), min_val=-100, max_val=120)
+    for order in orders:
+        y = g.transpose(y, perms=list(order))
+    g.output(y)
+    return g.build(), {"x": rng.integers(-128, 128, (1, 4, 6, 8)).astype(np.int8)}
+
+
+def _functions(exe) -> list[str]:
+    return [s.function for s in exe.program.steps if isinstance(s, KernelStep)]
 
 
 @pytest.fixture
@@ -48,10 +56,10 @@ def _compile(graph, jobs: int, monkeypatch) -> tosac.runtime.executable.Executab
 def test_big_program_is_compiled_in_parts_and_stays_bit_exact(fresh_cache, monkeypatch):
     graph, inputs = _chain()
     exe = _compile(graph, 2, monkeypatch)
-    kernels = [s for s in exe.program.steps if hasattr(s, "function")]
-    assert len(kernels) > host_modules.SMALL_PROGRAM
+    functions = _functions(exe)
+    assert len(functions) > host_modules.SMALL_PROGRAM
     # kernel modules of at most KERNELS_PER_MODULE kernels each, and the entry point's module
-    assert len(exe.program.parts) >= -(-len(kernels) // host_modules.KERNELS_PER_MODULE) + 1
+    assert len(exe.program.parts) >= -(-len(set(functions)) // host_modules.KERNELS_PER_MODULE) + 1
     assert exe.program.info["host_entry"] and exe._loaded.entry is not None
     want = run(graph, inputs)[graph.outputs[0]]
     np.testing.assert_array_equal(exe.run(inputs)[graph.outputs[0]], want)
@@ -88,8 +96,20 @@ def test_parts_are_cached_by_content(fresh_cache, monkeypatch):
     np.testing.assert_array_equal(second.run(inputs)[graph.outputs[0]], first.run(inputs)[graph.outputs[0]])
 
 
+def test_identical_kernels_are_compiled_once(fresh_cache, monkeypatch):
+    graph, inputs = _chain([(0, 2, 1, 3), (0, 2, 1, 3)] * 8)       # back and forth between two shapes
+    exe = _compile(graph, 2, monkeypatch)
+    functions = _functions(exe)
+    transposes = functions[-16:]
+    assert len(set(transposes)) == 2 and transposes[:2] * 8 == transposes
+    # compiled once: no object defines or calls any of the other fourteen transpose kernels
+    symbols = {m.decode() for m in re.findall(rb"tosac_k\d+_transpose", b"\0".join(exe.program.parts))}
+    assert symbols == set(transposes)
+    np.testing.assert_array_equal(exe.run(inputs)[graph.outputs[0]], run(graph, inputs)[graph.outputs[0]])
+
+
 def test_small_program_is_one_module_with_its_entry_point(fresh_cache, monkeypatch):
-    graph, inputs = _chain(layers=2)
+    graph, inputs = _chain(ORDERS[:2])
     exe = _compile(graph, 2, monkeypatch)
     assert exe.program.parts == [] and exe.object_code.startswith(b"\x7fELF")
     np.testing.assert_array_equal(exe.run(inputs)[graph.outputs[0]], run(graph, inputs)[graph.outputs[0]])
