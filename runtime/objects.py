@@ -122,12 +122,13 @@ class ObjectBatch:
 
     def submit(self, ir_text: str) -> None:
         key = cache_key(ir_text, self.target, self.opt)
+        cached = _cached(key)
         with self._changed:
             index = len(self._texts)
             self._texts.append(ir_text)
             self._keys.append(key)
-            self._results.append(_cached(key))
-            if self._results[index] is None:
+            self._results.append(cached)
+            if cached is None:
                 self._waiting.append(index)
                 self._changed.notify_all()
             start = len(self._waiting) >= 2 and len(self._feeders) < workers.jobs() - 1

@@ -22,6 +22,8 @@ import sys
 import threading
 from typing import Any, BinaryIO, Callable
 
+from tosac.errors import CodegenError, TosacError
+
 _HEADER = struct.Struct("<Q")
 READY = b"tosac-worker-ready"
 WORKER_MODULE = "tosac.runtime.object_worker"      # its __main__ serves compile_uncached
@@ -34,7 +36,8 @@ def jobs() -> int:
         try:
             return max(1, int(value))
         except ValueError:
-            return 1
+            message = f"$TOSAC_COMPILE_JOBS is '{value}': expected a number of processes (1: no workers)"
+            raise TosacError(message) from None
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:                    # not Linux
@@ -164,8 +167,6 @@ def _close_pool() -> None:
 
 def serve(handler: Callable[..., bytes]) -> None:
     """A worker's loop on stdin/stdout: each request's arguments -> ("ok", handler(*request)) or ("error", exc)."""
-    from tosac.errors import CodegenError
-
     replies = sys.stdout.buffer
     sys.stdout = sys.stderr                  # nothing but replies may reach the pipe
     send(replies, READY)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tosac
-from tosac.errors import CodegenError
+from tosac.errors import CodegenError, TosacError
 from tosac.ir import DType
 from tosac.ir.builder import GraphBuilder
 from tosac.ir.reference.interpreter import run
@@ -200,7 +200,13 @@ def test_a_forked_process_gets_its_own_pool(monkeypatch):
     assert workers.pool() is not parent
 
 
-@pytest.mark.parametrize("value, expected", [("1", 1), ("3", 3), ("0", 1), ("many", 1)])
+@pytest.mark.parametrize("value, expected", [("1", 1), ("3", 3), ("0", 1), (" 2 ", 2)])
 def test_compile_jobs_from_the_environment(monkeypatch, value, expected):
     monkeypatch.setenv("TOSAC_COMPILE_JOBS", value)
     assert workers.jobs() == expected
+
+
+def test_compile_jobs_that_are_not_a_number_are_refused(monkeypatch):
+    monkeypatch.setenv("TOSAC_COMPILE_JOBS", "many")
+    with pytest.raises(TosacError, match="TOSAC_COMPILE_JOBS is 'many'"):
+        workers.jobs()
