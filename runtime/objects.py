@@ -66,11 +66,14 @@ def optimise(module: llvm.ModuleRef, target: Target, opt: int = 3) -> None:
     pb.close()
 
 
-def compile_uncached(ir_text: str, target: Target, opt: int = 3) -> bytes:
-    """Parse, verify, optimise and emit ``ir_text``: the work the cache saves (also what a worker runs)."""
+def compile_uncached(ir_text: str, target: Target, opt: int = 3, bitcode: bool = False) -> bytes:
+    """Parse, verify, optimise and emit ``ir_text``: the work the cache saves (also what a worker runs).
+
+    ``bitcode``: the optimised module as LLVM bitcode instead of object code (for ``linked_object``).
+    """
     module = parse_and_verify(ir_text)
     optimise(module, target, opt)
-    return target.target_machine(opt).emit_object(module)
+    return module.as_bitcode() if bitcode else target.target_machine(opt).emit_object(module)
 
 
 def compile_object(ir_text: str, target: Target, opt: int = 3) -> bytes:
@@ -84,14 +87,20 @@ def compile_object(ir_text: str, target: Target, opt: int = 3) -> bytes:
 
 
 def linked_object(ir_texts: Sequence[str], target: Target, opt: int = 3) -> bytes:
-    """One object file for several modules that call each other: LLVM links them, then compiles them as one."""
+    """One object file for several modules that call each other, with the code each module's own object has.
+
+    Each module is optimised on its own (in parallel, like ``ObjectBatch``), then LLVM links the optimised
+    modules and emits one object: nothing is inlined across modules, as when the objects are loaded together.
+    """
     key = cache_key("\0; linked with\0".join(ir_texts), target, opt)
     data = _cached(key)
     if data is None:
-        modules = [parse_and_verify(text) for text in ir_texts]
+        batch = ObjectBatch(target, opt, bitcode=True)
+        for text in ir_texts:
+            batch.submit(text)
+        modules = [llvm.parse_bitcode(code) for code in batch.results()]
         for other in modules[1:]:
             modules[0].link_in(other)
-        optimise(modules[0], target, opt)
         data = target.target_machine(opt).emit_object(modules[0])
         _remember(key, data)
     return data
@@ -108,8 +117,8 @@ class ObjectBatch:
     whichever process made them.
     """
 
-    def __init__(self, target: Target, opt: int = 3):
-        self.target, self.opt = target, opt
+    def __init__(self, target: Target, opt: int = 3, bitcode: bool = False):
+        self.target, self.opt, self.bitcode = target, opt, bitcode     # bitcode: optimised modules, not cached
         self._texts: list[str] = []
         self._keys: list[str] = []
         self._results: list[bytes | None] = []
@@ -122,7 +131,7 @@ class ObjectBatch:
 
     def submit(self, ir_text: str) -> None:
         key = cache_key(ir_text, self.target, self.opt)
-        cached = _cached(key)
+        cached = None if self.bitcode else _cached(key)
         with self._changed:
             index = len(self._texts)
             self._texts.append(ir_text)
@@ -174,7 +183,7 @@ class ObjectBatch:
             return index
 
     def _finish(self, index: int, data: bytes | None, error: BaseException | None = None) -> None:
-        if data is not None:
+        if data is not None and not self.bitcode:
             _remember(self._keys[index], data)
         with self._changed:
             self._results[index] = data
@@ -185,7 +194,7 @@ class ObjectBatch:
 
     def _compile_here(self, index: int) -> None:
         try:
-            data = compile_uncached(self._texts[index], self.target, self.opt)
+            data = compile_uncached(self._texts[index], self.target, self.opt, self.bitcode)
         except Exception as exc:               # noqa: BLE001 - raised by results(), after the others finish
             self._finish(index, None, exc)
         else:
@@ -202,7 +211,7 @@ class ObjectBatch:
                 return
             while (index := self._take(helper=True)) is not None:
                 try:
-                    data = worker.compile(self._texts[index], self.target, self.opt)
+                    data = worker.compile(self._texts[index], self.target, self.opt, self.bitcode)
                 except EOFError:                # the worker died: this process compiles the module instead
                     with self._changed:
                         self._waiting.append(index)

@@ -84,10 +84,11 @@ class Worker:
             self.alive = self.ready
         return self.ready
 
-    def compile(self, ir_text: str, target: Any, opt: int) -> bytes:
-        """Object code for ``ir_text``; raises what compiling raised there, or ``EOFError`` if the worker died."""
+    def compile(self, ir_text: str, target: Any, opt: int, bitcode: bool = False) -> bytes:
+        """Object code (or optimised bitcode) for ``ir_text``; raises what compiling raised there, or
+        ``EOFError`` if the worker died."""
         try:
-            send(self.process.stdin, (ir_text, target, opt))
+            send(self.process.stdin, (ir_text, target, opt, bitcode))
             status, payload = receive(self.process.stdout)
         except (EOFError, OSError, pickle.UnpicklingError) as exc:
             self.alive = False

@@ -15,7 +15,8 @@ from tosac.ir.builder import GraphBuilder
 from tosac.ir.reference.interpreter import run
 from tosac.pipeline import host_modules
 from tosac.runtime import objects, workers
-from tosac.runtime.executable import KernelStep
+from tosac.runtime.executable import Executable, KernelStep
+from tosac.runtime.jit import LoadedObject
 from tosac.targets import get_target
 
 # Axis orders for a chain of transposes over (1, 4, 6, 8): each (shape, order) pair is a different kernel.
@@ -66,6 +67,8 @@ def test_big_program_is_compiled_in_parts_and_stays_bit_exact(fresh_cache, monke
     # the one object file a user can take away links the parts: ELF, defining the entry point
     single = exe.object_code
     assert single.startswith(b"\x7fELF") and b"tosac_host_run" in single and single not in exe.program.parts
+    alone = Executable(exe.program, LoadedObject(single, sorted(set(functions)), exe.program.info["host_entry"]))
+    np.testing.assert_array_equal(alone.run(inputs)[graph.outputs[0]], want)
 
 
 def test_workers_make_the_same_objects_as_this_process(fresh_cache, monkeypatch):
