@@ -186,8 +186,9 @@ def cmd_tosa_cts(args: argparse.Namespace) -> int:
     results = run_cts(target=args.target, ops_regex=args.ops, seed=args.seed, jobs=args.jobs,
                       full=not args.sample, per_op=args.per_op,
                       tests_dir=Path(args.tests) if args.tests else None,
-                      keep=Path(args.keep) if args.keep else None)
-    return _report(results, args, "tosa-cts", args.target, {"sample": args.sample},
+                      keep=Path(args.keep) if args.keep else None, profile=args.profile)
+    return _report(results, args, "tosa-cts" if args.profile == "int" else f"tosa-cts-{args.profile}", args.target,
+                   {"sample": args.sample, "profile": args.profile},
                    f"time: {time.monotonic() - started:.0f} s")
 
 
@@ -320,7 +321,6 @@ def cmd_onnx_agreement(args: argparse.Namespace) -> int:
             return spec
         return models.onnx_model(name, fmt or default_format)
 
-    epsilon = TIE_EPSILON if args.tie_epsilon is None else args.tie_epsilon
     def samples(spec: str):
         """A bundled model's own inputs (token ids within its vocabulary), else seeded random ones."""
         from tosac import models
@@ -329,6 +329,7 @@ def cmd_onnx_agreement(args: argparse.Namespace) -> int:
             return None
         return lambda graph, count, seed: models.sample_inputs(name, graph, count, seed)
 
+    epsilon = TIE_EPSILON if args.tie_epsilon is None else args.tie_epsilon
     report = agreement_report(model(args.model, "qdq"), float_model=model(args.float_model, "float"),
                               inputs=args.inputs, seed=args.seed, target=args.target, node_inputs=args.node_inputs,
                               tie_epsilon=epsilon, labels=(args.model, args.float_model), samples=samples(args.model))
@@ -471,14 +472,18 @@ def build_parser() -> argparse.ArgumentParser:
     csub = conf.add_subparsers(dest="suite", required=True, metavar="SUITE")
     p = csub.add_parser(
         "tosa-cts", help="the official TOSA conformance tests (needs the 'conformance' extra)",
-        description="Generate the official TOSA 1.0.2 conformance tests for the integer profile "
-        "(with the int16, int4, doubleround, inexactround and controlflow extensions) using tosa-tools, run "
-        "them with tosac as the system under test through the official runner, and check the results "
-        "with the official compliance rules (EXACT for integers). Negative (ERROR_IF) tests pass only when "
+        description="Generate the official TOSA 1.0.2 conformance tests using tosa-tools — the integer "
+        "profile (with the int16, int4, doubleround, inexactround and controlflow extensions) or, with "
+        "--profile fp, the floating-point profile (with controlflow) — run them with tosac as the system "
+        "under test through the official runner, and check the results with the official compliance rules "
+        "(EXACT for integers; ULP, ABS_ERROR and DOT_PRODUCT bounds for floats, from the reference model's "
+        "precise run). Negative (ERROR_IF) tests pass only when "
         "the tosac verifier rejects the graph. Prints a per-operator table and 'N passed, N failed, N "
         "skipped'; exits 1 on any failure.")
     p.add_argument("--target", default="reference", choices=list(TARGETS),
                    help="where tosac runs the graphs (default: reference interpreter)")
+    p.add_argument("--profile", default="int", choices=["int", "fp"],
+                   help="int: tosa-pro-int and extensions (default); fp: tosa-pro-fp (fp32, fp16) with controlflow")
     p.add_argument("--ops", metavar="REGEX", help="only operators whose lower-case name matches REGEX")
     p.add_argument("--seed", type=int, default=None,
                    help="test-data seed for the generator and the --sample choice (default: the official data)")
@@ -520,6 +525,8 @@ def build_parser() -> argparse.ArgumentParser:
         "the reason; tests with known-bad expected data (int8 QLinearMatMul, onnx #6169) are run and reported.")
     p.add_argument("--target", default="reference", choices=list(TARGETS), help="default: reference interpreter")
     p.add_argument("--filter", metavar="TEXT", help="only tests whose name contains TEXT")
+    p.add_argument("--quantized", action="store_true",
+                   help="instead: every test of a quantization op or with 8/4/2-bit integer tensors, claimed or not")
     p.add_argument("--json", metavar="FILE", help="write results as JSON")
     p.add_argument("--junit", metavar="FILE", help="write results as JUnit XML")
     p.set_defaults(func=cmd_onnx_nodes)
@@ -568,5 +575,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-    p.add_argument("--quantized", action="store_true",
-                   help="instead: every test of a quantization op or with 8/4/2-bit integer tensors, claimed or not")

@@ -1,16 +1,23 @@
 """The official TOSA conformance tests, generated and checked by `tosa-tools`.
 
 Generation and result checking are the official tools'; tosac is only the
-system under test (see ``tosa_sut``). Two sizes:
+system under test (see ``tosa_sut``). Two profiles (``PROFILES``):
 
-* ``full``: ``tosa_verif_conformance_generator`` for the integer profile and
-  its extensions — the real conformance suite (3,657 tests with the extensions below).
-* ``sample``: a seeded choice of ``per_op`` tests per operator from that
-  suite — every operator, positive and negative, in a minute once the suite
-  is generated (what ``make test`` runs).
+* ``int``: ``tosa-pro-int`` with the int16, int4, doubleround, inexactround
+  and controlflow extensions (3,657 tests), checked EXACT.
+* ``fp``: ``tosa-pro-fp`` with the controlflow extension (fp32 and fp16
+  tests, plus the integer and bool tests the profile shares), checked by the
+  official compliance modes (ULP, ABS_ERROR, DOT_PRODUCT with bounds from the
+  reference model's precise FP64 run, ...), never by a tolerance of ours.
 
-The generated suite is cached (``$TOSAC_CACHE_DIR`` or ``~/.cache/tosac``):
-generating it takes about 3 minutes on 2 cores.
+Two sizes: ``full``, the whole generated suite of a profile, and ``sample``,
+a seeded choice of ``per_op`` tests per operator from it — every operator,
+positive and negative, in about a minute once the suite is generated (what
+``make test`` runs).
+
+The generated suites are cached (``$TOSAC_CACHE_DIR`` or ``~/.cache/tosac``):
+generating the integer suite takes about 3 minutes on 2 cores, the float
+suite takes longer (it is bigger).
 """
 from __future__ import annotations
 
@@ -31,14 +38,10 @@ from tosac.conformance.results import CaseResult
 from tosac.errors import ToolchainMissingError, TosacError
 
 TOSA_VERSION = "1.0.2"
-PROFILE = "tosa-pro-int"
-EXTENSIONS = ("tosa-ext-int16", "tosa-ext-int4", "tosa-ext-doubleround", "tosa-ext-inexactround",
-              "tosa-ext-controlflow")
 SUT_MODULE = "tosac.conformance.tosa_sut"
 
 # Operators of the integer profile and its extensions in TOSA 1.0.2 (REDUCE_PRODUCT
-# is float-only there), by the
-# generator's (lower-case) names.
+# is float-only there), by the generator's (lower-case) names.
 INT_OPERATORS = (
     "argmax avg_pool2d conv2d conv3d depthwise_conv2d matmul max_pool2d transpose_conv2d clamp add "
     "arithmetic_right_shift bitwise_and bitwise_or bitwise_xor intdiv logical_and logical_left_shift "
@@ -47,6 +50,46 @@ INT_OPERATORS = (
     "reduce_sum concat pad reshape reverse slice tile transpose gather scatter resize cast "
     "rescale const identity cond_if while_loop"
 ).split()
+
+# Operators the float profile generates tests for in TOSA 1.0.2 (with tosa-ext-controlflow). The
+# integer and bool ops among them (intdiv, logical_*, reduce_all/any) come from the tests the two
+# profiles share.
+FP_OPERATORS = (
+    "argmax avg_pool2d conv2d conv3d depthwise_conv2d matmul max_pool2d transpose_conv2d clamp erf sigmoid "
+    "tanh add intdiv logical_and logical_left_shift logical_right_shift logical_or logical_xor maximum "
+    "minimum mul pow sub abs ceil cos exp floor log logical_not negate reciprocal rsqrt sin select equal "
+    "greater greater_equal reduce_all reduce_any reduce_max reduce_min reduce_product reduce_sum concat pad "
+    "reshape reverse slice tile transpose gather scatter resize cast const identity cond_if while_loop"
+).split()
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One official suite: what the generator and the runner are told, and the operators it covers."""
+    key: str                        # the CLI's name for it
+    name: str                       # the TOSA profile
+    extensions: tuple[str, ...]
+    operators: tuple[str, ...]
+
+    def tool_args(self) -> list[str]:
+        return ["--profile", self.name, "--extension", *self.extensions]
+
+
+PROFILES = {
+    "int": Profile("int", "tosa-pro-int", ("tosa-ext-int16", "tosa-ext-int4", "tosa-ext-doubleround",
+                                           "tosa-ext-inexactround", "tosa-ext-controlflow"), tuple(INT_OPERATORS)),
+    "fp": Profile("fp", "tosa-pro-fp", ("tosa-ext-controlflow",), tuple(FP_OPERATORS)),
+}
+# The integer suite's names, kept for callers that predate the float profile.
+PROFILE = PROFILES["int"].name
+EXTENSIONS = PROFILES["int"].extensions
+
+
+def get_profile(key: str) -> Profile:
+    try:
+        return PROFILES[key]
+    except KeyError:
+        raise TosacError(f"unknown conformance profile '{key}'; choose one of {sorted(PROFILES)}") from None
 
 
 @dataclass(frozen=True)
@@ -75,10 +118,11 @@ def find_tools() -> Tools:
     return Tools(bin_dir, lib)
 
 
-def select_operators(ops_regex: str | None) -> list[str]:
-    ops = [op for op in INT_OPERATORS if not ops_regex or re.search(ops_regex, op)]
+def select_operators(ops_regex: str | None, profile: Profile = PROFILES["int"]) -> list[str]:
+    ops = [op for op in profile.operators if not ops_regex or re.search(ops_regex, op)]
     if not ops:
-        raise TosacError(f"--ops '{ops_regex}' matches no operator; operators are: {' '.join(INT_OPERATORS)}")
+        raise TosacError(f"--ops '{ops_regex}' matches no operator of the {profile.key} profile; operators are: "
+                         f"{' '.join(profile.operators)}")
     return ops
 
 
@@ -107,8 +151,9 @@ def cache_root() -> Path:
     return Path(base) / "tosa-cts"
 
 
-def generate_full(tools: Tools, ops: list[str], seed: int | None, jobs: int) -> list[Path]:
-    """The official conformance suite for ``ops`` (integer profile + extensions), cached.
+def generate_full(tools: Tools, ops: list[str], seed: int | None, jobs: int,
+                  profile: Profile = PROFILES["int"]) -> list[Path]:
+    """The official conformance suite of ``profile`` for ``ops``, cached.
 
     ``seed`` None keeps the generator's own default data (the official suite).
     The suite is generated into a temporary directory and renamed into the
@@ -117,15 +162,15 @@ def generate_full(tools: Tools, ops: list[str], seed: int | None, jobs: int) -> 
     """
     from importlib.metadata import version
 
-    key = hashlib.sha256(" ".join(sorted(ops)).encode()).hexdigest()[:12]
+    key = hashlib.sha256(" ".join([*profile.tool_args(), *sorted(ops)]).encode()).hexdigest()[:12]
     seed_tag = "default" if seed is None else str(seed)
-    suite = cache_root() / f"tosa-tools-{version('tosa-tools')}_v{TOSA_VERSION}_seed{seed_tag}_{key}"
+    suite = cache_root() / f"tosa-tools-{version('tosa-tools')}_v{TOSA_VERSION}_{profile.key}_seed{seed_tag}_{key}"
     if not (suite / "COMPLETE").exists():
         suite.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix="generating-", dir=suite.parent))
         try:
-            cmd = [tools.exe("tosa_verif_conformance_generator"), "--profile", PROFILE,
-                   "--extension", *EXTENSIONS, "--tosa-version", TOSA_VERSION, "--output-type", "binary",
+            cmd = [tools.exe("tosa_verif_conformance_generator"), *profile.tool_args(),
+                   "--tosa-version", TOSA_VERSION, "--output-type", "binary",
                    "--generate-lib-path", str(tools.generate_lib), "--build-directory", str(tmp / "build"),
                    "--output-directory", str(tmp / "suite"), "-j", str(jobs), "--operators", *ops]
             if seed is not None:
@@ -165,14 +210,15 @@ def copy_tests(dirs: list[Path], dest: Path) -> list[Path]:
     return copies
 
 
-def run_tests(tools: Tools, dirs: list[Path], target: str, jobs: int, work: Path) -> list[CaseResult]:
+def run_tests(tools: Tools, dirs: list[Path], target: str, jobs: int, work: Path,
+              profile: Profile = PROFILES["int"]) -> list[CaseResult]:
     """Run ``dirs`` through ``tosa_verif_run_tests`` with tosac as system under test."""
     test_list = work / "tests.txt"
     test_list.write_text("\n".join(str(d) for d in dirs) + "\n")
     xunit = work / "runner-result.xml"
     cmd = [tools.exe("tosa_verif_run_tests"), "--test-list", str(test_list), "--sut-module", SUT_MODULE,
            "--sut-module-args", f"{SUT_MODULE}:target={target}", "--xunit-file", str(xunit),
-           "-j", str(jobs), "--profile", PROFILE, "--extension", *EXTENSIONS]
+           "-j", str(jobs), *profile.tool_args()]
     proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, env=_tool_env(tools))
     (work / "runner.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0 or not xunit.exists():
@@ -216,23 +262,24 @@ def parse_xunit(xunit: Path, dirs: list[Path]) -> list[CaseResult]:
 
 def run_cts(*, target: str = "reference", ops_regex: str | None = None, seed: int | None = None, jobs: int = 2,
             full: bool = False, per_op: int = 6, tests_dir: Path | None = None,
-            keep: Path | None = None) -> list[CaseResult]:
-    """Generate (or reuse ``tests_dir``), run and check the official tests; return per-test results."""
+            keep: Path | None = None, profile: str = "int") -> list[CaseResult]:
+    """Generate (or reuse ``tests_dir``), run and check the official tests of ``profile``; per-test results."""
+    prof = get_profile(profile)
     tools = find_tools()
-    ops = select_operators(ops_regex)
+    ops = select_operators(ops_regex, prof)
     work = Path(tempfile.mkdtemp(prefix="tosac-cts-")) if keep is None else keep
     work.mkdir(parents=True, exist_ok=True)
     try:
         if tests_dir is not None:
             dirs = [d for d in test_dirs_under(tests_dir) if _op_of(d).lower() in ops]
         else:
-            dirs = generate_full(tools, ops, seed, jobs)
+            dirs = generate_full(tools, ops, seed, jobs, prof)
         if not full:
             dirs = sample_tests(dirs, seed or 0, per_op)
         if not dirs:
             raise TosacError("no conformance tests were generated or found")
         copies = copy_tests(dirs, work / "run")
-        return run_tests(tools, copies, target, jobs, work)
+        return run_tests(tools, copies, target, jobs, work, prof)
     finally:
         if keep is None:
             shutil.rmtree(work, ignore_errors=True)

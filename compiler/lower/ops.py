@@ -279,8 +279,13 @@ def _reduce_ctx(lw: OpLowering) -> ElementContext:
 # ----------------------------------------------------------------------------- convolutions and MATMUL
 
 def _acc_type(lw: OpLowering) -> str:
+    """The accumulator's value type: the op's float ``acc_type`` (fp16 convolutions may accumulate in fp32),
+    else the output's."""
     out = lw.out_type.dtype
-    return value_type(out) if out.is_float else ("i64" if out is DType.INT48 else "i32")
+    if out.is_float:
+        acc = lw.attrs.get("acc_type")
+        return value_type(acc if isinstance(acc, DType) and acc.is_float else out)
+    return "i64" if out is DType.INT48 else "i32"
 
 
 def _zero_point(lw: OpLowering, i: int, acc: str) -> ln.Expr:
@@ -299,13 +304,15 @@ def _mac(acc_type: str):
 
 
 def _finish_with_bias(lw: OpLowering, bias_index: int, acc_type: str):
+    """The spec's ending: the accumulator converted to the output type, then the bias added in that type."""
     bias = lw.arg(bias_index)
     add = "fadd" if ln.is_float(acc_type) else "add"
+    out_type = value_type(lw.out_type.dtype)
 
     def finalize(acc, pos, c):
         b = ln.Load(bias.name, c if bias.size > 1 else ln.Const(0), bias.type)
         ctx = ElementContext(lw.output, [*pos, c], None)
-        return lw.epilogue(binary(add, acc, cast(b, acc_type)), ctx)
+        return lw.epilogue(binary(add, acc if acc_type == out_type else cast(acc, out_type), cast(b, out_type)), ctx)
     return bias, finalize
 
 
