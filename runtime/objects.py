@@ -4,8 +4,12 @@ The cache key is the hash of the IR text and the target (triple, CPU,
 features, LLVM version), so compiling the same kernel twice costs a
 dictionary lookup — the autotuner compiles thousands of candidates and often
 revisits one. Objects are also kept on disk (``$TOSAC_CACHE_DIR`` or
-``~/.cache/tosac/objects``) so separate processes share them; a damaged cache
-file is simply rebuilt.
+``~/.cache/tosac/objects``) so separate processes share them. Each cache file
+holds a SHA-256 digest of its cache key and object next to the object (one
+file, written to a temporary name and renamed, so a reader never sees half of
+one); a file whose digest is missing or wrong (truncated, bit-flipped, another
+object) is never loaded or copied: it is a warning naming the file, and the
+object is rebuilt and the file replaced.
 
 ``ObjectBatch`` compiles several independent modules (a big model's kernels in
 parts) at once: this process and helper processes (``tosac.runtime.workers``)
@@ -18,6 +22,7 @@ import hashlib
 import os
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -234,14 +239,14 @@ def clear_memory_cache() -> None:
 def _cached(key: str) -> bytes | None:
     if key in _MEMORY:
         return _MEMORY[key]
-    data = _read_cached(cache_dir() / key[:2] / f"{key}.o")
+    data = _read_cached(cache_dir() / key[:2] / f"{key}.o", key)
     if data is not None:
         _keep(key, data)
     return data
 
 
 def _remember(key: str, data: bytes) -> None:
-    _write_cached(cache_dir() / key[:2] / f"{key}.o", data)
+    _write_cached(cache_dir() / key[:2] / f"{key}.o", key, data)
     _keep(key, data)
 
 
@@ -258,20 +263,63 @@ def optimised_assembly(ir_text: str, target: Target, opt: int = 3) -> str:
     return target.target_machine(opt).emit_assembly(module)
 
 
-def _read_cached(path: Path) -> bytes | None:
+# A cache file: this header line, the hex SHA-256 of key + NUL + object and a newline, then the object.
+_HEADER = b"tosac-object-cache 1\n"
+_DIGEST_LEN = 64
+
+
+class CacheWarning(UserWarning):
+    """A cached object file is damaged or is not the object of its key: it is rebuilt, never loaded."""
+
+
+def _digest(key: str, data: bytes) -> bytes:
+    return hashlib.sha256(key.encode() + b"\0" + data).hexdigest().encode()
+
+
+def _pack(key: str, data: bytes) -> bytes:
+    return _HEADER + _digest(key, data) + b"\n" + data
+
+
+def _unpack(key: str, blob: bytes) -> tuple[bytes | None, str]:
+    """The object in a cache file's bytes, or None and what is wrong with them."""
+    start = len(_HEADER) + _DIGEST_LEN + 1
+    if not blob.startswith(_HEADER) or len(blob) < start or blob[start - 1:start] != b"\n":
+        return None, "it has no digest (damaged, or written by an older tosac)"
+    data = blob[start:]
+    if blob[len(_HEADER):start - 1] != _digest(key, data):
+        return None, "its digest does not match its contents (damaged, or another object)"
+    if not data.startswith(b"\x7fELF"):
+        return None, "it holds no ELF object"
+    return data, ""
+
+
+def _read_cached(path: Path, key: str) -> bytes | None:
     try:
-        data = path.read_bytes()
-    except OSError:
+        blob = path.read_bytes()
+    except FileNotFoundError:
         return None
-    return data if data.startswith(b"\x7fELF") else None
+    except OSError as e:
+        warnings.warn(f"tosac object cache: cannot read {path} ({e.strerror or e}); rebuilding the object",
+                      CacheWarning, stacklevel=4)
+        return None
+    data, problem = _unpack(key, blob)
+    if data is None:
+        warnings.warn(f"tosac object cache: ignoring {path}: {problem}; rebuilding the object and replacing "
+                      f"the file", CacheWarning, stacklevel=4)
+    return data
 
 
-def _write_cached(path: Path, data: bytes) -> None:
+def _write_cached(path: Path, key: str, data: bytes) -> None:
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")     # unique per writer, threads included
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)          # atomic: readers never see half a file
+            f.write(_pack(key, data))
+        os.replace(tmp, path)          # atomic: readers see the old file or the whole new one, digest included
     except OSError:
-        pass                           # a read-only home is not an error; only the cache is lost
+        if tmp is not None:            # a full disk: leave no partial temporary file behind
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass                   # a read-only home is not an error; only the cache is lost
