@@ -94,6 +94,7 @@ class Converter:
 
     # ------------------------------------------------------------------ the node loop
     def run(self) -> Graph:
+        self._check_outputs()
         self._declare_inputs()
         for node in self.proto.graph.node:
             if id(node) in self.claimed:
@@ -126,6 +127,18 @@ class Converter:
         if upgraded is not None:
             graph.metadata["onnx_upgraded_from_opset"] = int(upgraded)
         return graph
+
+    def _check_outputs(self) -> None:
+        """Every graph output must be a node's result, a graph input or an initializer (else it has no value)."""
+        graph = self.proto.graph
+        known = {v.name for v in graph.input} | {t.name for t in graph.initializer} | {
+            o for node in graph.node for o in node.output if o}
+        if not self.outputs:
+            raise FrontendError("the graph declares no outputs")
+        for name in self.outputs:
+            if name not in known:
+                raise FrontendError(f"graph output '{name}' is produced by no node and is neither a graph input "
+                                    "nor an initializer")
 
     def _declare_inputs(self) -> None:
         for value in self.proto.graph.input:
@@ -208,6 +221,8 @@ class Converter:
         """``v`` under the ONNX output name: its producer's result is renamed (else an IDENTITY copies it)."""
         blk = self.g.blk
         producer = next((op for op in blk.ops if v.name in op.outputs), None)
+        if producer is None and v.name == name and name in blk.inputs:
+            return v                        # a graph input that is also an output (an empty graph passes it on)
         if producer is None or name in blk.tensors or v.name in renamed.values():
             if v.dtype is DType.UINT8 and name not in blk.tensors:    # no uint8 IDENTITY in TOSA
                 return self._named(self.unsigned(self.signed(v)[0]), name, renamed)
