@@ -97,6 +97,8 @@ def _conv(ctx: _Ctx) -> list[TensorType]:
     _lens(ctx, pad=2 * spatial, stride=spatial, dilation=spatial)
     pad, stride, dil = ctx.attr("pad"), ctx.attr("stride"), ctx.attr("dilation")
     depthwise = ctx.op.name == "DEPTHWISE_CONV2D"
+    _same_channels(ctx, x, w, 2 if depthwise else -1, "[KH,KW,C,M]" if depthwise else
+                   f"[OC,{'KD,' if spatial == 3 else ''}KH,KW,IC]")
     kernel = w.shape[:2] if depthwise else w.shape[1:-1]     # [KH,KW,C,M] or [OC,(KD,)KH,KW,IC]
     axes = ("depth", "height", "width")[-spatial:]
     dims = [_conv_size(ctx, x.shape[1 + i], kernel[i], pad[2 * i], pad[2 * i + 1], stride[i], dil[i], axis)
@@ -109,6 +111,7 @@ def _transpose_conv(ctx: _Ctx) -> list[TensorType]:
     x, w = ctx.t(0), ctx.t(1)
     if x.rank != 4 or w.rank != 4:
         raise ctx.fail("input" if x.rank != 4 else "weight", "TRANSPOSE_CONV2D input and weight must be rank 4")
+    _same_channels(ctx, x, w, -1, "[OC,KH,KW,IC]")
     out_pad, stride = ctx.attr("out_pad"), ctx.attr("stride")
     _lens(ctx, out_pad=4, stride=2)
     if min(stride) < 1:
@@ -116,6 +119,16 @@ def _transpose_conv(ctx: _Ctx) -> list[TensorType]:
     oh = (x.shape[1] - 1) * stride[0] + out_pad[0] + out_pad[1] + w.shape[1]
     ow = (x.shape[2] - 1) * stride[1] + out_pad[2] + out_pad[3] + w.shape[2]
     return [TensorType(_acc_out(ctx), (x.shape[0], oh, ow, w.shape[0]))]
+
+
+def _same_channels(ctx: _Ctx, x: TensorType, w: TensorType, axis: int, layout: str) -> None:
+    """The weights' input-channel dimension is the input's last one (the spec names both IC, or C)."""
+    for operand, t in (("input", x), ("weight", w)):
+        if 0 in t.shape:
+            raise ctx.fail(operand, f"{operand} shape {list(t.shape)} has a dimension of size 0")
+    if w.shape[axis] != x.shape[-1]:
+        raise ctx.fail("weight", f"weight {list(w.shape)} ({layout}) has {w.shape[axis]} input channels, the input "
+                       f"{list(x.shape)} has {x.shape[-1]}")
 
 
 def _acc_out(ctx: _Ctx) -> DType:
@@ -308,6 +321,9 @@ def _control_flow(ctx: _Ctx) -> list[TensorType]:
     if ctx.blocks is None or name not in ctx.blocks:
         raise ctx.fail(graph_attr, f"block '{name}' is not defined in this graph")
     body = ctx.blocks[name]
+    undefined = [n for n in body.outputs if n not in body.tensors]
+    if undefined:
+        raise ctx.fail(graph_attr, f"output '{undefined[0]}' of block '{name}' has no tensor declaration")
     return [body.type_of(n) for n in body.outputs]
 
 

@@ -34,6 +34,8 @@ def verify(graph: Graph) -> None:
     """Raise VerificationError (or UnsupportedError) on the first rule ``graph`` breaks."""
     if not graph.blocks:
         raise VerificationError("graph", None, "the graph has no blocks")
+    for block in graph.blocks.values():     # before any op: control flow reads other blocks' signatures
+        _check_signature(block)
     for block in graph.blocks.values():
         _verify_block(graph, block)
     _check_nesting(graph, graph.main, 0, ())
@@ -57,11 +59,17 @@ def _check_nesting(graph: Graph, block: Block, depth: int, path: tuple[str, ...]
             _check_nesting(graph, graph.blocks[name], depth + 1, path + (block.name,))
 
 
+def _check_signature(block: Block) -> None:
+    """Every input and output name of ``block`` is a declared tensor (COND_IF/WHILE_LOOP type-check them)."""
+    for kind, names in (("input", block.inputs), ("output", block.outputs)):
+        for name in names:
+            if name not in block.tensors:
+                raise VerificationError(f"block {block.name}", name, f"{kind} '{name}' has no tensor declaration")
+
+
 def _verify_block(graph: Graph, block: Block) -> None:
     defined = set()
     for name in block.inputs:
-        if name not in block.tensors:
-            raise VerificationError(f"block {block.name}", name, f"input '{name}' has no tensor declaration")
         if name in defined:
             raise VerificationError(f"block {block.name}", name, f"input '{name}' is listed twice")
         defined.add(name)
@@ -72,6 +80,11 @@ def _verify_block(graph: Graph, block: Block) -> None:
         if any(d < 0 for d in tensor.shape) or len(tensor.shape) > MAX_RANK:
             raise VerificationError(f"block {block.name}", name, f"shape {list(tensor.shape)} must have "
                                     f"non-negative dimensions and rank <= {MAX_RANK} (level 8K)")
+        if 0 in tensor.shape and tensor.dtype is not DType.SHAPE:
+            # TOSA 1.0 has no zero-size tensors (no operator defines a result for them); a SHAPE
+            # value may be empty (the shape of a rank-0 tensor).
+            raise VerificationError(f"block {block.name}", name, f"shape {list(tensor.shape)} has a dimension of "
+                                    "size 0; every tensor dimension must be >= 1")
         if tensor.type.size >= 1 << MAX_LOG2_SIZE:
             raise VerificationError(f"block {block.name}", name, f"{tensor.type.size} elements exceed level 8K "
                                     f"(MAX_LOG2_SIZE={MAX_LOG2_SIZE})")
@@ -357,6 +370,12 @@ def _argmax_rules(block: Block, op: Op, label: str) -> None:
         raise VerificationError(label, "input", "ARGMAX input must have rank >= 1")
 
 
+def _pad_rules(block: Block, op: Op, label: str) -> None:
+    pad_const = block.type_of(op.inputs[2])
+    if pad_const.shape != (1,):
+        raise VerificationError(label, "pad_const", f"pad_const must have shape [1], got {list(pad_const.shape)}")
+
+
 def _scatter_gather_rules(block: Block, op: Op, label: str) -> None:
     idx = block.type_of(op.inputs[1])
     if idx.dtype is not DType.INT32:
@@ -368,5 +387,5 @@ _ERROR_IF = {
     "TRANSPOSE_CONV2D": _conv_rules, "AVG_POOL2D": _pool_rules, "MAX_POOL2D": _pool_rules,
     "MATMUL": _matmul_rules, "NEGATE": _negate_rules, "CLAMP": _clamp_rules, "MUL": _mul_rules,
     "TABLE": _table_rules, "RESCALE": _rescale_rules, "RESIZE": _resize_rules, "ARGMAX": _argmax_rules,
-    "GATHER": _scatter_gather_rules, "SCATTER": _scatter_gather_rules,
+    "GATHER": _scatter_gather_rules, "SCATTER": _scatter_gather_rules, "PAD": _pad_rules,
 }

@@ -132,7 +132,11 @@ def add_entry_point(module: ir.Module, program: Program, name: str = ENTRY, link
         else:
             _while_loop(b, step, bodies, index, pointer, table, copy, at, region, program)
     for index, out in enumerate(program.outputs):         # outputs no kernel writes: constants and inputs
-        if out in globals_ or out in table_names:
+        if out in program.outputs[:index] and out not in program.inputs and out not in globals_ \
+                and out not in table_names:
+            # An output listed again: kernels wrote its first slot only (pointer() picks that one).
+            copy(slot(outputs, index), slot(outputs, program.outputs.index(out)), program.buffers[out].nbytes)
+        elif out in globals_ or out in table_names:
             copy(slot(outputs, index), pointer(out), program.buffers[out].nbytes)
         elif out in program.inputs:
             copy(slot(outputs, index), slot(inputs, program.inputs.index(out)), program.buffers[out].nbytes)
