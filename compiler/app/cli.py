@@ -103,8 +103,11 @@ def _load_config(path: str | None) -> dict | None:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
+    from tosac.ir.atomic_io import check_outputs, write_output
     from tosac.pipeline.driver import compile as compile_graph
 
+    check_outputs({"the model": args.model},
+                  {"--output": args.output, "--header": args.header, "--static-lib": args.static_lib})
     graph = _load(args)
     standalone = bool(args.header or args.static_lib)
     exe = compile_graph(graph, args.target, _load_config(args.config), standalone=standalone,
@@ -118,14 +121,14 @@ def cmd_compile(args: argparse.Namespace) -> int:
         print(f"  {k.name:<44} {k.template:<10} {macs:>14}  {k.config}")
     print(f"memory: {exe.memory_plan.describe()}")
     if args.output:
-        Path(args.output).write_bytes(exe.object_code)
+        write_output(args.output, exe.object_code, "--output")
         print(f"wrote {args.output} ({len(exe.object_code)} bytes of {info['target']} object code)")
     if args.header or args.static_lib:
         from tosac.pipeline.artefacts import header_text, write_static_lib
         from tosac.targets import get_target
         target = get_target(args.target)
         if args.header:
-            Path(args.header).write_text(header_text(graph, exe, target))
+            write_output(args.header, header_text(graph, exe, target).encode(), "--header")
             print(f"wrote {args.header} (entry point model_run, arena {exe.memory_plan.arena_bytes} bytes)")
         if args.static_lib:
             write_static_lib(exe.object_code, Path(args.static_lib), target)

@@ -10,11 +10,13 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from tosac.errors import ToolchainMissingError
+from tosac.errors import ToolchainMissingError, TosacError
+from tosac.ir.atomic_io import atomic_path
 from tosac.ir.graph import Graph
 from tosac.runtime.cross import toolchain
 from tosac.runtime.executable import Executable
@@ -91,10 +93,13 @@ def write_static_lib(object_code: bytes, path: Path, target: Target) -> None:
     if shutil.which(ar) is None:
         raise ToolchainMissingError(f"'{ar}' is missing: install binutils for {target.name} "
                                     f"(the Debian cross gcc packages bring them)")
-    obj = path.with_suffix(".o.tmp")
-    obj.write_bytes(object_code)
     try:
-        path.unlink(missing_ok=True)
-        subprocess.run([ar, "rcs", str(path), str(obj)], check=True, capture_output=True)
-    finally:
-        obj.unlink(missing_ok=True)
+        with atomic_path(path) as archive, tempfile.TemporaryDirectory(prefix="tosac-lib-") as work:
+            obj = Path(work) / f"{path.stem}.o"        # ar names the member after the file
+            obj.write_bytes(object_code)
+            proc = subprocess.run([ar, "rcs", str(archive), str(obj)], capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise OSError(f"{ar} failed: {proc.stderr.strip()[-500:]}")
+    except OSError as e:               # the archive is written beside path and replaces it only when complete
+        raise TosacError(f"cannot write the static library '{path}': {e.strerror or e} "
+                         f"(nothing was changed there)") from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 from tosac.errors import SerializationError
+from tosac.ir.atomic_io import atomic_write
 from tosac.ir.graph import Graph
 from tosac.ir.serialize.json_form import format_graph, from_json, to_json
 from tosac.ir.serialize.tosa_flatbuffer import read_tosa, write_tosa
@@ -32,11 +33,11 @@ def load(path: str | os.PathLike) -> Graph:
 
 
 def save(graph: Graph, path: str | os.PathLike) -> None:
-    """Write ``graph`` to ``path`` in the format its extension names."""
+    """Write ``graph`` to ``path`` in the format its extension names, all or nothing."""
     ext = _format(path)
     data = write_tosa(graph) if ext == ".tosa" else to_json(graph).encode("utf-8")
     try:
-        with open(path, "wb") as f:
-            f.write(data)
+        atomic_write(path, data)                    # a failed write leaves an existing file as it was
     except OSError as e:
-        raise SerializationError(f"{os.fspath(path)}: cannot write: {e.strerror}") from None
+        raise SerializationError(f"{os.fspath(path)}: cannot write: {e.strerror or e} "
+                                 f"(an existing file is unchanged)") from None
