@@ -41,7 +41,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         mode = None
     special = mode is not None and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
     folder = Path(tempfile.gettempdir()) if special else target.parent
-    tmp = folder / f".{target.name}.{secrets.token_hex(4)}.tmp"
+    tmp = folder / f".{target.name[:200]}.{secrets.token_hex(4)}.tmp"      # within NAME_MAX
     try:
         yield tmp
         if not tmp.exists():
