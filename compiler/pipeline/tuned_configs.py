@@ -22,7 +22,11 @@ from tosac.targets import Target, get_target
 
 def best_configs(graph: Graph, target: str | Target, log: TuningLog | str | Path,
                  optimised: bool = False) -> tuple[dict[str, Config], list[str]]:
-    """Best valid config per kernel of ``graph`` from ``log``; and the kernels that have no record."""
+    """Best valid config per kernel of ``graph`` from ``log``; and the kernels that have no record.
+
+    Records whose config is not a point of the kernel's template space (an unknown knob, a value not in the
+    knob's list) are skipped with a warning naming the log and line, so one bad record cannot abort a compile.
+    """
     target = get_target(target)
     if not isinstance(log, TuningLog):
         log = TuningLog(log)
@@ -30,7 +34,7 @@ def best_configs(graph: Graph, target: str | Target, log: TuningLog | str | Path
     configs: dict[str, Config] = {}
     missing: list[str] = []
     for task in extract_tasks(graph, target, optimised):
-        best = log.best(task.key, klass)
+        best = log.best(task.key, klass, task.space)
         for name in task.kernel_names:
             if best is None:
                 missing.append(name)

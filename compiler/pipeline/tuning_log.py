@@ -9,6 +9,7 @@ refused with a clear error rather than misread.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import warnings
@@ -16,8 +17,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, TypeVar
 
-from tosac.errors import TuningError
+from tosac.errors import TosacError, TuningError
 from tosac.pipeline.tasks import target_class
+from tosac.schedules.space import ConfigSpace
 from tosac.targets import Target
 from tosac.version import __version__
 
@@ -43,7 +45,8 @@ class Measured:
 
     @property
     def valid(self) -> bool:
-        return self.error == ErrorCode.NO_ERROR and bool(self.costs)
+        """A time was measured: no error, and costs that are times (positive, finite; a zero never wins)."""
+        return self.error == ErrorCode.NO_ERROR and bool(self.costs) and all(0 < c < math.inf for c in self.costs)
 
     @property
     def median(self) -> float:
@@ -99,7 +102,13 @@ class TuningLog:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.records: list[Record] = list(read_records(self.path)) if self.path.exists() else []
+        self.lines: dict[int, int] = {}              # id(record) -> its line in the file, for warnings
+        self.records: list[Record] = []
+        if self.path.exists():
+            for number, record in read_numbered_records(self.path):
+                self.lines[id(record)] = number
+                self.records.append(record)
+        self._refused: set[int] = set()              # id() of records already warned about
 
     def append(self, record: Record) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,13 +123,33 @@ class TuningLog:
             os.fsync(f.fileno())
         self.records.append(record)
 
-    def for_task(self, task_key: str) -> list[Record]:
-        return [r for r in self.records if r.task == task_key]
+    def for_task(self, task_key: str, space: ConfigSpace | None = None) -> list[Record]:
+        """The task's records; with ``space`` (the template's knob space) only those whose config is a point of
+        it, the others skipped with one warning each naming the log and line."""
+        return [r for r in self.records if r.task == task_key and (space is None or self._fits(r, space))]
 
-    def best(self, task_key: str, target_class: str | None = None) -> Record | None:
-        """The best record of the task (on ``target_class``, when given) by :func:`best_of`."""
-        return best_of([r for r in self.for_task(task_key)
+    def best(self, task_key: str, target_class: str | None = None, space: ConfigSpace | None = None
+             ) -> Record | None:
+        """The best record of the task (on ``target_class``, when given; fitting ``space``, when given) by
+        :func:`best_of`."""
+        return best_of([r for r in self.for_task(task_key, space)
                         if target_class is None or r.target.get("class") == target_class])
+
+    def where(self, record: Record) -> str:
+        """``path:line`` of a record read from the file (the path alone for one appended since)."""
+        line = self.lines.get(id(record))
+        return f"{self.path}:{line}" if line else str(self.path)
+
+    def _fits(self, record: Record, space: ConfigSpace) -> bool:
+        try:
+            space.resolve(record.config)      # unknown knobs, values outside a knob's list: what compile refuses
+            return True
+        except TosacError as exc:
+            if id(record) not in self._refused:
+                self._refused.add(id(record))
+                warnings.warn(f"{self.where(record)}: skipping a tuning record whose config is not a point of "
+                              f"the template's space ({exc})", stacklevel=3)
+            return False
 
 
 def best_of(records: list[Record]) -> Record | None:
@@ -152,9 +181,19 @@ def _ends_with_newline(path: Path) -> bool:
 
 
 def read_records(path: Path) -> Iterable[Record]:
-    """Records of ``path``; corrupt lines are skipped with a warning, unknown schemas refused."""
+    """Records of ``path``; malformed lines and records are skipped with a warning, unknown schemas refused."""
+    return (record for _, record in read_numbered_records(path))
+
+
+def read_numbered_records(path: Path) -> Iterable[tuple[int, Record]]:
+    """(line number, record) of ``path``: a corrupt line, or a record that breaks the schema (wrong types,
+    costs that are not positive finite times), is skipped with one warning naming the file and line."""
     fields = set(Record.__dataclass_fields__)
-    with open(path, encoding="utf-8", errors="replace") as f:
+    try:
+        f = open(path, encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise TuningError(f"tuning log '{path}' cannot be read ({exc.strerror or exc})") from None
+    with f:
         for number, line in enumerate(f, 1):
             line = line.strip()
             if not line:
@@ -163,15 +202,40 @@ def read_records(path: Path) -> Iterable[Record]:
                 data = json.loads(line)
                 if not isinstance(data, dict):
                     raise ValueError("not a JSON object")
-            except ValueError as e:
-                warnings.warn(f"{path}:{number}: skipping a corrupt tuning record ({e})", stacklevel=2)
+            except (ValueError, RecursionError) as e:    # RecursionError: deeply nested brackets
+                warnings.warn(f"{path}:{number}: skipping a corrupt tuning record ({str(e)[:100]})", stacklevel=2)
                 continue
             schema = data.get("schema")
             if schema != SCHEMA_VERSION:
-                raise TuningError(f"{path}:{number}: tuning record schema version {schema!r} is not supported by "
-                                  f"tosac {__version__} (it reads version {SCHEMA_VERSION}); "
+                raise TuningError(f"{path}:{number}: tuning record schema version {repr(schema)[:40]} is not "
+                                  f"supported by tosac {__version__} (it reads version {SCHEMA_VERSION}); "
                                   "re-tune, or use the tosac version that wrote the log")
+            problem = _schema_problem(data)
+            if problem:
+                warnings.warn(f"{path}:{number}: skipping a malformed tuning record ({problem})", stacklevel=2)
+                continue
             try:
-                yield Record(**{k: v for k, v in data.items() if k in fields})
+                yield number, Record(**{k: v for k, v in data.items() if k in fields})
             except TypeError as e:
                 warnings.warn(f"{path}:{number}: skipping an incomplete tuning record ({e})", stacklevel=2)
+
+
+#: The type of each field of a record on disk (bool is excluded where an int is meant: JSON true is no number).
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "task": (str,), "pattern": (str,), "config": (dict,), "costs": (list,), "error": (str,),
+    "error_message": (str,), "target": (dict,), "seed": (int,), "trial": (int,), "tuner": (str,),
+    "timestamp": (int, float), "tosac_version": (str,)}
+
+
+def _schema_problem(data: dict) -> str | None:
+    """What makes a decoded record unusable (None when it is fine)."""
+    for name, types in _FIELD_TYPES.items():
+        if name in data and (not isinstance(data[name], types) or isinstance(data[name], bool)):
+            return f"'{name}' is {type(data[name]).__name__}, not {' or '.join(t.__name__ for t in types)}"
+    for knob, value in data.get("config", {}).items():
+        if not isinstance(value, (int, str)) or isinstance(value, bool):
+            return f"config knob '{knob}' = {repr(value)[:40]} is not an integer or a string"
+    for cost in data.get("costs", []):
+        if not isinstance(cost, (int, float)) or isinstance(cost, bool) or not 0 < cost < math.inf:
+            return f"cost {repr(cost)[:40]} is not a positive, finite time in seconds"
+    return None

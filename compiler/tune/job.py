@@ -98,7 +98,9 @@ def tune_task(task: Task, trials: int, log: TuningLog, tuner: str = "xgb", seed:
     if transfer is not None and isinstance(search, XGBTuner):
         search.model.warm_start(*transfer)
     klass = target_class(task.target)
-    previous = [r for r in log.for_task(task.key) if r.target.get("class") == klass]
+    # Only records whose config is a point of the template's (unrestricted) space count: a hand-edited or
+    # foreign record must neither steer the search nor become the best config (it is skipped with a warning).
+    previous = [r for r in log.for_task(task.key, builder.space) if r.target.get("class") == klass]
     search.update([_result_of(r) for r in previous])
     history = _best_so_far([r.median if r.valid else float("inf") for r in previous])
     default = space.default
@@ -131,14 +133,15 @@ def tune_task(task: Task, trials: int, log: TuningLog, tuner: str = "xgb", seed:
             if early_stopping and stale >= early_stopping:
                 break
         if new and finalists:
-            ranked = sorted((r for r in log.for_task(task.key) if r.valid and r.target.get("class") == klass),
+            ranked = sorted((r for r in log.for_task(task.key, builder.space)
+                             if r.valid and r.target.get("class") == klass),
                             key=lambda r: r.median)
             confirm = list({config_key(r.config): r.config for r in ranked[:finalists * 3]}.values())[:finalists]
             confirm += [default] if config_key(default) not in map(config_key, confirm) else []
             runner.measure(task, confirm, lambda r: record(r, CONFIRM))
     finally:
         bar.close()
-    records = [r for r in log.for_task(task.key) if r.target.get("class") == klass]
+    records = [r for r in log.for_task(task.key, builder.space) if r.target.get("class") == klass]
     best = best_of(records)  # the rule compile uses too (prefers the finalists' re-measurement)
     default_rec = best_of([r for r in records if config_key(r.config) == config_key(default)])
     return TaskReport(task, default_rec.median if default_rec else float("nan"),
@@ -182,7 +185,7 @@ def _collect_transfer(task: Task, log: TuningLog, xs: list, ys: list) -> None:
     """Features and relative throughput of a finished task's trials, for warm-starting later tasks."""
     builder = task.builder()
     featurize = Featurizer(builder, builder.space)
-    records = log.for_task(task.key)
+    records = log.for_task(task.key, builder.space)
     best = min((r.median for r in records if r.valid), default=None)
     if best is None:
         return

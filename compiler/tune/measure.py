@@ -6,7 +6,8 @@ runner (a remote ARM board, a cluster) implements the same ``measure``.
 LocalRunner's policy:
 - Build: candidates compile in a pool of ``jobs`` processes; object code lands
   in tosac's content-addressed cache, so measuring reloads it for free.
-- Isolation: each candidate is measured alone in a forked child. A crash is a
+- Isolation: each candidate is measured alone in a forked child (children and
+  build workers die with the job, even when it is killed with SIGKILL). A crash is a
   ``RUNTIME_ERROR`` trial, a child still running after ``timeout`` seconds is
   killed and recorded as ``TIMEOUT``; the job goes on either way.
 - Correctness: the child first compares every output with the reference
@@ -25,7 +26,11 @@ LocalRunner's policy:
 from __future__ import annotations
 
 import abc
+import ctypes
 import multiprocessing as mp
+import os
+import signal
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
@@ -69,6 +74,23 @@ class MeasurePolicy:
     flush_cache: bool = False
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """Make a forked child (measuring child or build worker) die when the tuner dies, even by ``kill -9``:
+    on Linux the kernel sends it SIGKILL (``prctl(PR_SET_PDEATHSIG)``); if the parent is already gone when
+    this runs, the child exits at once. Otherwise it would outlive the job, blocked writing its result."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):       # no prctl (another libc): the getppid check below still runs
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+
 def _build(task: Task, config: Config) -> str:
     """Compile one candidate (warming the object cache); an error message or ''."""
     try:
@@ -97,6 +119,12 @@ def _measure_child(conn, task: Task, config: Config, inputs: dict, expected: dic
         conn.send((ErrorCode.NO_ERROR, "", costs))
     except Exception as e:
         conn.send((ErrorCode.RUNTIME_ERROR, f"{type(e).__name__}: {e}", []))
+
+
+def _child_main(parent: int, conn, *args) -> None:
+    """The measuring child: bound to its parent's life first, then :func:`_measure_child`."""
+    _die_with_parent(parent)
+    _measure_child(conn, *args)
 
 
 class LocalRunner(Runner):
@@ -128,7 +156,8 @@ class LocalRunner(Runner):
         inputs, expected = self._inputs_and_expected(task)
         ctx = mp.get_context("fork")
         if self.parallelism > 1 and len(configs) > 1:
-            with ProcessPoolExecutor(max_workers=self.parallelism, mp_context=ctx) as pool:
+            with ProcessPoolExecutor(max_workers=self.parallelism, mp_context=ctx, initializer=_die_with_parent,
+                                     initargs=(os.getpid(),)) as pool:
                 build_errors = list(pool.map(_build, [task] * len(configs), configs))
         else:
             build_errors = [_build(task, c) for c in configs]
@@ -145,7 +174,8 @@ class LocalRunner(Runner):
 
     def _measure_one(self, ctx, task: Task, config: Config, inputs: dict, expected: dict) -> MeasureResult:
         parent, child = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_measure_child, args=(child, task, config, inputs, expected, self.policy))
+        proc = ctx.Process(target=_child_main,
+                           args=(os.getpid(), child, task, config, inputs, expected, self.policy))
         proc.start()
         child.close()
         try:
