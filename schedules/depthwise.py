@@ -20,6 +20,9 @@ from tosac.schedules import loopnest as ln
 from tosac.schedules.dense import pack_activations
 from tosac.schedules.generic import Schedule, TensorArg
 from tosac.schedules.space import Config, ConfigSpace
+from tosac.schedules.taps import MAX_UNROLLED_TAPS
+
+TAP_BLOCK = 8                 # taps summed per step of a looped (big) kernel
 
 
 @dataclass
@@ -65,18 +68,30 @@ def depthwise_schedule(c: DepthwiseCompute, config: Config) -> Schedule:
     parallel = threads > 1 and batch == 1 and oh > 1
     n = ln.Const(0) if parallel else ln.Var("n")
     y, x, ch = (ln.Var(v) for v in ("oy", "ox", "c"))
-    acc: ln.Expr = ln.Const(0, "i32")
     sy, sx = c.stride
     dy, dx = c.dilation
-    for ky in range(kh):
-        for kx in range(kw):
-            a = ln.Load(act.name, ln.row_major([n, y * sy + ky * dy, x * sx + kx * dx, ch], [batch, ihp, iwp, channels]),
-                        "i16")
-            w = ln.Load(wname, ln.row_major([ln.Const(ky), ln.Const(kx), ch], [kh, kw, channels]), "i16")
-            acc = acc + ln.cast(ln.binary("mul", a, w), "i32")
+
+    def tap(ky: ln.Expr, kx: ln.Expr) -> ln.Expr:
+        """One int16 product, widened to int32."""
+        a = ln.Load(act.name, ln.row_major([n, y * sy + ky * dy, x * sx + kx * dx, ch], [batch, ihp, iwp, channels]),
+                    "i16")
+        w = ln.Load(wname, ln.row_major([ky, kx, ch], [kh, kw, channels]), "i16")
+        return ln.cast(ln.binary("mul", a, w), "i32")
+
     out_index = ln.row_major([n, y, x, ch], c.output.shape)
-    row = ln.For("ox", ow, (ln.For("c", channels, (ln.Store(c.output.name, out_index, c.finalize(acc, [n, y, x], ch)),),
-                                   ln.LoopKind.VECTORIZE, lanes),))
+    locals_: dict[str, tuple[str, int]] = {}
+    if kh * kw <= MAX_UNROLLED_TAPS:
+        acc: ln.Expr = ln.Const(0, "i32")
+        for ky in range(kh):
+            for kx in range(kw):
+                acc = acc + tap(ln.Const(ky), ln.Const(kx))
+        pixel: tuple[ln.Stmt, ...] = (ln.For("c", channels, (ln.Store(c.output.name, out_index,
+                                                                     c.finalize(acc, [n, y, x], ch)),),
+                                             ln.LoopKind.VECTORIZE, lanes),)
+    else:
+        locals_["acc"] = ("i32", channels)
+        pixel = _looped_taps(c, tap, out_index, [n, y, x], lanes)
+    row = ln.For("ox", ow, pixel)
     if parallel:
         body: tuple[ln.Stmt, ...] = (ln.For("oy", oh, (row,), ln.LoopKind.PARALLEL),)
     else:
@@ -85,4 +100,33 @@ def depthwise_schedule(c: DepthwiseCompute, config: Config) -> Schedule:
     params = ln.unique_params([c.input.param(), act, ln.Param(wname, "i16", c.weights.size),
                       *[a.param() for a in c.epilogue_inputs], c.output.param()])
     constants = {wname: c.weights.astype(np.int16)}
-    return Schedule(ln.Kernel(c.name, params, body), threads, prologue, [act], constants)
+    return Schedule(ln.Kernel(c.name, params, body, locals_), threads, prologue, [act], constants)
+
+
+def _looped_taps(c: DepthwiseCompute, tap: Callable[[ln.Expr, ln.Expr], ln.Expr], out_index: ln.Expr,
+                 pos: list[ln.Expr], lanes: int) -> tuple[ln.Stmt, ...]:
+    """One output pixel of a big kernel: taps looped (TAP_BLOCK per step) into a stack row of accumulators.
+
+    Unrolling thousands of taps into one expression (a 64x64 kernel is legal) would make an expression
+    thousands of nodes deep and a huge function; int32 sums wrap, so the order does not change the bits.
+    """
+    kh, kw, channels = c.weights.shape
+    ch, ky, kb = ln.Var("c"), ln.Var("ky"), ln.Var("kb")
+    row = ln.Load("acc", ch, "i32")
+
+    def accumulate(taps: list[ln.Expr]) -> ln.Stmt:
+        total: ln.Expr = row
+        for t in taps:
+            total = total + t
+        return ln.For("c", channels, (ln.Store("acc", ch, total),), ln.LoopKind.VECTORIZE, lanes)
+
+    blocks, rest = divmod(kw, TAP_BLOCK)
+    per_row: list[ln.Stmt] = []
+    if blocks:
+        per_row.append(ln.For("kb", blocks, (accumulate([tap(ky, kb * TAP_BLOCK + u) for u in range(TAP_BLOCK)]),)))
+    if rest:
+        per_row.append(accumulate([tap(ky, ln.Const(blocks * TAP_BLOCK + u)) for u in range(rest)]))
+    return (ln.For("c", channels, (ln.Store("acc", ch, ln.Const(0, "i32")),), ln.LoopKind.VECTORIZE, lanes),
+            ln.For("ky", kh, tuple(per_row)),
+            ln.For("c", channels, (ln.Store(c.output.name, out_index, c.finalize(row, pos, ch)),),
+                   ln.LoopKind.VECTORIZE, lanes))

@@ -12,7 +12,8 @@ templates guard them before they reach here.
 from __future__ import annotations
 
 import functools
-from typing import Iterable
+from dataclasses import dataclass
+from typing import Generator, Iterable
 
 import llvmlite.ir as ir
 
@@ -59,6 +60,15 @@ def _ramp(lanes: int) -> ir.Constant:
     return ir.Constant(ir.VectorType(I64, lanes), list(range(lanes)))
 
 
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class _Scalar:
+    """A request to evaluate ``index`` as a scalar (outside the vector lanes, memo of its own)."""
+    index: ln.Expr
+
+
 def _type_suffix(ty: ir.Type) -> str:
     if isinstance(ty, ir.VectorType):
         return f"v{ty.count}{_type_suffix(ty.element)}"
@@ -77,6 +87,7 @@ class Emitter:
         self.env: dict[str, ir.Value] = {}
         self.vector: tuple[str, int] | None = None      # (loop variable, lanes) inside a vector body
         self._memo: dict[int, ir.Value] = {}
+        self._reads: dict[str, dict[int, bool]] = {}    # loop variable -> node id -> reads it (per kernel)
 
     # ------------------------------------------------------------------ helpers for micro-kernels
     def intrinsic(self, name: str, ret: ir.Type, arg_types: Iterable[ir.Type]) -> ir.Function:
@@ -101,10 +112,7 @@ class Emitter:
 
     def expr(self, e: ln.Expr) -> ir.Value:
         """Evaluate an expression at the insertion point (memoised per statement)."""
-        key = id(e)
-        if key not in self._memo:
-            self._memo[key] = self._expr(e)
-        return self._memo[key]
+        return self._evaluate(e)
 
     def splat(self, value: ir.Value, lanes: int) -> ir.Value:
         b = self.builder
@@ -123,6 +131,7 @@ class Emitter:
         self.builder = ir.IRBuilder(fn.append_basic_block("entry"))
         b = self.builder
         self.buffers, self.env, self.vector = {}, {"__begin": begin, "__end": end}, None
+        self._reads = {}
         for i, param in enumerate(kernel.params):
             slot = b.gep(args, [ir.Constant(I64, i)], source_etype=PTR)
             self.buffers[param.name] = (b.load(slot, typ=PTR, name=param.name), llvm_type(param.type))
@@ -208,11 +217,11 @@ class Emitter:
 
     # ------------------------------------------------------------------ stores and loads
     def _scalar_index(self, index: ln.Expr) -> ir.Value:
-        saved, saved_memo = self.vector, self._memo
-        self.vector, self._memo = None, {}
-        value = self._expr(index)
-        self.vector, self._memo = saved, saved_memo
-        return value
+        return self._evaluate(_Scalar(index))
+
+    def _stride(self, index: ln.Expr, var: str) -> int | None:
+        """Elements ``index`` advances per step of vector variable ``var`` (None: not affine, a gather)."""
+        return ln.linear_coefficient(index, var, self._reads.setdefault(var, {}))
 
     def _store(self, st: ln.Store) -> None:
         b = self.builder
@@ -224,7 +233,7 @@ class Emitter:
         var, lanes = self.vector
         if not isinstance(value.type, ir.VectorType):
             value = self.splat(value, lanes)
-        stride = ln.linear_coefficient(st.index, var)
+        stride = self._stride(st.index, var)
         if stride == 1:
             ptr = self.element_pointer(st.buffer, self._scalar_index(st.index))
             b.store(value, b.bitcast(ptr, value.type.as_pointer()), align=1)
@@ -236,27 +245,6 @@ class Emitter:
             at = ir.Constant(ir.IntType(32), lane)
             b.store(b.extract_element(value, at), self.element_pointer(st.buffer, b.extract_element(indices, at)))
 
-    def _load(self, e: ln.Load) -> ir.Value:
-        b = self.builder
-        _, ety = self.buffers[e.buffer]
-        if self.vector is None:
-            return b.load(self.element_pointer(e.buffer, self.expr(e.index)), typ=ety)
-        var, lanes = self.vector
-        stride = ln.linear_coefficient(e.index, var)
-        if stride == 0:
-            return b.load(self.element_pointer(e.buffer, self._scalar_index(e.index)), typ=ety)
-        if stride == 1:
-            ptr = self.element_pointer(e.buffer, self._scalar_index(e.index))
-            vty = ir.VectorType(ety, lanes)
-            return b.load(b.bitcast(ptr, vty.as_pointer()), typ=vty, align=1)
-        indices = self.expr(e.index)
-        out = undefined(ir.VectorType(ety, lanes))
-        for lane in range(lanes):
-            at = ir.Constant(ir.IntType(32), lane)
-            value = b.load(self.element_pointer(e.buffer, b.extract_element(indices, at)), typ=ety)
-            out = b.insert_element(out, value, at)
-        return out
-
     # ------------------------------------------------------------------ expressions
     def _broadcast(self, *values: ir.Value) -> list[ir.Value]:
         lanes = next((v.type.count for v in values if isinstance(v.type, ir.VectorType)), None)
@@ -264,34 +252,102 @@ class Emitter:
             return list(values)
         return [v if isinstance(v.type, ir.VectorType) else self.splat(v, lanes) for v in values]
 
-    def _expr(self, e: ln.Expr) -> ir.Value:
-        b = self.builder
+    # Expression trees can be thousands of nodes deep (a fused chain of hundreds of ops), so evaluation is not
+    # recursive: each node's steps are a generator that yields the operands it needs, in the order the old
+    # recursive evaluator visited them, and ``_evaluate`` runs those generators on an explicit stack. The
+    # instructions come out in the same order, so the IR text is the same.
+    def _evaluate(self, root: "ln.Expr | _Scalar") -> ir.Value:
+        stack: list[tuple[Generator, int | None, tuple | None]] = []
+        value = self._need(root, stack)
+        while stack:
+            steps, key, saved = stack[-1]
+            try:
+                request = steps.send(value)
+            except StopIteration as done:
+                stack.pop()
+                value = done.value
+                if saved is not None:
+                    self.vector, self._memo = saved
+                if key is not None:
+                    self._memo[key] = value
+                continue
+            value = self._need(request, stack)
+        return value
+
+    def _need(self, request: "ln.Expr | _Scalar", stack: list) -> ir.Value | None:
+        """The value of ``request`` if known now (memoised, or a leaf); else push the frame that computes it."""
+        if isinstance(request, _Scalar):            # an index evaluated outside the vector body, memo of its own
+            stack.append((self._steps(request.index), None, (self.vector, self._memo)))
+            self.vector, self._memo = None, {}
+            return None
+        key = id(request)
+        value = self._memo.get(key, _MISSING)
+        if value is not _MISSING:
+            return value
+        if isinstance(request, (ln.Const, ln.Var)):
+            value = self._memo[key] = self._leaf(request)
+            return value
+        stack.append((self._steps(request), key, None))
+        return None
+
+    def _leaf(self, e: "ln.Const | ln.Var") -> ir.Value:
         if isinstance(e, ln.Const):
             return ir.Constant(llvm_type(e.type), e.value)
-        if isinstance(e, ln.Var):
-            value = self.env[e.name]
-            if self.vector and self.vector[0] == e.name:
-                lanes = self.vector[1]
-                return b.add(self.splat(value, lanes), _ramp(lanes))
-            return value
+        value = self.env[e.name]
+        if self.vector and self.vector[0] == e.name:
+            lanes = self.vector[1]
+            return self.builder.add(self.splat(value, lanes), _ramp(lanes))
+        return value
+
+    def _steps(self, e: ln.Expr) -> Generator:
+        """The instructions of one node; ``yield x`` gives the value of operand ``x``."""
+        b = self.builder
+        if isinstance(e, (ln.Const, ln.Var)):
+            return self._leaf(e)
         if isinstance(e, ln.Load):
-            return self._load(e)
+            return (yield from self._load(e))
         if isinstance(e, ln.Binary):
-            x, y = self._broadcast(self.expr(e.a), self.expr(e.b))
+            a = yield e.a
+            x, y = self._broadcast(a, (yield e.b))
             return self._binary(e.op, x, y)
         if isinstance(e, ln.Cast):
-            value = self.expr(e.value)
+            value = yield e.value
             ty = llvm_type(e.type)
             if isinstance(value.type, ir.VectorType):
                 ty = ir.VectorType(ty, value.type.count)
             return getattr(b, e.op)(value, ty)
         if isinstance(e, ln.Select):
-            c, x, y = self._broadcast(self.expr(e.cond), self.expr(e.a), self.expr(e.b))
+            cond = yield e.cond
+            a = yield e.a
+            c, x, y = self._broadcast(cond, a, (yield e.b))
             return b.select(c, x, y)
         if isinstance(e, ln.Intrinsic):
-            args = self._broadcast(*[self.expr(a) for a in e.args])
-            return self._call_intrinsic(e.name, args)
-        raise TypeError(f"unknown expression {e!r}")
+            values = []
+            for arg in e.args:
+                values.append((yield arg))
+            return self._call_intrinsic(e.name, self._broadcast(*values))
+        raise TypeError(f"unknown expression {type(e).__name__}")
+
+    def _load(self, e: ln.Load) -> Generator:
+        b = self.builder
+        _, ety = self.buffers[e.buffer]
+        if self.vector is None:
+            return b.load(self.element_pointer(e.buffer, (yield e.index)), typ=ety)
+        var, lanes = self.vector
+        stride = self._stride(e.index, var)
+        if stride == 0:
+            return b.load(self.element_pointer(e.buffer, (yield _Scalar(e.index))), typ=ety)
+        if stride == 1:
+            ptr = self.element_pointer(e.buffer, (yield _Scalar(e.index)))
+            vty = ir.VectorType(ety, lanes)
+            return b.load(b.bitcast(ptr, vty.as_pointer()), typ=vty, align=1)
+        indices = yield e.index
+        out = undefined(ir.VectorType(ety, lanes))
+        for lane in range(lanes):
+            at = ir.Constant(ir.IntType(32), lane)
+            value = b.load(self.element_pointer(e.buffer, b.extract_element(indices, at)), typ=ety)
+            out = b.insert_element(out, value, at)
+        return out
 
     def _call_intrinsic(self, name: str, args: list[ir.Value]) -> ir.Value:
         ty = args[0].type

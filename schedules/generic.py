@@ -154,29 +154,12 @@ def _substitute_store(stmt: ln.Store, var: str, value: ln.Expr) -> ln.Store:
 
 
 def substitute(e: ln.Expr, var: str, value: ln.Expr) -> ln.Expr:
-    """``e`` with loop variable ``var`` replaced by ``value``."""
-    memo: dict[int, ln.Expr] = {}
-
-    def go(x: ln.Expr) -> ln.Expr:
-        if id(x) in memo:
-            return memo[id(x)]
+    """``e`` with loop variable ``var`` replaced by ``value`` (iterative: fused chains make deep trees)."""
+    def visit(x: ln.Expr, kids: list[ln.Expr]) -> ln.Expr:
         if isinstance(x, ln.Var):
-            r = value if x.name == var else x
-        elif isinstance(x, ln.Load):
-            r = ln.Load(x.buffer, go(x.index), x.type)
-        elif isinstance(x, ln.Binary):
-            r = ln.Binary(x.op, go(x.a), go(x.b), x.type)
-        elif isinstance(x, ln.Cast):
-            r = ln.Cast(x.op, go(x.value), x.type)
-        elif isinstance(x, ln.Select):
-            r = ln.Select(go(x.cond), go(x.a), go(x.b), x.type)
-        elif isinstance(x, ln.Intrinsic):
-            r = ln.Intrinsic(x.name, tuple(go(a) for a in x.args), x.type)
-        else:
-            r = x
-        memo[id(x)] = r
-        return r
-    return go(e)
+            return value if x.name == var else x
+        return ln.with_children(x, kids)
+    return ln.post_order(e, visit)
 
 
 # ----------------------------------------------------------------------------- reductions

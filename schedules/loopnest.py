@@ -276,45 +276,124 @@ def unique_params(params: Sequence[Param]) -> tuple[Param, ...]:
 
 
 # ----------------------------------------------------------------------------- analysis
+#
+# Expressions can be thousands of nodes deep (a 300-op fused element-wise chain, a 64x64 depthwise kernel), so
+# every walk here is iterative: Python's recursion limit must not decide which valid graphs compile.
 
-def linear_coefficient(expr: Expr, var: str) -> int | None:
-    """The constant ``c`` with ``expr = c * var + (terms free of var)``, or None if not affine in var."""
-    if isinstance(expr, Var):
-        return 1 if expr.name == var else 0
-    if isinstance(expr, Const):
-        return 0
+def children(expr: Expr) -> tuple[Expr, ...]:
+    """The operands of ``expr``, in evaluation order (none for constants and loop variables)."""
+    if isinstance(expr, Binary):
+        return (expr.a, expr.b)
+    if isinstance(expr, Load):
+        return (expr.index,)
+    if isinstance(expr, Cast):
+        return (expr.value,)
+    if isinstance(expr, Select):
+        return (expr.cond, expr.a, expr.b)
+    if isinstance(expr, Intrinsic):
+        return expr.args
+    return ()
+
+
+def with_children(expr: Expr, kids: Sequence[Expr]) -> Expr:
+    """A new node like ``expr`` with operands ``kids`` (no folding); leaves are returned as they are."""
+    if isinstance(expr, Binary):
+        return Binary(expr.op, kids[0], kids[1], expr.type)
+    if isinstance(expr, Load):
+        return Load(expr.buffer, kids[0], expr.type)
+    if isinstance(expr, Cast):
+        return Cast(expr.op, kids[0], expr.type)
+    if isinstance(expr, Select):
+        return Select(kids[0], kids[1], kids[2], expr.type)
+    if isinstance(expr, Intrinsic):
+        return Intrinsic(expr.name, tuple(kids), expr.type)
+    return expr
+
+
+def post_order(root: Expr, visit: Callable[[Expr, list[Any]], Any],
+               kids: Callable[[Expr], Sequence[Expr]] = children) -> Any:
+    """``visit(node, [results of kids(node)])`` bottom-up, each shared node once, without recursion."""
+    done: dict[int, Any] = {}
+    stack = [root]
+    while stack:
+        node = stack[-1]
+        if id(node) in done:
+            stack.pop()
+            continue
+        operands = kids(node)
+        pending = [k for k in operands if id(k) not in done]
+        if pending:
+            stack.extend(reversed(pending))
+            continue
+        stack.pop()
+        done[id(node)] = visit(node, [done[id(k)] for k in operands])
+    return done[id(root)]
+
+
+def _affine_kids(expr: Expr) -> tuple[Expr, ...]:
     if isinstance(expr, Binary) and expr.type == INDEX and expr.op in ("add", "sub", "mul"):
-        ca, cb = linear_coefficient(expr.a, var), linear_coefficient(expr.b, var)
+        return (expr.a, expr.b)
+    return ()
+
+
+def linear_coefficient(expr: Expr, var: str, reads: dict[int, bool] | None = None) -> int | None:
+    """The constant ``c`` with ``expr = c * var + (terms free of var)``, or None if not affine in var.
+
+    ``reads`` is a cache for :func:`reads_var` with the same ``var``, shared by the caller across the
+    expressions of one kernel (a gather index deep in a fused chain would otherwise be walked once per load).
+    """
+    def visit(e: Expr, coefficients: list[int | None]) -> int | None:
+        if isinstance(e, Var):
+            return 1 if e.name == var else 0
+        if isinstance(e, Const):
+            return 0
+        if not coefficients:
+            return None if reads_var(e, var, reads) else 0
+        ca, cb = coefficients
         if ca is None or cb is None:
             return None
-        if expr.op == "add":
+        if e.op == "add":
             return ca + cb
-        if expr.op == "sub":
+        if e.op == "sub":
             return ca - cb
-        if cb == 0 and isinstance(expr.b, Const):
-            return ca * int(expr.b.value)
-        if ca == 0 and isinstance(expr.a, Const):
-            return cb * int(expr.a.value)
+        if cb == 0 and isinstance(e.b, Const):
+            return ca * int(e.b.value)
+        if ca == 0 and isinstance(e.a, Const):
+            return cb * int(e.a.value)
         return 0 if ca == 0 and cb == 0 else None
-    return 0 if var not in free_vars(expr) else None
+    return post_order(expr, visit, _affine_kids)
+
+
+def reads_var(expr: Expr, var: str, cache: dict[int, bool] | None = None) -> bool:
+    """Whether ``expr`` reads loop variable ``var``; ``cache`` (node id -> answer, for this ``var``) persists."""
+    cache = {} if cache is None else cache
+    stack = [expr]
+    while stack:
+        node = stack[-1]
+        if id(node) in cache:
+            stack.pop()
+            continue
+        operands = children(node)
+        pending = [k for k in operands if id(k) not in cache]
+        if pending:
+            stack.extend(pending)
+            continue
+        stack.pop()
+        cache[id(node)] = node.name == var if isinstance(node, Var) else any(cache[id(k)] for k in operands)
+    return cache[id(expr)]
 
 
 def free_vars(expr: Expr) -> set[str]:
-    if isinstance(expr, Var):
-        return {expr.name}
-    children: tuple = ()
-    if isinstance(expr, Load):
-        children = (expr.index,)
-    elif isinstance(expr, Binary):
-        children = (expr.a, expr.b)
-    elif isinstance(expr, Cast):
-        children = (expr.value,)
-    elif isinstance(expr, Select):
-        children = (expr.cond, expr.a, expr.b)
-    elif isinstance(expr, Intrinsic):
-        children = expr.args
+    """The loop variables ``expr`` reads."""
     out: set[str] = set()
-    for child in children:
-        out |= free_vars(child)
+    seen: set[int] = set()
+    stack = [expr]
+    while stack:
+        e = stack.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, Var):
+            out.add(e.name)
+        stack.extend(children(e))
     return out
-
