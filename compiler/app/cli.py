@@ -14,30 +14,47 @@ and exit with status 2; nothing prints a traceback unless --debug is given.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from tosac.app.paths import atomic_report, check_input_file, check_log, check_output_dir, check_output_file
 from tosac.conformance.execute import TARGETS
 from tosac.errors import TosacError
 
 
 MODEL_HELP = "a model: .onnx, .tosa or tosac .json file, or a bundled model name (kws, vww, ic, ad)"
+MODEL_FORMATS = {".onnx": "ONNX", ".tosa": "TOSA flatbuffer", ".json": "tosac JSON form"}
 
 
 def _load(args: argparse.Namespace):
     """The graph named by ``args.model``: an ONNX file (through the frontend), a TOSA/JSON file, or a bundled model."""
+    from tosac import models
+    from tosac.ir.serialize import check_regular_file
+
     spec = args.model
     path = Path(spec)
-    if not path.exists():
-        from tosac import models
-        if spec in models.names():
-            return models.load(spec)
-    if path.suffix.lower() == ".onnx":
+    suffix = path.suffix.lower()
+    if not os.path.lexists(spec) and spec in models.names():
+        path, suffix = models.path(spec), ".onnx"       # its quantized ONNX form: --io and --input-shape apply
+    elif not os.path.lexists(spec) and not suffix:
+        raise TosacError(f"unknown model '{spec}'; bundled models are: {', '.join(models.names())}, "
+                         f"or give a path to a {'/'.join(MODEL_FORMATS)} file")
+    elif suffix not in MODEL_FORMATS:
+        formats = ", ".join(f"{ext} ({what})" for ext, what in MODEL_FORMATS.items())
+        raise TosacError(f"{spec}: unknown model file extension '{suffix}'; tosac reads {formats}, "
+                         f"or a bundled model name (see tosac models)")
+    check_regular_file(path)                              # a FIFO would block, /dev/zero would never end
+    if suffix == ".onnx":
         from tosac.frontends.onnx import load as load_onnx
-        return load_onnx(path, io=args.io, input_shapes=_parse_shapes(args.input_shape or []))
+        return load_onnx(path, io=args.io or "quantized", input_shapes=_parse_shapes(args.input_shape or []))
+    for option, given in (("--input-shape", args.input_shape), ("--io", args.io)):
+        if given:
+            raise TosacError(f"{option} applies to ONNX models only; '{spec}' is a {MODEL_FORMATS[suffix]} "
+                             f"file whose shapes and types are fixed")
     from tosac.ir.serialize import load
     return load(path)
 
@@ -59,7 +76,7 @@ def _model_argument(p: argparse.ArgumentParser, help_text: str = MODEL_HELP) -> 
     p.add_argument("model", help=help_text)
     p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...",
                    help="ONNX: the value of an input's dynamic dimensions (repeatable)")
-    p.add_argument("--io", choices=["quantized", "float"], default="quantized",
+    p.add_argument("--io", choices=["quantized", "float"], default=None,
                    help="ONNX: keep quantized inputs/outputs as integers (default) or as the model's floats")
 
 
@@ -108,6 +125,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
     check_outputs({"the model": args.model},
                   {"--output": args.output, "--header": args.header, "--static-lib": args.static_lib})
+    for option in ("output", "header", "static_lib"):
+        check_output_file(getattr(args, option), "--" + option.replace("_", "-"))
     graph = _load(args)
     standalone = bool(args.header or args.static_lib)
     exe = compile_graph(graph, args.target, _load_config(args.config), standalone=standalone,
@@ -139,6 +158,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from tosac.conformance.execute import run_graph_on_target
 
+    out_dir = check_output_dir(args.output_dir, "--output-dir")
     graph = _load(args)
     inputs = _parse_inputs(args.input or [])
     if args.random_inputs:
@@ -154,14 +174,23 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"MISMATCH against the reference interpreter in {differing}", file=sys.stderr)
             return 1
         print("bit-exact against the reference interpreter")
-    out_dir = Path(args.output_dir) if args.output_dir else None
     for name, value in outputs.items():
         print(f"{name}: {value.dtype}{list(value.shape)}")
         print(np.array2string(value, threshold=64, edgeitems=4))
         if out_dir:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            np.save(out_dir / f"{name}.npy", value)
+            _save_npy(out_dir, name, value)
     return 0
+
+
+def _save_npy(folder: Path, name: str, value: np.ndarray) -> None:
+    """``folder/NAME.npy``, written all or nothing; a name from the model never leaves ``folder``."""
+    import io
+    from tosac.ir.atomic_io import write_output
+
+    safe = "".join("_" if c in "/\\\0" else c for c in name)
+    buffer = io.BytesIO()
+    np.save(buffer, value)
+    write_output(folder / f"{safe}.npy", buffer.getvalue(), f"--output-dir (output '{name}')")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -185,6 +214,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_tosa_cts(args: argparse.Namespace) -> int:
     from tosac.conformance.tosa_cts import run_cts
 
+    _check_report_outputs(args)
     started = time.monotonic()
     results = run_cts(target=args.target, ops_regex=args.ops, seed=args.seed, jobs=args.jobs,
                       full=not args.sample, per_op=args.per_op,
@@ -200,12 +230,16 @@ def cmd_tune(args: argparse.Namespace) -> int:
         if not args.log_file:
             raise TosacError("usage: tosac tune report LOG [--plot curves.png]")
         from tosac.tune.report import print_report
+        if os.path.lexists(args.log_file):
+            check_input_file(args.log_file, "tuning log")
+        check_output_file(args.plot, "--plot")
         return print_report(Path(args.log_file), Path(args.plot) if args.plot else None)
     from tosac.tune import tune
     from tosac.tune.report import summary_table
 
-    graph = _load(args)
     log = args.log or (Path(args.model).stem + f".{args.target}.jsonl")
+    check_log(log, "--log")
+    graph = _load(args)
     fixed = {}
     for pair in args.fix or []:
         knob, sep, value = pair.partition("=")
@@ -234,14 +268,19 @@ def _csv(text: str | None, what: str, convert=str) -> list | None:
 
 def cmd_prune(args: argparse.Namespace) -> int:
     import json
+    from tosac.ir.atomic_io import check_outputs, write_output
     from tosac.prune.search import DEFAULT_DENSITIES, DEFAULT_PATTERNS, search
 
     if (args.sparsity is None) == (args.latency_budget is None):
         raise TosacError("give exactly one goal: --sparsity FRACTION or --latency-budget MS")
     if args.out and Path(args.out).suffix.lower() not in (".tosa", ".json"):
         raise TosacError(f"--out '{args.out}': use a .tosa (TOSA flatbuffer) or .json file name")
-    graph = _load(args)
+    check_outputs({"the model": args.model}, {"--out": args.out, "--json": args.json})
+    check_output_file(args.out, "--out")
+    check_output_file(args.json, "--json")
     log = args.log or (Path(args.model).stem + f".prune.{args.target}.jsonl")
+    check_log(log, "--log")
+    graph = _load(args)
     result = search(graph, args.target, sparsity=args.sparsity,
                     latency_budget=None if args.latency_budget is None else args.latency_budget / 1e3,
                     patterns=_csv(args.patterns, "patterns") or DEFAULT_PATTERNS,
@@ -255,10 +294,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
         save(result.graph, args.out)
         print(f"wrote {args.out}")
     if args.json:
-        try:
-            Path(args.json).write_text(json.dumps(result.to_json(), indent=1))
-        except OSError as e:
-            raise TosacError(f"--json: cannot write '{args.json}': {e.strerror}") from None
+        write_output(args.json, json.dumps(result.to_json(), indent=1).encode(), "--json")
         print(f"wrote {args.json}")
     return 0
 
@@ -273,15 +309,27 @@ def _report(results, args, suite: str, target: str, extra: dict | None = None, f
     meta = {"suite": suite, "target": target, "seed": args.seed, "ops": args.ops,
             "examples": getattr(args, "examples", None), **(extra or {})}
     if args.json:
-        res.write_json(results, Path(args.json), meta)
+        with atomic_report(args.json, "--json") as tmp:
+            res.write_json(results, tmp, meta)
     if args.junit:
-        res.write_junit(results, Path(args.junit), f"{suite}.{target}")
+        with atomic_report(args.junit, "--junit") as tmp:
+            res.write_junit(results, tmp, f"{suite}.{target}")
     return 1 if res.counts(results)["failed"] else 0
+
+
+def _check_report_outputs(args: argparse.Namespace) -> None:
+    """Refuse unwritable --json/--junit paths before a suite runs for minutes."""
+    from tosac.ir.atomic_io import check_outputs
+
+    check_outputs({}, {"--json": args.json, "--junit": args.junit})
+    check_output_file(args.json, "--json")
+    check_output_file(args.junit, "--junit")
 
 
 def cmd_builtin(args: argparse.Namespace) -> int:
     from tosac.conformance.builtin import run_cross
 
+    _check_report_outputs(args)
     results, seconds = run_cross([args.target], args.ops, args.examples, args.seed)
     print(f"time on {args.target}: {seconds[args.target]:.0f} s (compile and run)")
     return _report(results, args, "builtin", args.target)
@@ -294,6 +342,7 @@ def cmd_cross(args: argparse.Namespace) -> int:
     unknown = [t for t in targets if t not in TARGETS or t == "reference"]
     if unknown:
         raise TosacError(f"--targets: unknown {unknown}; choose from {[t for t in TARGETS if t != 'reference']}")
+    _check_report_outputs(args)
     results, seconds = run_cross(targets, args.ops, args.examples, args.seed)
     print("time per target: " + ", ".join(f"{t} {s:.0f} s" for t, s in seconds.items()))
     return _report(results, args, "cross", "+".join(targets))
@@ -302,6 +351,7 @@ def cmd_cross(args: argparse.Namespace) -> int:
 def cmd_onnx_nodes(args: argparse.Namespace) -> int:
     from tosac.conformance.onnx_nodes import run_suite
 
+    _check_report_outputs(args)
     results, seconds = run_suite(args.target, args.filter, quantized=args.quantized)
     print(f"time on {args.target}: {seconds:.0f} s (import, compile and run)")
     for r in results:
@@ -315,6 +365,9 @@ def cmd_onnx_agreement(args: argparse.Namespace) -> int:
     import json
 
     from tosac.conformance.onnx_agreement import TIE_EPSILON, agreement_report, format_report
+    from tosac.ir.atomic_io import write_output
+
+    check_output_file(args.json, "--json")
 
     def model(spec: str | None, default_format: str):
         """A file, or a bundled model name (NAME or NAME:FORMAT) as a ModelProto."""
@@ -345,10 +398,7 @@ def cmd_onnx_agreement(args: argparse.Namespace) -> int:
               f"{'within' if gate else 'EXCEEDED'}")
     if args.json:
         data = {**report.to_json(), "max_node_lsb": args.max_node_lsb, "within_max_node_lsb": gate}
-        try:
-            Path(args.json).write_text(json.dumps(data, indent=1))
-        except OSError as e:
-            raise TosacError(f"--json: cannot write '{args.json}': {e.strerror}") from None
+        write_output(args.json, json.dumps(data, indent=1).encode(), "--json")
         print(f"wrote {args.json}")
     return 1 if gate is False else 0
 
@@ -489,7 +539,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="int: tosa-pro-int and extensions (default); fp: tosa-pro-fp (fp32, fp16) with controlflow")
     p.add_argument("--ops", metavar="REGEX", help="only operators whose lower-case name matches REGEX")
     p.add_argument("--seed", type=int, default=None,
-                   help="test-data seed for the generator and the --sample choice (default: the official data)")
+                   help="seed of the positive tests' data (the negative ERROR_IF tests stay the official ones: the "
+                   "generator selects them with its default seed) and of the --sample choice (default: the "
+                   "official data)")
     p.add_argument("--jobs", "-j", type=int, default=2, help="parallel jobs (default 2)")
     p.add_argument("--sample", action="store_true",
                    help="a fast seeded sample (small shapes, --per-op tests per operator) instead of the "
@@ -565,7 +617,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()                  # a closed pipe shows here, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        return _stdout_closed()
     except TosacError as e:
         if args.debug:
             raise
@@ -574,6 +630,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tosac: interrupted", file=sys.stderr)
         return 130
+
+
+def _stdout_closed() -> int:
+    """The reader of our output went away (``tosac inspect vww | head -1``): stop quietly, as SIGPIPE would.
+
+    What is still buffered goes to /dev/null so that flushing at exit cannot raise again; 128 + SIGPIPE is the
+    status a shell reports for a process the signal ended.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    return 141
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from tosac import models
+from tosac.app.paths import check_output_dir
 from tosac.conformance import official_model
 from tosac.errors import TosacError
 from tosac.frontends.onnx import load as load_onnx
@@ -42,7 +43,7 @@ def run_demo(model: str = "kws", out_dir: Path = Path("demo-out"), runs: int = 2
     info = models.MODELS.get(model)
     if info is None:
         raise TosacError(f"--model: no bundled model '{model}'; choose one of {', '.join(models.names())}")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_output_dir(out_dir, "--out-dir")
     rows: list[tuple[str, str]] = []
     ok = True
 

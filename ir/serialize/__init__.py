@@ -6,10 +6,12 @@ import os
 from tosac.errors import SerializationError
 from tosac.ir.atomic_io import atomic_write
 from tosac.ir.graph import Graph
+from tosac.ir.serialize.files import MAX_MODEL_BYTES, check_regular_file, read_model_bytes
 from tosac.ir.serialize.json_form import format_graph, from_json, to_json
 from tosac.ir.serialize.tosa_flatbuffer import read_tosa, write_tosa
 
-__all__ = ["read_tosa", "write_tosa", "to_json", "from_json", "format_graph", "load", "save"]
+__all__ = ["read_tosa", "write_tosa", "to_json", "from_json", "format_graph", "load", "save",
+           "read_model_bytes", "check_regular_file", "MAX_MODEL_BYTES"]
 
 
 def _format(path: str | os.PathLike) -> str:
@@ -25,9 +27,8 @@ def load(path: str | os.PathLike) -> Graph:
     if _format(path) == ".tosa":
         return read_tosa(path)
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except (OSError, UnicodeDecodeError) as e:
+        text = read_model_bytes(path).decode("utf-8")     # a regular file only, read within bounds
+    except UnicodeDecodeError as e:
         raise SerializationError(f"{os.fspath(path)}: cannot read: {e}") from None
     return from_json(text, source=os.fspath(path))
 

@@ -27,6 +27,7 @@ from flatbuffers.table import Table
 from flatbuffers.util import BufferHasIdentifier
 
 from tosac.errors import SerializationError
+from tosac.ir.serialize.files import read_model_bytes
 from tosac.ir.serialize.guard import parse_guarded
 from tosac.ir.dtypes import DType
 from tosac.ir.graph import Block, Graph, Op, Tensor, TensorType
@@ -254,11 +255,7 @@ def read_tosa(data: bytes | str | os.PathLike, source: str | None = None) -> Gra
     """Parse a TOSA flatbuffer (bytes or a file path) into a :class:`Graph`."""
     if isinstance(data, (str, os.PathLike)):
         source = source or os.fspath(data)
-        try:
-            with open(data, "rb") as f:
-                data = f.read()
-        except OSError as e:
-            raise SerializationError(f"{source}: cannot read: {e.strerror}") from None
+        data = read_model_bytes(data)            # a regular file only, read within bounds
     source = source or "<tosa bytes>"
     buf = bytes(data)
     return parse_guarded(lambda: _read_graph(buf, source), source, "TOSA flatbuffer")
