@@ -330,38 +330,44 @@ def post_order(root: Expr, visit: Callable[[Expr, list[Any]], Any],
     return done[id(root)]
 
 
-def _affine_kids(expr: Expr) -> tuple[Expr, ...]:
-    if isinstance(expr, Binary) and expr.type == INDEX and expr.op in ("add", "sub", "mul"):
-        return (expr.a, expr.b)
-    return ()
-
-
 def linear_coefficient(expr: Expr, var: str, reads: dict[int, bool] | None = None) -> int | None:
     """The constant ``c`` with ``expr = c * var + (terms free of var)``, or None if not affine in var.
 
     ``reads`` is a cache for :func:`reads_var` with the same ``var``, shared by the caller across the
     expressions of one kernel (a gather index deep in a fused chain would otherwise be walked once per load).
     """
-    def visit(e: Expr, coefficients: list[int | None]) -> int | None:
+    coefficient: dict[int, int | None] = {}
+    stack: list[tuple[Expr, bool]] = [(expr, False)]
+    while stack:
+        e, operands_done = stack.pop()
+        if not operands_done and id(e) in coefficient:
+            continue
         if isinstance(e, Var):
-            return 1 if e.name == var else 0
-        if isinstance(e, Const):
-            return 0
-        if not coefficients:
-            return None if reads_var(e, var, reads) else 0
-        ca, cb = coefficients
-        if ca is None or cb is None:
-            return None
-        if e.op == "add":
-            return ca + cb
-        if e.op == "sub":
-            return ca - cb
-        if cb == 0 and isinstance(e.b, Const):
-            return ca * int(e.b.value)
-        if ca == 0 and isinstance(e.a, Const):
-            return cb * int(e.a.value)
-        return 0 if ca == 0 and cb == 0 else None
-    return post_order(expr, visit, _affine_kids)
+            coefficient[id(e)] = 1 if e.name == var else 0
+        elif isinstance(e, Const):
+            coefficient[id(e)] = 0
+        elif not (isinstance(e, Binary) and e.type == INDEX and e.op in ("add", "sub", "mul")):
+            coefficient[id(e)] = None if reads_var(e, var, reads) else 0
+        elif not operands_done:
+            stack += ((e, True), (e.b, False), (e.a, False))
+        else:
+            coefficient[id(e)] = _combine(e, coefficient[id(e.a)], coefficient[id(e.b)])
+    return coefficient[id(expr)]
+
+
+def _combine(e: Binary, ca: int | None, cb: int | None) -> int | None:
+    """The coefficient of ``e = a op b`` (add, sub or mul) from its operands'."""
+    if ca is None or cb is None:
+        return None
+    if e.op == "add":
+        return ca + cb
+    if e.op == "sub":
+        return ca - cb
+    if cb == 0 and isinstance(e.b, Const):
+        return ca * int(e.b.value)
+    if ca == 0 and isinstance(e.a, Const):
+        return cb * int(e.a.value)
+    return 0 if ca == 0 and cb == 0 else None
 
 
 def reads_var(expr: Expr, var: str, cache: dict[int, bool] | None = None) -> bool:

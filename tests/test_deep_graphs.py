@@ -114,3 +114,21 @@ def test_onnx_chain_of_600_relus():
     x = np.random.default_rng(0).standard_normal((3, 37)).astype(np.float32)
     got = tosac.compile(load(model), "host", tuning_log=False).run({"x": x})["y"]
     np.testing.assert_array_equal(got, np.maximum(x, 0))
+
+
+def test_loop_nest_walks_do_not_recurse():
+    """The analyses the emitter runs on indices, on an index 20000 nodes deep."""
+    from tosac.schedules import loopnest as ln
+    from tosac.schedules.generic import substitute
+
+    i, j = ln.Var("i"), ln.Var("j")
+    index: ln.Expr = ln.Const(7)
+    for k in range(10000):
+        index = index + (i * 3 if k % 2 else j)
+    assert ln.linear_coefficient(index, "i") == 3 * 5000
+    assert ln.linear_coefficient(ln.binary("mul", index, i), "i") is None
+    assert ln.free_vars(index) == {"i", "j"}
+    replaced = substitute(index, "j", ln.Const(0))
+    assert ln.free_vars(replaced) == {"i"} and ln.linear_coefficient(replaced, "i") == 15000
+    gather = ln.Load("t", ln.cast(ln.Load("x", index, "i8"), "i64"), "i8")
+    assert ln.linear_coefficient(gather.index, "i") is None and ln.linear_coefficient(gather.index, "k") == 0
