@@ -1,14 +1,20 @@
 """A compiled graph, ready to run: kernels in order, buffers, the arena.
 
-The executable owns constants (weights packed at compile time), one arena for
-every intermediate tensor (offsets from the static memory plan) and the loaded
+The executable owns constants (weights packed at compile time), arenas for
+the intermediate tensors (offsets from the static memory plan) and the loaded
 object code. ``run`` checks inputs, binds buffers, and calls each kernel —
 splitting a kernel's parallel loop over threads when its schedule asks for it.
 Outputs are fresh arrays owned by the caller.
+
+Calls from several threads at once are safe: each call borrows an arena (with
+its pointer tables) from the executable's free list and returns it, so
+concurrent calls never share intermediate memory and run in parallel. Arenas
+are allocated on first use, one per call running at the same moment, and kept.
 """
 from __future__ import annotations
 
 import ctypes
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,7 +25,7 @@ import numpy as np
 from tosac.errors import InterpreterError, UnsupportedError
 from tosac.runtime.cross import CrossRun, run_batch
 from tosac.runtime.jit import LoadedObject
-from tosac.runtime.memory_plan import MemoryPlan
+from tosac.runtime.memory_plan import MemoryLimitError, MemoryPlan, human_bytes
 from tosac.targets import Target
 
 
@@ -97,17 +103,62 @@ class Program:
     link: Callable[[], bytes] | None = None
 
 
+class _Arena:
+    """One call's private memory: an aligned arena, the views of the buffers in it and the pointer tables.
+
+    A call writes its inputs' and outputs' addresses into the tables and its
+    intermediates into the arena, so two calls running at once need two of these.
+    """
+
+    def __init__(self, program: Program, constants: dict[str, np.ndarray]):
+        self.memory = _allocate((max(program.memory_plan.arena_bytes, 1) + 64,), np.dtype(np.uint8), "the arena",
+                                zero=True)
+        self.base = self.memory[(-self.memory.ctypes.data) % 64:]
+        # Constants, arena views and scratch never move: their pointers are written once per step.
+        self.static = dict(constants)
+        for name, spec in program.buffers.items():
+            if name not in self.static and name in program.memory_plan.offsets:
+                offset = program.memory_plan.offsets[name]
+                self.static[name] = self.base[offset:offset + spec.nbytes].view(spec.dtype).reshape(spec.shape)
+        dynamic = set(program.inputs) | set(program.outputs)
+        self.bound: list[tuple[Any, ctypes.c_void_p, list[tuple[int, str]]] | None] = []
+        for step in program.steps:
+            if isinstance(step, HostStep):
+                self.bound.append(None)
+                continue
+            pointers = (ctypes.c_void_p * max(len(step.buffers), 1))()
+            slots = []
+            for i, name in enumerate(step.buffers):
+                if name in self.static and name not in dynamic:
+                    pointers[i] = self.static[name].ctypes.data
+                else:
+                    slots.append((i, name))
+            self.bound.append((pointers, ctypes.cast(pointers, ctypes.c_void_p), slots))
+        # The entry point's tables: inputs[], outputs[] (filled per call), the arena, constants[] (fixed).
+        table = (ctypes.c_void_p * max(len(constants), 1))(*[constants[n].ctypes.data for n in sorted(constants)])
+        self.ins = (ctypes.c_void_p * max(len(program.inputs), 1))()
+        self.outs = (ctypes.c_void_p * max(len(program.outputs), 1))()
+        self.entry_args = (ctypes.cast(self.ins, ctypes.c_void_p), ctypes.cast(self.outs, ctypes.c_void_p),
+                           ctypes.c_void_p(self.base.ctypes.data), ctypes.cast(table, ctypes.c_void_p))
+        self._table = table                      # kept alive: entry_args points into it
+
+
 class Executable:
-    """Run a compiled graph in this process: ``exe.run({"x": array})`` or ``exe(x=array)``."""
+    """Run a compiled graph in this process: ``exe.run({"x": array})`` or ``exe(x=array)``.
+
+    Thread-safe: calls from several threads run at the same time, each in an
+    arena of its own (allocated lazily, one per concurrent call, then reused);
+    none is allocated before the first run.
+    """
 
     def __init__(self, program: Program, loaded: LoadedObject | None, cross_target: Target | None = None):
         self.program = program
         self.cross_target = cross_target      # runs under qemu through the static runner
         self._loaded = loaded                 # keeps the JIT engine (and so the code) alive
         self._functions = loaded.functions if loaded is not None else None
-        self._arena = np.zeros(max(program.memory_plan.arena_bytes, 1) + 64, dtype=np.uint8)
-        base = (-self._arena.ctypes.data) % 64
-        self._arena_base = self._arena[base:]
+        self._lock = threading.Lock()         # guards the creation of the constants and the kernel thread pool
+        self._free: list[_Arena] = []         # arenas no call is using
+        self._constants: dict[str, np.ndarray] | None = None
         self._pool: ThreadPoolExecutor | None = None
 
     @property
@@ -133,33 +184,18 @@ class Executable:
     def __call__(self, **inputs: Any) -> dict[str, np.ndarray]:
         return self.run(inputs)
 
-    def _arena_view(self, spec: BufferSpec) -> np.ndarray:
-        offset = self.program.memory_plan.offsets[spec.name]
-        raw = self._arena_base[offset:offset + spec.nbytes]
-        return raw.view(spec.dtype).reshape(spec.shape)
-
-    def _bind_static(self) -> None:
-        """Constants, arena views and scratch never move: their pointers are written once per step."""
-        p = self.program
-        # Kernels read constants through raw pointers: they must be C-contiguous whatever the graph holds.
-        self._static: dict[str, np.ndarray] = {n: np.require(a, requirements="C") for n, a in p.constants.items()}
-        for name, spec in p.buffers.items():
-            if name not in self._static and name in p.memory_plan.offsets:
-                self._static[name] = self._arena_view(spec)
-        dynamic = set(p.inputs) | set(p.outputs)
-        self._bound = []
-        for step in p.steps:
-            if isinstance(step, HostStep):
-                self._bound.append(None)
-                continue
-            pointers = (ctypes.c_void_p * max(len(step.buffers), 1))()
-            slots = []
-            for i, name in enumerate(step.buffers):
-                if name in self._static and name not in dynamic:
-                    pointers[i] = self._static[name].ctypes.data
-                else:
-                    slots.append((i, name))
-            self._bound.append((pointers, ctypes.cast(pointers, ctypes.c_void_p), slots))
+    def _acquire(self) -> _Arena:
+        """An arena no other call is using (list.pop and list.append are atomic: the free list needs no lock)."""
+        try:
+            return self._free.pop()
+        except IndexError:
+            pass
+        if self._constants is None:
+            with self._lock:
+                if self._constants is None:
+                    # Kernels read constants through raw pointers: they must be C-contiguous whatever the graph holds.
+                    self._constants = {n: np.require(a, requirements="C") for n, a in self.program.constants.items()}
+        return _Arena(self.program, self._constants)
 
     def _checked_inputs(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
         p = self.program
@@ -186,17 +222,26 @@ class Executable:
             raise UnsupportedError(f"this executable was compiled for {p.info.get('target')}, "
                                    "which cannot run in this process")
         checked = self._checked_inputs(inputs)
-        if not hasattr(self, "_bound"):
-            self._bind_static()
-        if self._loaded is not None and self._loaded.entry is not None:
-            return self._run_entry(checked)
-        arrays = dict(self._static)
+        arena = self._acquire()
+        try:
+            if self._loaded is not None and self._loaded.entry is not None:
+                results, args = self._entry_arguments(arena, checked)
+                _check_status(self._loaded.entry(*args))   # one native call runs every kernel
+                return results
+            return self._run_steps(arena, checked)
+        finally:
+            self._free.append(arena)
+
+    def _run_steps(self, arena: _Arena, checked: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Kernels called one by one from Python (control flow in Python, or kernels split over threads)."""
+        p = self.program
+        arrays = dict(arena.static)
         arrays.update(checked)
         for name in p.outputs:
             if name not in arrays:
                 spec = p.buffers[name]
-                arrays[name] = np.empty(spec.shape, dtype=spec.dtype)
-        for step, bound in zip(p.steps, self._bound):
+                arrays[name] = _allocate(spec.shape, spec.dtype, f"output '{name}'")
+        for step, bound in zip(p.steps, arena.bound):
             if bound is None:
                 step.run(arrays)
                 continue
@@ -204,34 +249,19 @@ class Executable:
             for i, name in slots:
                 pointers[i] = arrays[name].ctypes.data
             self._call(step, address)
-        fresh = set(p.outputs) - set(p.inputs) - set(self._static)
+        fresh = set(p.outputs) - set(p.inputs) - set(arena.static)
         return {n: arrays[n] if n in fresh else np.array(arrays[n], copy=True) for n in p.outputs}
 
-    def _run_entry(self, checked: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """One native call runs every kernel (no Python between kernels)."""
-        results, args = self._entry_arguments(checked)
-        _check_status(self._loaded.entry(*args))
-        return results
-
-    def _entry_arguments(self, checked: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], tuple]:
+    def _entry_arguments(self, arena: _Arena, checked: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], tuple]:
         p = self.program
-        if not hasattr(self, "_entry_tables"):
-            constants = sorted(p.constants)
-            table = (ctypes.c_void_p * max(len(constants), 1))(*[self._static[n].ctypes.data for n in constants])
-            ins = (ctypes.c_void_p * max(len(p.inputs), 1))()
-            outs = (ctypes.c_void_p * max(len(p.outputs), 1))()
-            address = lambda array: ctypes.cast(array, ctypes.c_void_p)  # noqa: E731
-            self._entry_tables = (ins, outs, (address(ins), address(outs), ctypes.c_void_p(self._arena_base.ctypes.data),
-                                              address(table)))
-        ins, outs, args = self._entry_tables
         for i, name in enumerate(p.inputs):
-            ins[i] = checked[name].ctypes.data
+            arena.ins[i] = checked[name].ctypes.data
         results = {}
         for j, name in enumerate(p.outputs):
             spec = p.buffers[name]
-            results[name] = np.empty(spec.shape, dtype=spec.dtype)
-            outs[j] = results[name].ctypes.data
-        return results, args
+            results[name] = _allocate(spec.shape, spec.dtype, f"output '{name}'")
+            arena.outs[j] = results[name].ctypes.data
+        return results, arena.entry_args
 
     def time_runs(self, inputs: Mapping[str, Any], number: int) -> float:
         """Seconds per run of ``number`` back-to-back runs on the same inputs.
@@ -247,30 +277,44 @@ class Executable:
             for _ in range(number):
                 self.run(inputs)
             return (time.perf_counter() - start) / number
-        if not hasattr(self, "_bound"):
-            self._bind_static()
-        outputs, args = self._entry_arguments(checked)          # kept alive: the native code writes into them
-        start = time.perf_counter()
-        _check_status(self._loaded.repeat(*args, number))
-        seconds = (time.perf_counter() - start) / number
-        del outputs
-        return seconds
+        arena = self._acquire()
+        try:
+            outputs, args = self._entry_arguments(arena, checked)   # kept alive: the native code writes into them
+            start = time.perf_counter()
+            _check_status(self._loaded.repeat(*args, number))
+            seconds = (time.perf_counter() - start) / number
+            del outputs
+            return seconds
+        finally:
+            self._free.append(arena)
 
     def _call(self, step: KernelStep, address: ctypes.c_void_p) -> None:
         fn = self._functions[step.function]
         if step.threads <= 1 or step.parallel_extent <= 1:
             fn(address, 0, step.parallel_extent)
             return
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=max(2, step.threads))
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=max(2, step.threads))
+            pool = self._pool
         chunk = -(-step.parallel_extent // step.threads)
         ranges = [(b, min(b + chunk, step.parallel_extent)) for b in range(0, step.parallel_extent, chunk)]
-        for future in [self._pool.submit(fn, address, b, e) for b, e in ranges]:
+        for future in [pool.submit(fn, address, b, e) for b, e in ranges]:
             future.result()
 
     def __del__(self) -> None:
         if getattr(self, "_pool", None) is not None:
             self._pool.shutdown(wait=False)
+
+
+def _allocate(shape: tuple[int, ...], dtype: np.dtype, what: str, zero: bool = False) -> np.ndarray:
+    """A new array; out of memory is a MemoryLimitError naming the buffer, not numpy's MemoryError."""
+    try:
+        return np.zeros(shape, dtype=dtype) if zero else np.empty(shape, dtype=dtype)
+    except MemoryError:
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        raise MemoryLimitError(f"cannot allocate {human_bytes(nbytes)} ({nbytes} bytes) for {what} "
+                               f"{list(shape)} {dtype}: out of memory") from None
 
 
 def _contiguous(array: np.ndarray) -> np.ndarray:

@@ -9,13 +9,32 @@ caller provides (or in flash), so they get no arena space.
     steps = [(["x"], ["a"]), (["a"], ["b"]), (["b"], ["y"])]
     plan = plan_memory(liveness(steps, sizes, external={"x", "y"}))
     plan.offsets["a"], plan.arena_bytes
+
+A plan is also checked against a memory budget before anything is allocated
+(``check_budget``): a graph whose run needs more than the machine can give is
+refused at compile time, naming its largest buffers, instead of failing in an
+allocation at run time or swapping the machine to a halt.
 """
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
-__all__ = ["Buffer", "MemoryPlan", "liveness", "peak_live_bytes", "plan_memory"]
+from tosac.errors import TosacError
+
+__all__ = ["Buffer", "MemoryLimitError", "MemoryPlan", "check_budget", "human_bytes", "liveness", "memory_limit", "parse_bytes",
+           "peak_live_bytes", "plan_memory"]
+
+ENV_LIMIT = "TOSAC_MEMORY_LIMIT"
+PHYSICAL_FRACTION = 0.5          # default budget: this share of the physical memory
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_SIZE = re.compile(r"\s*(\d+(?:\.\d*)?)\s*([kmgt]?)(?:i?b)?\s*", re.IGNORECASE)
+
+
+class MemoryLimitError(TosacError):
+    """A compiled graph would need more memory than the budget (``TOSAC_MEMORY_LIMIT``, ``memory_limit=``)."""
 
 
 @dataclass(frozen=True)
@@ -42,10 +61,11 @@ class MemoryPlan:
         """One-line summary, e.g. ``arena 1.2 MiB for 14 buffers, peak live 1.1 MiB``."""
         count = len(self.offsets)
         noun = "buffer" if count == 1 else "buffers"
-        return f"arena {_human_bytes(self.arena_bytes)} for {count} {noun}, peak live {_human_bytes(self.peak_bytes)}"
+        return f"arena {human_bytes(self.arena_bytes)} for {count} {noun}, peak live {human_bytes(self.peak_bytes)}"
 
 
-def _human_bytes(n: int) -> str:
+def human_bytes(n: int) -> str:
+    """``n`` bytes for a reader: ``512 B``, ``1.5 KiB``, ... ``6.7 GiB``."""
     if n < 1024:
         return f"{n} B"
     value = float(n)
@@ -159,3 +179,72 @@ def plan_memory(buffers: Sequence[Buffer], alignment: int = 64) -> MemoryPlan:
         arena = max(arena, offset + buf.nbytes)
     # Report offsets in the caller's order, not placement order.
     return MemoryPlan({b.name: offsets[b.name] for b in buffers}, arena, peak_live_bytes(buffers))
+
+
+def parse_bytes(text: str, what: str = ENV_LIMIT) -> int | None:
+    """Bytes for ``512M``, ``4G``, ``1.5GiB``, ``1000000`` (binary units); None for ``none``/``unlimited``."""
+    if text.strip().lower() in ("none", "unlimited"):
+        return None
+    match = _SIZE.fullmatch(text)
+    value = int(float(match.group(1)) * _UNITS[match.group(2).lower()]) if match else 0
+    if value <= 0:
+        raise TosacError(f"{what} is '{text}': expected a positive size in bytes such as 512M, 4G or 1000000 "
+                         f"(suffixes K, M, G, T are powers of 1024), or 'none' for no limit")
+    return value
+
+
+def physical_memory() -> int | None:
+    """Bytes of RAM in this machine, or None where the OS does not say."""
+    try:
+        pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+    return pages * page_size if pages > 0 and page_size > 0 else None
+
+
+def memory_limit(value: int | str | None = None) -> tuple[int | None, str]:
+    """The budget in bytes (None: no limit) and where it comes from.
+
+    ``value`` (bytes, or a size string) wins, then ``$TOSAC_MEMORY_LIMIT``, then
+    half the physical memory: a graph needing more would only fail in an
+    allocation at run time, or push the machine into swap.
+    """
+    if isinstance(value, bool) or (value is not None and not isinstance(value, (int, str))):
+        raise TosacError(f"memory_limit={value!r}: expected bytes (an int), a size such as '4G', or 'none'")
+    if isinstance(value, int):
+        if value <= 0:
+            raise TosacError(f"memory_limit={value}: expected a positive number of bytes")
+        return value, "memory_limit="
+    if isinstance(value, str):
+        return parse_bytes(value, f"memory_limit={value!r}"), "memory_limit="
+    text = os.environ.get(ENV_LIMIT, "").strip()
+    if text:
+        return parse_bytes(text, f"${ENV_LIMIT}"), f"${ENV_LIMIT}"
+    physical = physical_memory()
+    if physical is None:
+        return None, "no limit: the physical memory is unknown"
+    return int(physical * PHYSICAL_FRACTION), f"half the physical memory of {human_bytes(physical)}"
+
+
+def check_budget(plan: MemoryPlan, sizes: Mapping[str, int], constants: Sequence[str], outputs: Sequence[str],
+                 limit: int | None, source: str = "") -> None:
+    """Raise ``MemoryLimitError`` when a run needs more than ``limit`` bytes: the arena, the constants and the
+    outputs a run allocates. The message names the need, the limit and the largest buffers (names and sizes)."""
+    if limit is None:
+        return
+    kinds = {n: "intermediate" for n in plan.offsets}
+    kinds.update({n: "constant" for n in constants})
+    kinds.update({n: "output" for n in outputs if n not in kinds})
+    constant_bytes = sum(int(sizes[n]) for n in set(constants))
+    output_bytes = sum(int(sizes[n]) for n in set(outputs) if kinds[n] == "output")
+    need = plan.arena_bytes + constant_bytes + output_bytes
+    if need <= limit:
+        return
+    largest = sorted(kinds, key=lambda n: (-int(sizes[n]), n))[:3]
+    names = ", ".join(f"'{n}' ({kinds[n]}, {human_bytes(int(sizes[n]))})" for n in largest)
+    where = f" ({source})" if source else ""
+    raise MemoryLimitError(
+        f"this graph needs {human_bytes(need)} ({need} bytes) to run: arena {human_bytes(plan.arena_bytes)}, "
+        f"constants {human_bytes(constant_bytes)}, outputs {human_bytes(output_bytes)}; the memory limit is "
+        f"{human_bytes(limit)} ({limit} bytes){where}. Largest buffers: {names}. Raise the limit with "
+        f"${ENV_LIMIT} (e.g. 16G, or 'none') or memory_limit= if the machine has the memory")

@@ -5,7 +5,9 @@ its template with the config the caller gives (by kernel name) or the
 template's default. For the host JIT the kernels go into several small LLVM
 modules compiled in parallel while the rest are emitted (``host_modules``),
 loaded together; a standalone or cross-compiled program is one module, one
-object file. Objects are cached by content hash.
+object file. Objects are cached by content hash. A program's memory plan is
+checked against the memory budget before its code is compiled or any arena
+allocated.
 """
 from __future__ import annotations
 
@@ -30,7 +32,8 @@ from tosac.pipeline.tuned_configs import tuned_configs
 from tosac.pipeline.tuning_log import TuningLog
 from tosac.runtime.executable import BufferSpec, ControlStep, Executable, HostStep, KernelStep, Program
 from tosac.runtime.jit import LoadedObject
-from tosac.runtime.memory_plan import liveness, plan_memory
+from tosac.runtime.memory_plan import MemoryPlan, check_budget, liveness, plan_memory
+from tosac.runtime.memory_plan import memory_limit as resolve_memory_limit
 from tosac.runtime.objects import compile_object
 from tosac.schedules.emit_llvm import Emitter
 from tosac.schedules.space import Config
@@ -48,7 +51,8 @@ class KernelInfo:
 
 
 def compile(graph: Graph, target: str | Target = "host", config: Mapping[str, Config] | None = None,
-            standalone: bool = False, tuning_log: str | Path | TuningLog | bool | None = None) -> Executable:
+            standalone: bool = False, tuning_log: str | Path | TuningLog | bool | None = None,
+            memory_limit: int | str | None = None) -> Executable:
     """Compile ``graph`` for ``target``.
 
     Configs per kernel come from ``config`` (kernel name -> knob values), else
@@ -57,17 +61,33 @@ def compile(graph: Graph, target: str | Target = "host", config: Mapping[str, Co
     the template's default. Objects for ARM targets always export the
     deployable entry point ``model_run``; ``standalone=True`` adds it to host
     objects too (for ``tosac compile --header``).
+
+    What a run needs (arena, constants, outputs) must fit ``memory_limit``
+    (bytes or a size such as ``"4G"``; default ``$TOSAC_MEMORY_LIMIT``, else half
+    the physical memory; ``"none"``: no limit), else ``MemoryLimitError``.
     """
     target = get_target(target)
+    budget = _Budget(*resolve_memory_limit(memory_limit))
     started = time.perf_counter()
     optimised = optimise_graph(graph)
     configs = tuned_configs(optimised, target, tuning_log)
     configs.update(config or {})
-    program = _compile_block(optimised, optimised.main, target, configs, standalone=standalone)
+    program = _compile_block(optimised, optimised.main, target, configs, standalone=standalone, budget=budget)
     program.info["compile_seconds"] = time.perf_counter() - started
     # Scale and zero point per input/output name, when the model carries them (an imported quantized model).
     program.info["io_quantization"] = dict(graph.metadata.get("io_quantization", {}))
     return _load(program, target)
+
+
+@dataclass(frozen=True)
+class _Budget:
+    """The memory limit every top-level program (and host control-flow body) is checked against."""
+    limit: int | None
+    source: str
+
+    def check(self, program: Program, plan: MemoryPlan) -> None:
+        sizes = {n: b.nbytes for n, b in program.buffers.items()}
+        check_budget(plan, sizes, list(program.constants), program.outputs, self.limit, self.source)
 
 
 def _load(program: Program, target: Target) -> Executable:
@@ -84,12 +104,13 @@ def _kernel_steps(program: Program) -> list[KernelStep]:
 
 
 def _compile_block(graph: Graph, block: Block, target: Target, configs: dict[str, Config],
-                   module: ir.Module | None = None, prefix: str = "", standalone: bool = False) -> Program:
+                   module: ir.Module | None = None, prefix: str = "", standalone: bool = False,
+                   budget: _Budget = _Budget(None, "")) -> Program:
     """The program of one block; a sub-block of a cross target goes into its parent's ``module``."""
     top = module is None
     parts = HostModules(target) if top and target.is_host and not standalone else None
     try:
-        return _compile_into(graph, block, target, configs, module, prefix, standalone, parts)
+        return _compile_into(graph, block, target, configs, module, prefix, standalone, parts, budget)
     except BaseException:
         if parts is not None:
             parts.cancel()
@@ -97,7 +118,7 @@ def _compile_block(graph: Graph, block: Block, target: Target, configs: dict[str
 
 
 def _compile_into(graph: Graph, block: Block, target: Target, configs: dict[str, Config], module: ir.Module | None,
-                  prefix: str, standalone: bool, parts: HostModules | None) -> Program:
+                  prefix: str, standalone: bool, parts: HostModules | None, budget: _Budget) -> Program:
     """``_compile_block``'s work: kernels go to ``parts`` (the host JIT) or into one ``module``."""
     top = module is None
     if module is None:
@@ -114,7 +135,7 @@ def _compile_into(graph: Graph, block: Block, target: Target, configs: dict[str,
     for index, group in enumerate(group_ops(block)):
         if group.anchor.name in CONTROL_FLOW:
             if target.is_host and not standalone:
-                steps.append(_control_step(graph, group, target, configs))
+                steps.append(_control_step(graph, group, target, configs, budget))
             else:
                 steps.append(_standalone_control_step(graph, group, target, configs, module, f"{prefix}c{index}_"))
             continue
@@ -147,11 +168,13 @@ def _compile_into(graph: Graph, block: Block, target: Target, configs: dict[str,
                       {"target": target.name, "kernels": infos, "scratch": sorted(scratch_names)})
     if not top:
         return program
+    budget.check(program, plan)                             # before any code is compiled or memory allocated
     if parts is not None:
         if _kernel_steps_in(steps):
             parts.finish(program, entry=all(isinstance(s, KernelStep) and s.threads <= 1 for s in steps))
         return program
     program.memory_plan = add_entry_point(module, program)   # a standalone object: model_run + .rodata
+    budget.check(program, program.memory_plan)               # with the control-flow bodies' arena
     program.object_code = compile_object(str(module), target)
     return program
 
@@ -189,7 +212,8 @@ def _numpy_type(type_: str) -> str:
             "f64": "float64"}[type_]
 
 
-def _control_step(graph: Graph, group: OpGroup, target: Target, configs: dict[str, Config]) -> HostStep:
+def _control_step(graph: Graph, group: OpGroup, target: Target, configs: dict[str, Config],
+                  budget: _Budget) -> HostStep:
     """COND_IF / WHILE_LOOP: each body is compiled; Python picks the branch or iterates."""
     op = group.anchor
     if not target.is_host:
@@ -200,7 +224,7 @@ def _control_step(graph: Graph, group: OpGroup, target: Target, configs: dict[st
     compiled = {}
     for name in bodies:
         sub = Graph({name: graph.blocks[name], **{k: v for k, v in graph.blocks.items() if k != name}})
-        compiled[name] = _load(_compile_block(sub, sub.blocks[name], target, configs), target)
+        compiled[name] = _load(_compile_block(sub, sub.blocks[name], target, configs, budget=budget), target)
 
     def run_body(name: str, values: list[np.ndarray]) -> list[np.ndarray]:
         exe = compiled[name]
