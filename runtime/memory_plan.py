@@ -24,8 +24,8 @@ from typing import Mapping, Sequence
 
 from tosac.errors import TosacError
 
-__all__ = ["Buffer", "MemoryLimitError", "MemoryPlan", "check_budget", "human_bytes", "liveness", "memory_limit", "parse_bytes",
-           "peak_live_bytes", "plan_memory"]
+__all__ = ["Buffer", "MemoryLimitError", "MemoryPlan", "check_budget", "human_bytes", "liveness", "memory_limit",
+           "parse_bytes", "peak_live_bytes", "physical_memory", "plan_memory"]
 
 ENV_LIMIT = "TOSAC_MEMORY_LIMIT"
 PHYSICAL_FRACTION = 0.5          # default budget: this share of the physical memory
