@@ -139,3 +139,19 @@ def test_malformed_argument_is_a_tosac_error(value):
     graph, _, _ = _wide_graph(side=8)
     with pytest.raises(TosacError, match="memory_limit="):
         tosac.compile(graph, "host", tuning_log=False, memory_limit=value)
+
+
+def test_reference_interpreter_out_of_memory_is_a_typed_error(monkeypatch):
+    """numpy's MemoryError inside a reference kernel becomes an InterpreterError naming the op and its output."""
+    from tosac.errors import InterpreterError
+    from tosac.ir.reference import interpreter
+
+    graph, wide, _ = _wide_graph(side=4)
+
+    def exhausted(call):
+        raise MemoryError("simulated")
+
+    monkeypatch.setitem(interpreter.KERNELS, "TRANSPOSE", exhausted)
+    x = np.zeros((1, 4, 4, 16), np.int8)
+    with pytest.raises(InterpreterError, match="out of memory computing"):
+        run(graph, {"x": x})

@@ -79,7 +79,11 @@ def run_block(graph: Graph, block: Block, args: list[np.ndarray]) -> list[np.nda
             attrs=with_defaults(op.name, op.attrs), label=label,
             run_block=lambda name, a: run_block(graph, graph.blocks[name], a),
         )
-        results = kernel(call)
+        try:
+            results = kernel(call)
+        except MemoryError:
+            raise InterpreterError(f"{label}: out of memory computing {', '.join(op.outputs)} "
+                                   f"({', '.join(map(str, call.out_types))})") from None
         for name, result, ttype in zip(op.outputs, results, call.out_types):
             if result.shape != ttype.shape or result.dtype != ttype.dtype.storage:
                 raise InterpreterError(
