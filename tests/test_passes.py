@@ -318,3 +318,18 @@ def test_run_passes_applies_passes_in_order():
     assert run_passes(graph, [record("a"), record("b"), record("c")]) is graph
     assert seen == ["a", "b", "c"]
     assert run_passes(graph, []) is graph
+
+
+def test_results_bigger_than_the_fold_limit_are_left_to_run_time():
+    """A PAD of a constant to 1.2 GiB is not materialised at compile time (before the memory budget looks)."""
+    from tosac.passes.const_fold import FOLD_LIMIT_BYTES
+
+    g = GraphBuilder()
+    x = g.input("x", DType.INT32, (1,))
+    big = g.pad(g.const(np.ones((4,), np.int32)), [0, 300_000_000])
+    small = g.pad(g.const(np.ones((4,), np.int32)), [0, 4])
+    g.output(g.add(g.slice(big, [0], [1]), x), g.add(g.slice(small, [0], [1]), x))
+    folded = fold_constants(g.build())
+    assert folded.main.producer(big.name).name == "PAD"
+    assert folded.main.producer(small.name).name == "CONST"
+    assert big.type.size * 4 > FOLD_LIMIT_BYTES

@@ -19,6 +19,10 @@ from tosac.ir.reference.registry import KERNELS, OpCall
 
 __all__ = ["fold_constants"]
 
+# An op whose results would exceed this many bytes is left to run time: folding it would allocate them at compile
+# time, before the memory budget (tosac.runtime.memory_plan) has looked at the graph.
+FOLD_LIMIT_BYTES = 64 << 20
+
 
 def fold_constants(graph: Graph) -> Graph:
     """A copy of ``graph`` where every op computable from constants alone is a CONST (or CONST_SHAPE).
@@ -45,7 +49,7 @@ def _fold_block(block: Block) -> None:
                 constants.add(op.outputs[0])
             new_ops.append(op)
             continue
-        values = _evaluate(block, index, op) if _foldable(op, constants) else None
+        values = _evaluate(block, index, op) if _foldable(block, op, constants) else None
         if values is None:
             new_ops.append(op)
             continue
@@ -58,9 +62,15 @@ def _fold_block(block: Block) -> None:
     block.ops = new_ops
 
 
-def _foldable(op: Op, constants: set[str]) -> bool:
+def _foldable(block: Block, op: Op, constants: set[str]) -> bool:
     return (op.name in KERNELS and SCHEMAS[op.name].category is not OpCategory.CONTROL_FLOW
-            and all(name in constants for name in op.inputs))
+            and all(name in constants for name in op.inputs)
+            and sum(_nbytes(block, name) for name in op.outputs) <= FOLD_LIMIT_BYTES)
+
+
+def _nbytes(block: Block, name: str) -> int:
+    ttype = block.type_of(name)
+    return ttype.size * ttype.dtype.storage.itemsize
 
 
 def _evaluate(block: Block, index: int, op: Op) -> list[np.ndarray] | None:
