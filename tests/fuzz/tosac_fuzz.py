@@ -1246,6 +1246,8 @@ class Pool:
                 w = idle.pop()
                 w.send(pending.pop())
                 busy.append(w)
+            if not busy:
+                continue
             now = time.monotonic()
             wait = max(0.0, min(w.started + self.timeout for w in busy) - now)
             ready, _, _ = select.select(busy, [], [], wait)
@@ -1259,7 +1261,7 @@ class Pool:
                         code = w.proc.wait()
                         how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
                         result = {"outcome": "crash", "error": f"worker died ({how}); its log:\n{w.log_tail()}"}
-                        self._replace(w, busy)
+                        idle.append(self._replace(w, busy))
                     else:
                         busy.remove(w)
                         idle.append(w)
@@ -1269,16 +1271,18 @@ class Pool:
                     result = {"outcome": "hang", "seconds": self.timeout,
                               "error": f"no answer in {self.timeout:.0f} s; its log:\n{w.log_tail()}"}
                     w.kill()
-                    self._replace(w, busy)
+                    idle.append(self._replace(w, busy))
                     yield w.case, result
             idle = [self._wait_ready(w) for w in idle]
 
-    def _replace(self, w: _Worker, busy: list) -> None:
+    def _replace(self, w: _Worker, busy: list) -> _Worker:
+        """A new worker in place of ``w`` (dead, or killed here)."""
         busy.remove(w)
         if w.proc.poll() is None:
             w.kill()
         i = self.workers.index(w)
         self.workers[i] = self._start()
+        return self.workers[i]
 
     def close(self) -> None:
         for w in self.workers:
