@@ -249,3 +249,14 @@ def test_constant_pad_const_of_the_wrong_shape():
     x = g.input("x", DType.INT8, (2, 3))
     g.output(g.pad(x, [1, 1, 0, 2], pad_const=g.const(np.zeros((2,), np.int8))))
     _rejects(g.build, "pad_const", "must have shape [1]")
+
+
+@pytest.mark.parametrize("dtype", [DType.INT8, DType.INT32, DType.FP32])
+def test_run_time_pad_const_compiles_bit_exact(dtype):
+    """pad_const is an input tensor in TOSA; as a graph input it compiles (was a KeyError in the emitter)."""
+    g = GraphBuilder()
+    x, pc = g.input("x", dtype, (2, 3)), g.input("pc", dtype, (1,))
+    g.output(g.pad(x, [1, 1, 0, 2], pad_const=pc))
+    storage = dtype.storage
+    _exact(g.build(), [{"x": _ints(seed, (2, 3)).astype(storage), "pc": np.array([seed - 7], storage)}
+                       for seed in range(3)])

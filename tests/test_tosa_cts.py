@@ -43,3 +43,21 @@ def test_full_suite(require_tosa_tools, require_cross, target):
     results = run_cts(target=target, full=True, jobs=2)
     failed = [r for r in results if r.outcome != "passed"]
     assert not failed, format_table(results)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("TOSAC_FULL_CTS"), reason="the full suite runs with TOSAC_FULL_CTS=1")
+@pytest.mark.parametrize("target", ["reference", "host"])
+def test_full_float_suite(require_tosa_tools, target):
+    """tosa-pro-fp: fp32 and fp16 tests checked by the official compliance modes (ULP, ABS_ERROR, DOT_PRODUCT)."""
+    results = run_cts(target=target, full=True, jobs=2, profile="fp")
+    failed = [r for r in results if r.outcome != "passed"]
+    assert not failed, format_table(results)
+
+
+def test_unknown_profile_is_a_typed_error():
+    from tosac.conformance.tosa_cts import get_profile
+    from tosac.errors import TosacError
+
+    with pytest.raises(TosacError, match="unknown conformance profile 'bf16'"):
+        get_profile("bf16")

@@ -105,9 +105,10 @@ def lower_data_movement(lw: OpLowering) -> MapCompute:
             return finish(ctx.load_at(x, idx), ctx)
     elif op.name == "PAD":
         padding = [int(v) for v in lw.operands.const(1).reshape(-1)]
-        pad_value = _pad_const(lw)
+        pad_const = None if lw.operands.const(2) is not None else lw.arg(2)     # a run-time pad value: an input
 
         def element(ctx):
+            pad_value = _pad_const(lw) if pad_const is None else ctx.load_at(pad_const, [ln.Const(0)])
             idx, conds = [], []
             for d, i in enumerate(ctx.index):
                 j = i - padding[2 * d]
@@ -116,6 +117,7 @@ def lower_data_movement(lw: OpLowering) -> MapCompute:
             value = ctx.load_at(x, idx)
             cond = all_of(conds)
             return finish(value if cond is None else select(cond, value, pad_value), ctx)
+        return MapCompute(lw.name, lw.output, lw.inputs(x, *([pad_const] if pad_const else [])), element)
     elif op.name == "CONCAT":
         axis = lw.attrs["axis"]
         parts = [lw.arg(i) for i in range(len(op.inputs))]
@@ -148,12 +150,10 @@ def lower_data_movement(lw: OpLowering) -> MapCompute:
 
 
 def _pad_const(lw: OpLowering) -> ln.Expr:
+    """PAD's constant pad value as an immediate."""
     st = storage_type(lw.dtype(0))
-    data = lw.operands.const(2)
-    if data is not None:
-        v = np.asarray(data).reshape(-1)[0]
-        return ln.Const(float(v) if ln.is_float(st) else int(v), st)
-    return ln.Load(lw.op.inputs[2], ln.Const(0), st)
+    v = np.asarray(lw.operands.const(2)).reshape(-1)[0]
+    return ln.Const(float(v) if ln.is_float(st) else int(v), st)
 
 
 def _lower_resize(lw: OpLowering, finish) -> MapCompute:

@@ -96,12 +96,13 @@ class Converter:
     def run(self) -> Graph:
         self._check_outputs()
         self._declare_inputs()
-        for node in self.proto.graph.node:
+        for index, node in enumerate(self.proto.graph.node):
             if id(node) in self.claimed:
                 continue
             domain = "" if node.domain in ("", "ai.onnx") else node.domain
             handler = HANDLERS.get((domain, node.op_type))
-            where = f"node '{node.name or node.output[0]}' ({(domain + '::') if domain else ''}{node.op_type})"
+            label = node.name or (node.output[0] if node.output else f"#{index}")
+            where = f"node '{label}' ({(domain + '::') if domain else ''}{node.op_type})"
             before = len(self.g.blk.ops)
             try:
                 if self._fold(node) or any(rule(self, node) for rule in PATTERNS):
@@ -111,6 +112,7 @@ class Converter:
                                            f"{', '.join(sorted(op for _, op in HANDLERS))})")
                 else:
                     handler(self, node)
+                self._refuse_empty_results(node)
             except UnsupportedError as exc:
                 raise UnsupportedError(f"{where}: {exc}") from None
             except TosacError as exc:
@@ -118,7 +120,7 @@ class Converter:
             except Exception as exc:
                 raise FrontendError(f"{where}: cannot convert ({type(exc).__name__}: {exc})") from exc
             for op in self.g.blk.ops[before:]:
-                op.location = node.name or node.output[0]
+                op.location = label
         self._declare_outputs()
         self._drop_bound_inputs()
         graph = self.g.build()
@@ -197,6 +199,14 @@ class Converter:
             else:
                 return None
         return found or None
+
+    def _refuse_empty_results(self, node: onnx.NodeProto) -> None:
+        """TOSA tensors have no size-0 dimension, so a node that yields an empty tensor cannot be expressed."""
+        for name in node.output:
+            entry = self.env.get(name)
+            if entry is not None and 0 in entry.shape:
+                raise UnsupportedError(f"output '{name}' has shape {list(entry.shape)}: empty tensors are not "
+                                       "supported")
 
     def _declare_outputs(self) -> None:
         values = []
