@@ -120,6 +120,35 @@ def test_good_spatial_attributes_still_load():
     load(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), io="float")
 
 
+
+def _rank_mismatch_models() -> dict[str, onnx.ModelProto]:
+    """Conv shapes whose ranks disagree: onnx's bounds-checked C++ shape inference aborts (SIGABRT) on them
+    (found by the fuzz suite: an initializer with an extra dimension, an input of rank 3 with 2-D pads)."""
+    def model(x_shape, w_shape, pads):
+        node = helper.make_node("Conv", ["x", "w"], ["y"], name="bad_node", pads=pads)
+        graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", F, x_shape)],
+                                  [helper.make_tensor_value_info("y", F, None)],
+                                  [numpy_helper.from_array(np.ones(w_shape, np.float32), "w")])
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return {"weights-rank-5": model([1, 3, 8, 8], (4, 3, 3, 3, 2), [1, 1, 1, 1]),
+            "input-rank-3": model([1, 3, 6], (4, 3, 3, 3), [1, 1, 1, 1])}
+
+
+@pytest.mark.parametrize("label", ["weights-rank-5", "input-rank-3"])
+def test_models_that_abort_onnx_shape_inference_are_frontend_errors(label):
+    with pytest.raises(FrontendError, match="shape inference"):
+        load(_rank_mismatch_models()[label], io="float")
+
+
+def test_a_signal_in_onnx_code_is_a_frontend_error_naming_it():
+    from tosac.frontends.onnx.isolated import run_isolated
+
+    with pytest.raises(FrontendError, match="the pass died with SIGABRT"):
+        run_isolated(os.abort, "the pass")
+    with pytest.raises(FrontendError, match="the pass failed: ValueError: no"):
+        run_isolated(lambda: (_ for _ in ()).throw(ValueError("no")), "the pass")
+    assert run_isolated(lambda: b"x" * 1_000_000, "the pass") == b"x" * 1_000_000
+
 # ---------------------------------------------------------------------------------------------- external data
 def _external_model(folder, **entries: str) -> os.PathLike:
     """A MatMul model whose weight 'w' (16 float32) lives in ``weights.bin`` with the given external_data keys."""

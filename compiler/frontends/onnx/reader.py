@@ -17,6 +17,7 @@ import onnx.version_converter
 from onnx import numpy_helper, shape_inference
 
 from tosac.errors import FrontendError
+from tosac.frontends.onnx.isolated import run_isolated
 
 MIN_OPSET = 13
 #: metadata_props key (and graph.metadata key) recording the opset a model was upgraded from.
@@ -220,10 +221,12 @@ def _upgraded(proto: onnx.ModelProto, opset: int, where: str) -> onnx.ModelProto
     """An opset 7-12 model converted to opset 13 by ONNX's own version converter (the ONNX Model Zoo's int8
     models are opset 12), with a warning and a ``tosac.upgraded_from_opset`` metadata entry saying so."""
     try:
-        upgraded = onnx.version_converter.convert_version(proto, MIN_OPSET)
-    except Exception as exc:   # the converter raises RuntimeError/ConvertError with its own message
+        upgraded = onnx.load_from_string(run_isolated(
+            lambda: onnx.version_converter.convert_version(proto, MIN_OPSET).SerializeToString(),
+            "onnx.version_converter"))
+    except FrontendError as exc:
         raise FrontendError(f"{where}: opset {opset} is older than {MIN_OPSET} and onnx.version_converter cannot "
-                            f"upgrade it ({type(exc).__name__}: {exc})") from None
+                            f"upgrade it ({exc})") from None
     warnings.warn(f"{where}: opset {opset} upgraded to opset {MIN_OPSET} with onnx.version_converter",
                   OpsetUpgradeWarning, stacklevel=3)
     upgraded.metadata_props.add(key=UPGRADED_FROM, value=str(opset))
@@ -257,10 +260,9 @@ def infer_shapes(proto: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int
                                     f"with input_shapes={{'{value.name}': [...]}} (CLI: --input-shape)")
     if input_shapes:
         raise FrontendError(f"input_shapes names no model input: {sorted(input_shapes)}")
-    try:
-        return shape_inference.infer_shapes(proto, strict_mode=True, data_prop=True)
-    except Exception as exc:  # onnx raises InferenceError/ValidationError with the node in the text
-        raise FrontendError(f"ONNX shape inference failed: {exc}") from None
+    inferred = run_isolated(lambda: shape_inference.infer_shapes(proto, strict_mode=True, data_prop=True)
+                            .SerializeToString(), "ONNX shape inference")
+    return onnx.load_from_string(inferred)
 
 
 def initializers(proto: onnx.ModelProto) -> dict[str, np.ndarray]:
