@@ -6,7 +6,8 @@ batch of runs, every distinct object gets its entry renamed
 runner (``runtime/c/runner.c``) is linked statically with all of them — one
 binary, one emulated process for the whole batch, because starting qemu and
 linking cost far more than running a small graph. Linked runners are cached
-by content hash.
+by content hash, each with the SHA-256 of its bytes beside it: a damaged
+cached runner is rebuilt, never run.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -22,6 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from tosac.errors import CodegenError, ToolchainMissingError
+from tosac.runtime.objects import CacheWarning
 from tosac.targets import Target
 
 RUNNER_SOURCE = Path(__file__).parent / "c" / "runner.c"
@@ -93,12 +96,12 @@ def _runner_object(target: Target, tools: CrossToolchain) -> Path:
     """runner.c compiled once per target and runner version (linking is then all that is left per batch)."""
     digest = hashlib.sha256(RUNNER_SOURCE.read_bytes() + tools.gcc.encode()).hexdigest()[:16]
     obj = _cache_root() / f"runner-main-{target.arch}-{digest}.o"
-    if not obj.exists():
+    if not _trusted(obj):
         obj.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=obj.parent, suffix=".o")
-        os.close(fd)
-        _run_tool([tools.gcc, "-O2", "-c", "-o", tmp, str(RUNNER_SOURCE)], "compiling the runner")
-        os.replace(tmp, obj)
+        with tempfile.TemporaryDirectory(prefix="tosac-runner-") as tmp:
+            built = Path(tmp) / "runner.o"
+            _run_tool([tools.gcc, "-O2", "-c", "-o", str(built), str(RUNNER_SOURCE)], "compiling the runner")
+            _publish(built, obj)
     return obj
 
 
@@ -110,7 +113,7 @@ def build_runner(target: Target, objects: Sequence[bytes]) -> Path:
     for obj in objects:
         h.update(hashlib.sha256(obj).digest())
     binary = _cache_root() / f"runner-{target.name}-{h.hexdigest()[:24]}"
-    if binary.exists():
+    if _trusted(binary):
         return binary
     binary.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="tosac-link-") as tmp:
@@ -131,11 +134,46 @@ def build_runner(target: Target, objects: Sequence[bytes]) -> Path:
         _run_tool([tools.gcc, "-static", "-O2", "-o", str(out), str(_runner_object(target, tools)),
                    str(work / "table.c"), *[str(work / f"m{i}.o") for i in range(len(objects))], "-lm"],
                   "linking the runner")
-        fd, tmp_name = tempfile.mkstemp(dir=binary.parent, prefix=binary.name, suffix=".tmp")
-        os.close(fd)
-        shutil.copy(out, tmp_name)                  # unique per writer (threads share a pid)
-        os.replace(tmp_name, binary)
+        _publish(out, binary)
     return binary
+
+
+def _digest_file(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _trusted(path: Path) -> bool:
+    """Whether a cached runner file exists and matches the SHA-256 written next to it when it was built: a
+    truncated or altered binary is rebuilt (with a CacheWarning), never executed."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        problem = f"it cannot be read ({exc.strerror or exc})"
+    else:
+        try:
+            expected = _digest_file(path).read_text().strip()
+        except (OSError, UnicodeDecodeError):
+            expected = ""
+        if hashlib.sha256(data).hexdigest() == expected:
+            return True
+        problem = "its digest is missing or does not match its contents (damaged, or written by an older tosac)"
+    warnings.warn(f"tosac runner cache: ignoring {path}: {problem}; rebuilding it", CacheWarning, stacklevel=3)
+    return False
+
+
+def _publish(built: Path, dest: Path) -> None:
+    """Copy ``built`` to ``dest`` through a temporary name unique per writer (threads share a pid), then its
+    digest beside it: a reader sees either nothing, an untrusted file it rebuilds, or the whole pair."""
+    data = built.read_bytes()
+    for path, content, mode in ((dest, data, 0o755), (_digest_file(dest), hashlib.sha256(data).hexdigest().encode(),
+                                                       0o644)):
+        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=path.name, suffix=".tmp")
+        with os.fdopen(fd, "wb") as out:
+            out.write(content)
+        os.chmod(tmp_name, mode)
+        os.replace(tmp_name, path)
 
 
 def run_batch(target: Target, runs: Sequence[CrossRun]) -> list[list[np.ndarray]]:

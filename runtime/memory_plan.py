@@ -247,4 +247,4 @@ def check_budget(plan: MemoryPlan, sizes: Mapping[str, int], constants: Sequence
         f"this graph needs {human_bytes(need)} ({need} bytes) to run: arena {human_bytes(plan.arena_bytes)}, "
         f"constants {human_bytes(constant_bytes)}, outputs {human_bytes(output_bytes)}; the memory limit is "
         f"{human_bytes(limit)} ({limit} bytes){where}. Largest buffers: {names}. Raise the limit with "
-        f"${ENV_LIMIT} (e.g. 16G, or 'none') or memory_limit= if the machine has the memory")
+        f"${ENV_LIMIT} (e.g. 16G, or 'none'), tosac --memory-limit or memory_limit= if the machine has the memory")

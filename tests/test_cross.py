@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import warnings
 
 import numpy as np
 import pytest
@@ -137,3 +138,35 @@ def test_runner_failure_is_a_typed_error(arm):
     exe = tosac.compile(g.build(), arm)
     with pytest.raises(tosac.CodegenError, match="model returned an error"):
         exe.run({"n": np.array(1, np.int32)})
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "no-digest"])
+def test_a_damaged_cached_runner_is_rebuilt_not_run(tmp_path, monkeypatch, require_cross, damage):
+    """A cached runner binary (or runner object) whose bytes no longer match its digest is never executed: a
+    CacheWarning, a rebuild, and the reference's bits."""
+    from tosac.runtime.objects import CacheWarning
+
+    require_cross("aarch64")
+    monkeypatch.setenv("TOSAC_CACHE_DIR", str(tmp_path))
+    graph = _edge_graph()
+    x = np.full((3, 4), -5, np.int32)
+    expected = run(graph, {"x": x})
+    tosac.compile(graph, "aarch64").run({"x": x})
+    cached = sorted(p for p in (tmp_path / "runners").iterdir() if not p.name.endswith(".sha256"))
+    assert len(cached) == 2                                 # the runner object and the linked runner
+    for path in cached:
+        data = path.read_bytes()
+        if damage == "truncate":
+            path.write_bytes(data[: len(data) // 3])
+        elif damage == "flip":
+            path.write_bytes(data[:200] + bytes([data[200] ^ 0x40]) + data[201:])
+        else:
+            path.with_name(path.name + ".sha256").unlink()
+    with pytest.warns(CacheWarning, match="rebuilding it") as caught:
+        got = tosac.compile(graph, "aarch64").run({"x": x})
+    assert {str(w.message).split(":")[1].strip().split(" ")[1] for w in caught} >= {str(p) for p in cached}
+    for name, want in expected.items():
+        np.testing.assert_array_equal(got[name], want)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheWarning)        # rebuilt files are trusted again
+        tosac.compile(graph, "aarch64").run({"x": x})

@@ -132,3 +132,28 @@ def test_loop_nest_walks_do_not_recurse():
     assert ln.free_vars(replaced) == {"i"} and ln.linear_coefficient(replaced, "i") == 15000
     gather = ln.Load("t", ln.cast(ln.Load("x", index, "i8"), "i64"), "i8")
     assert ln.linear_coefficient(gather.index, "i") is None and ln.linear_coefficient(gather.index, "k") == 0
+    from tosac.tune.features import _count_loads
+    assert _count_loads(ln.binary("add", gather, gather)) == 4
+
+
+def test_onnx_input_through_1500_layout_ops_keeps_int8_io():
+    """The int8-I/O rule follows a float input through layout-only ops to its QuantizeLinear: a worklist, so a
+    chain of 1500 Transposes is no RecursionError."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    from tosac.frontends.onnx import load
+
+    names = ["x", *[f"t{i}" for i in range(1500)]]
+    nodes = [helper.make_node("Transpose", [a], [b], perm=[1, 0]) for a, b in zip(names, names[1:])]
+    nodes += [helper.make_node("QuantizeLinear", [names[-1], "s", "z"], ["q"]),
+              helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])]
+    inits = [numpy_helper.from_array(np.array(0.05, np.float32), "s"), numpy_helper.from_array(np.int8(3), "z")]
+    graph = helper.make_graph(nodes, "layout", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    tosa = load(model, io="quantized")
+    assert tosa.metadata["io_quantization"]["x"]["zero_point"] == 3
+    x = np.random.default_rng(0).integers(-128, 128, (4, 6), dtype=np.int8)
+    got = tosac.compile(tosa, "host", tuning_log=False).run({"x": x})["y"]
+    np.testing.assert_array_equal(got, x)                  # an even number of transposes: the identity

@@ -23,7 +23,7 @@ from tosac.frontends.onnx import load as load_onnx
 from tosac.ir.builder import GraphBuilder
 from tosac.ir.dtypes import DType
 from tosac.ir.reference.interpreter import run
-from tosac.runtime.memory_plan import MemoryLimitError, memory_limit, parse_bytes
+from tosac.runtime.memory_plan import ENV_LIMIT, MemoryLimitError, memory_limit, parse_bytes
 
 MIB = 1 << 20
 
@@ -155,3 +155,19 @@ def test_reference_interpreter_out_of_memory_is_a_typed_error(monkeypatch):
     x = np.zeros((1, 4, 4, 16), np.int8)
     with pytest.raises(InterpreterError, match="out of memory computing"):
         run(graph, {"x": x})
+
+
+def test_cli_memory_limit_flag_refuses_with_one_line(tmp_path, capsys, monkeypatch):
+    from tosac.app.cli import main
+    from tosac.ir.serialize import save
+
+    graph, _, _ = _wide_graph()
+    save(graph, tmp_path / "wide.tosa")
+    monkeypatch.setattr(os, "environ", dict(os.environ))      # the flag sets the variable for worker processes
+    assert main(["--memory-limit", "70M", "compile", str(tmp_path / "wide.tosa"), "-o", str(tmp_path / "w.o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tosac: error: this graph needs 80.0 MiB") and err.count("\n") == 1, err
+    assert "memory limit is 70.0 MiB" in err and not (tmp_path / "w.o").exists()
+    assert os.environ[ENV_LIMIT] == "70M"
+    assert main(["--memory-limit", "lots", "inspect", str(tmp_path / "wide.tosa")]) == 2
+    assert "tosac: error: --memory-limit is 'lots': expected a positive size" in capsys.readouterr().err

@@ -24,6 +24,7 @@ import numpy as np
 from tosac.app.paths import atomic_report, check_input_file, check_log, check_output_dir, check_output_file
 from tosac.conformance.execute import TARGETS
 from tosac.errors import TosacError
+from tosac.runtime.memory_plan import ENV_LIMIT, parse_bytes
 
 
 MODEL_HELP = "a model: .onnx, .tosa or tosac .json file, or a bundled model name (kws, vww, ic, ad)"
@@ -416,6 +417,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tosac", description="A tensor compiler for quantized neural networks with exact TOSA "
         "integer semantics.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    parser.add_argument("--memory-limit", metavar="SIZE",
+                        help="refuse graphs whose run needs more memory than SIZE (e.g. 512M, 4G, or 'none'; "
+                        "default $TOSAC_MEMORY_LIMIT, else half the physical memory)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("inspect", help="print a graph's ops, shapes and dtypes, and verify it",
@@ -617,6 +621,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.memory_limit is not None:      # through the environment, so worker processes see it too
+            parse_bytes(args.memory_limit, "--memory-limit")
+            os.environ[ENV_LIMIT] = args.memory_limit
         status = args.func(args)
         sys.stdout.flush()                  # a closed pipe shows here, not at interpreter exit
         return status

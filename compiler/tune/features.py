@@ -54,19 +54,23 @@ def _walk(stmts, depth: int, iterations: float, acc: dict) -> None:
             acc.update({k: float(v) for k, v in s.features.items()})
 
 
-def _count_loads(e) -> int:
-    if isinstance(e, ln.Load):
-        return 1 + _count_loads(e.index)
-    children = []
-    if isinstance(e, ln.Binary):
-        children = [e.a, e.b]
-    elif isinstance(e, ln.Cast):
-        children = [e.value]
-    elif isinstance(e, ln.Select):
-        children = [e.cond, e.a, e.b]
-    elif isinstance(e, ln.Intrinsic):
-        children = list(e.args)
-    return sum(_count_loads(c) for c in children)
+def _count_loads(root) -> int:
+    """Loads in an expression tree, walked with a stack (expressions can be thousands of nodes deep)."""
+    count, stack = 0, [root]
+    while stack:
+        e = stack.pop()
+        if isinstance(e, ln.Load):
+            count += 1
+            stack.append(e.index)
+        elif isinstance(e, ln.Binary):
+            stack += [e.a, e.b]
+        elif isinstance(e, ln.Cast):
+            stack.append(e.value)
+        elif isinstance(e, ln.Select):
+            stack += [e.cond, e.a, e.b]
+        elif isinstance(e, ln.Intrinsic):
+            stack += list(e.args)
+    return count
 
 
 def loop_features(schedule: Schedule, mac_count: int) -> list[float]:

@@ -186,18 +186,22 @@ class Converter:
 
     def _quantizers_through_layout(self, name: str) -> list[onnx.NodeProto] | None:
         """The QuantizeLinear nodes that read ``name``, directly or through layout-only ops; None when anything
-        else reads it (or a layout op's result)."""
-        found = []
-        for user in self.consumers.get(name, []):
-            if user.op_type == "QuantizeLinear" and user.input[0] == name:
-                found.append(user)
-            elif user.op_type in LAYOUT_OPS and user.input[0] == name and len(user.output) == 1:
-                below = self._quantizers_through_layout(user.output[0])
-                if not below or user.output[0] in self.outputs:
-                    return None
-                found += below
-            else:
+        else reads it (or a layout op's result). A worklist, not recursion: a chain of a thousand layout ops is
+        valid ONNX."""
+        found, pending = [], [name]
+        while pending:
+            current = pending.pop()
+            users = self.consumers.get(current, [])
+            if not users:
                 return None
+            for user in users:
+                if user.op_type == "QuantizeLinear" and user.input[0] == current:
+                    found.append(user)
+                elif (user.op_type in LAYOUT_OPS and user.input[0] == current and len(user.output) == 1
+                      and user.output[0] not in self.outputs):
+                    pending.append(user.output[0])
+                else:
+                    return None
         return found or None
 
     def _refuse_empty_results(self, node: onnx.NodeProto) -> None:
