@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import multiprocessing
+import os
 import sys
 from pathlib import Path
 
@@ -31,7 +32,8 @@ from tosac.ir.ops import RoundingMode  # noqa: E402
 from tosac.ir.reference import interpreter  # noqa: E402
 
 SAME, VALID = 0, 1
-EXAMPLES = settings(max_examples=8, deadline=None, derandomize=True,
+# TOSAC_TFLITE_EXAMPLES raises the hypothesis examples per operator for a longer soak.
+EXAMPLES = settings(max_examples=int(os.environ.get("TOSAC_TFLITE_EXAMPLES", "25")), deadline=None, derandomize=os.environ.get("TOSAC_TFLITE_EXAMPLES") is None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
@@ -447,3 +449,13 @@ def test_not_a_tflite_file(tmp_path):
         tfl.load(p)
     with pytest.raises(FrontendError):
         tfl.load(tmp_path / "missing.tflite")
+
+
+def test_cli_runs_a_tflite_model(tmp_path, capsys):
+    """`tosac run model.tflite --random-inputs --check`: the CLI reads .tflite through this frontend."""
+    from tosac.app.cli import main
+
+    path = tmp_path / "model.tflite"
+    path.write_bytes(_small_model())
+    assert main(["run", str(path), "--random-inputs", "--check"]) == 0
+    assert "bit-exact against the reference interpreter" in capsys.readouterr().out

@@ -27,8 +27,9 @@ from tosac.errors import TosacError
 from tosac.runtime.memory_plan import ENV_LIMIT, parse_bytes
 
 
-MODEL_HELP = "a model: .onnx, .tosa or tosac .json file, or a bundled model name (kws, vww, ic, ad)"
-MODEL_FORMATS = {".onnx": "ONNX", ".tosa": "TOSA flatbuffer", ".json": "tosac JSON form"}
+MODEL_HELP = "a model: .onnx, .tflite, .tosa or tosac .json file, or a bundled model name (kws, vww, ic, ad)"
+MODEL_FORMATS = {".onnx": "ONNX", ".tflite": "TFLite flatbuffer", ".tosa": "TOSA flatbuffer",
+                 ".json": "tosac JSON form"}
 
 
 def _load(args: argparse.Namespace):
@@ -56,6 +57,9 @@ def _load(args: argparse.Namespace):
         if given:
             raise TosacError(f"{option} applies to ONNX models only; '{spec}' is a {MODEL_FORMATS[suffix]} "
                              f"file whose shapes and types are fixed")
+    if suffix == ".tflite":
+        from tosac.frontends.tflite import load as load_tflite
+        return load_tflite(path)
     from tosac.ir.serialize import load
     return load(path)
 

@@ -138,14 +138,14 @@ class Converter:
         return self.g.rescale(x, DType.INT32, multiplier=1 << (left_shift + 9), shift=9, input_zp=zp)
 
     def requantize(self, acc: Value, scales: list[float] | np.ndarray, out_dtype: DType, out_zp: int,
-                   lo: int, hi: int, where: str) -> Value:
+                   lo: int, hi: int, where: str, rounding: RoundingMode = RoundingMode.DOUBLE_ROUND) -> Value:
         """``clamp(MultiplyByQuantizedMultiplier(acc, QuantizeMultiplier(scale)) + out_zp, lo, hi)`` per channel."""
         mults, shifts, bounds = tosa_rescale_params(scales, where)
         if bounds is not None:
             acc = self.clamp_channels(acc, [(-b if b else INT32_MIN) for b in bounds],
                                       [(b - 1 if b else INT32_MAX) for b in bounds])
         out = self.g.rescale(acc, out_dtype, multiplier=mults, shift=shifts, output_zp=out_zp,
-                             rounding_mode=RoundingMode.DOUBLE_ROUND, per_channel=len(mults) > 1)
+                             rounding_mode=rounding, per_channel=len(mults) > 1)
         if lo > out_dtype.min or hi < out_dtype.max:
             out = self.g.clamp(out, min_val=lo, max_val=hi)
         return out
