@@ -31,6 +31,10 @@ _MINMAX = {"smin": "llvm.smin", "smax": "llvm.smax", "umin": "llvm.umin", "umax"
            "fmin": "llvm.minnum", "fmax": "llvm.maxnum"}
 
 
+def _scalar(ty: ir.Type) -> ir.Type:
+    return ty.element if isinstance(ty, ir.VectorType) else ty
+
+
 def llvm_type(type_: str) -> ir.Type:
     if type_ == "f32":
         return ir.FloatType()
@@ -315,6 +319,8 @@ class Emitter:
             ty = llvm_type(e.type)
             if isinstance(value.type, ir.VectorType):
                 ty = ir.VectorType(ty, value.type.count)
+            if e.op == "fptrunc" and e.type == "f16" and _scalar(value.type) == ir.DoubleType():
+                return self._double_to_half(value, ty)
             return getattr(b, e.op)(value, ty)
         if isinstance(e, ln.Select):
             cond = yield e.cond
@@ -348,6 +354,26 @@ class Emitter:
             value = b.load(self.element_pointer(e.buffer, b.extract_element(indices, at)), typ=ety)
             out = b.insert_element(out, value, at)
         return out
+
+    def _double_to_half(self, value: ir.Value, half: ir.Type) -> ir.Value:
+        """f64 -> f16 correctly rounded without the ``__truncdfhf2`` library call (which the JIT cannot resolve
+        reliably: calling it crashed): round to float32 *to odd* (truncate toward zero, then set the last bit
+        if inexact), then float32 -> f16 to nearest. float32's 13 extra bits make the two roundings one."""
+        b = self.builder
+        lanes = value.type.count if isinstance(value.type, ir.VectorType) else None
+        f32 = ir.VectorType(ir.FloatType(), lanes) if lanes else ir.FloatType()
+        i32 = ir.VectorType(ir.IntType(32), lanes) if lanes else ir.IntType(32)
+        nearest = b.fptrunc(value, f32)
+        back = b.fpext(nearest, value.type)
+        inexact = b.fcmp_ordered("!=", back, value)                   # false for NaN: kept as is
+        zero = ir.Constant(value.type, None)
+        away = b.select(b.fcmp_ordered(">", value, zero), b.fcmp_ordered(">", back, value),
+                        b.fcmp_ordered("<", back, value))             # rounded away from zero
+        bits = b.bitcast(nearest, i32)
+        toward_zero = b.sub(bits, b.zext(away, i32))                  # one ulp less in magnitude
+        one = ir.Constant(i32, 1) if not lanes else ir.Constant(i32, [1] * lanes)
+        odd = b.select(inexact, b.or_(toward_zero, one), bits)
+        return b.fptrunc(b.bitcast(odd, f32), half)
 
     def _call_intrinsic(self, name: str, args: list[ir.Value]) -> ir.Value:
         ty = args[0].type
