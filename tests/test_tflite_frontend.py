@@ -3,7 +3,10 @@
 Each operator is a single-op model written here (tests/tflite_writer.py) with
 hypothesis-drawn shapes, quantization and options; LiteRT's output is compared
 element for element with the reference interpreter on the imported graph and
-with the compiled host code. Malformed files run in a child process with a
+with the compiled host code; AArch64 and ARMv7 code under qemu-user (the
+``require_cross`` fixture: skipped with the reason without the cross tools,
+a failure under CI) runs one model holding three drawn instances of every
+operator generator, so each example costs one cross compile. Malformed files run in a child process with a
 timeout, so a crash or a hang fails the test instead of killing pytest.
 """
 from __future__ import annotations
@@ -47,25 +50,34 @@ def scales(draw, lo=1e-3, hi=0.3, n=None):
     return draw(f) if n is None else np.asarray(draw(st.lists(f, min_size=n, max_size=n)), np.float32)
 
 
-def check(litert, model: bytes, seed: int = 0) -> None:
-    """LiteRT BUILTIN_REF == reference interpreter == compiled host code, every element."""
+def check(litert, model: bytes, seeds: tuple[int, ...] = (0,), targets: tuple[str, ...] = ("host",)) -> None:
+    """LiteRT BUILTIN_REF == reference interpreter == compiled code for each target, every element."""
     graph = tfl.load(model)
-    rng = np.random.default_rng(seed)
-    inputs = [rng.integers(-128, 128, graph.main.type_of(n).shape).astype(np.int8) for n in graph.main.inputs]
-    expected = run_litert(litert, model, inputs)
-    feed = dict(zip(graph.main.inputs, inputs))
-    ref = [interpreter.run(graph, feed)[n] for n in graph.main.outputs]
-    got = tosac.compile(graph, "host").run(feed)
-    for k, name in enumerate(graph.main.outputs):
-        assert ref[k].shape == expected[k].shape
-        bad = np.flatnonzero(ref[k].astype(np.int64) != expected[k])
-        assert bad.size == 0, f"reference interpreter differs from LiteRT at {bad.size} elements: " \
-                              f"{ref[k].reshape(-1)[bad[:8]]} vs {expected[k].reshape(-1)[bad[:8]]}"
-        np.testing.assert_array_equal(got[name], expected[k], err_msg="compiled code differs from LiteRT")
+    compiled = {t: tosac.compile(graph, t) for t in targets}
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        inputs = [rng.integers(-128, 128, graph.main.type_of(n).shape).astype(np.int8) for n in graph.main.inputs]
+        expected = run_litert(litert, model, inputs)
+        feed = dict(zip(graph.main.inputs, inputs))
+        ref = interpreter.run(graph, feed)
+        got = {t: exe.run(feed) for t, exe in compiled.items()}
+        for k, name in enumerate(graph.main.outputs):
+            assert ref[name].shape == expected[k].shape
+            bad = np.flatnonzero(ref[name].astype(np.int64) != expected[k])
+            assert bad.size == 0, f"output {k}: reference interpreter differs from LiteRT at {bad.size} elements: " \
+                                  f"{ref[name].reshape(-1)[bad[:8]]} vs {expected[k].reshape(-1)[bad[:8]]}"
+            for t in targets:
+                np.testing.assert_array_equal(got[t][name], expected[k], err_msg=f"{t} code differs from LiteRT")
 
 
-def conv_like(draw, depthwise: bool):
+def model(gen, draw, *args) -> bytes:
+    """A model holding one instance of generator ``gen(draw, writer, *args) -> (inputs, outputs)``."""
     w = ModelWriter()
+    ins, outs = gen(draw, w, *args)
+    return w.build(ins, outs)
+
+
+def conv_like(draw, w: ModelWriter, depthwise: bool):
     h, wd = draw(st.integers(1, 9)), draw(st.integers(1, 9))
     c = draw(st.integers(1, 4))
     mult = draw(st.integers(1, 2)) if depthwise else None
@@ -99,26 +111,28 @@ def conv_like(draw, depthwise: bool):
         w.op("DEPTHWISE_CONV_2D", ins, [y], "DepthwiseConv2DOptions", DepthMultiplier=mult, **common)
     else:
         w.op("CONV_2D", ins, [y], "Conv2DOptions", **common)
-    return w.build([x], [y])
+    return [x], [y]
 
 
 @EXAMPLES
 @given(st.data())
 def test_conv2d(litert, data):
-    check(litert, conv_like(data.draw, False))
+    check(litert, model(conv_like, data.draw, False))
 
 
 @EXAMPLES
 @given(st.data())
 def test_depthwise_conv2d(litert, data):
-    check(litert, conv_like(data.draw, True))
+    check(litert, model(conv_like, data.draw, True))
 
 
 @EXAMPLES
 @given(st.data())
 def test_fully_connected(litert, data):
-    draw = data.draw
-    w = ModelWriter()
+    check(litert, model(fully_connected, data.draw))
+
+
+def fully_connected(draw, w: ModelWriter):
     keep = draw(st.booleans())
     shape = tuple(draw(st.lists(st.integers(1, 4), min_size=1, max_size=2))) + (draw(st.integers(1, 12)),)
     if not keep:
@@ -136,11 +150,10 @@ def test_fully_connected(litert, data):
     y = w.tensor(out_shape, "INT8", scale=s_out, zp=draw(st.integers(-128, 127)))
     w.op("FULLY_CONNECTED", [x, f, b], [y], "FullyConnectedOptions",
          FusedActivationFunction=draw(st.sampled_from([0, 1, 3])), KeepNumDims=keep)
-    check(litert, w.build([x], [y]))
+    return [x], [y]
 
 
-def binary_model(draw, op: str, options: str):
-    w = ModelWriter()
+def binary_model(draw, w: ModelWriter, op: str, options: str):
     shape = draw(st.lists(st.integers(1, 4), min_size=1, max_size=4))
     other = [d if draw(st.booleans()) else 1 for d in shape][draw(st.integers(0, len(shape) - 1)):]
     shapes = [shape, other] if draw(st.booleans()) else [other, shape]
@@ -149,33 +162,35 @@ def binary_model(draw, op: str, options: str):
     out = list(np.broadcast_shapes(tuple(shapes[0]), tuple(shapes[1])))
     y = w.tensor(out, "INT8", scale=scales(draw, 1e-3, 1.0), zp=draw(st.integers(-128, 127)))
     w.op(op, [a, b], [y], options, FusedActivationFunction=draw(st.sampled_from([0, 1, 2, 3])))
-    return w.build([a, b], [y])
+    return [a, b], [y]
 
 
 @EXAMPLES
 @given(st.data())
 def test_add(litert, data):
-    check(litert, binary_model(data.draw, "ADD", "AddOptions"))
+    check(litert, model(binary_model, data.draw, "ADD", "AddOptions"))
 
 
 @EXAMPLES
 @given(st.data())
 def test_sub(litert, data):
-    check(litert, binary_model(data.draw, "SUB", "SubOptions"))
+    check(litert, model(binary_model, data.draw, "SUB", "SubOptions"))
 
 
 @EXAMPLES
 @given(st.data())
 def test_mul(litert, data):
-    check(litert, binary_model(data.draw, "MUL", "MulOptions"))
+    check(litert, model(binary_model, data.draw, "MUL", "MulOptions"))
 
 
 @pytest.mark.parametrize("op", ["AVERAGE_POOL_2D", "MAX_POOL_2D"])
 @EXAMPLES
 @given(data=st.data())
 def test_pool(litert, op, data):
-    draw = data.draw
-    w = ModelWriter()
+    check(litert, model(pool, data.draw, op))
+
+
+def pool(draw, w: ModelWriter, op: str):
     h, wd, c = draw(st.integers(1, 10)), draw(st.integers(1, 10)), draw(st.integers(1, 4))
     kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
     sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
@@ -188,28 +203,32 @@ def test_pool(litert, op, data):
     y = w.tensor((1, out[0], out[1], c), "INT8", scale=s, zp=z)
     w.op(op, [x], [y], "Pool2DOptions", Padding=pad, StrideH=sh, StrideW=sw, FilterHeight=kh, FilterWidth=kw,
          FusedActivationFunction=draw(st.sampled_from([0, 1, 2, 3])))
-    check(litert, w.build([x], [y]))
+    return [x], [y]
 
 
 @pytest.mark.parametrize("op", ["RELU", "RELU6", "RELU_N1_TO_1", "QUANTIZE"])
 @EXAMPLES
 @given(data=st.data())
 def test_unary_requantizing(litert, op, data):
-    draw = data.draw
-    w = ModelWriter()
+    check(litert, model(unary_requantizing, data.draw, op))
+
+
+def unary_requantizing(draw, w: ModelWriter, op: str):
     shape = draw(st.lists(st.integers(1, 5), min_size=1, max_size=4))
     x = w.tensor(shape, "INT8", scale=scales(draw, 1e-3, 1.0), zp=draw(st.integers(-128, 127)))
     y = w.tensor(shape, "INT8", scale=scales(draw, 1e-3, 1.0), zp=draw(st.integers(-128, 127)))
     w.op(op, [x], [y])
-    check(litert, w.build([x], [y]))
+    return [x], [y]
 
 
 @EXAMPLES
 @given(st.data())
 def test_data_movement(litert, data):
+    check(litert, model(data_movement, data.draw))
+
+
+def data_movement(draw, w: ModelWriter):
     """RESHAPE, SQUEEZE, PAD and CONCATENATION in one model."""
-    draw = data.draw
-    w = ModelWriter()
     h, wd, c = draw(st.integers(1, 5)), draw(st.integers(1, 5)), draw(st.integers(1, 4))
     s, z = scales(draw), draw(st.integers(-128, 127))
     q = dict(scale=s, zp=z)
@@ -227,7 +246,93 @@ def test_data_movement(litert, data):
     shape_t = w.tensor((2,), "INT32", data=np.asarray([h * wd, 2 * c], np.int32))
     r = w.tensor((h * wd, 2 * c), "INT8", **q)
     w.op("RESHAPE", [sq, shape_t], [r], "ReshapeOptions", NewShape=[h * wd, 2 * c])
-    check(litert, w.build([x, x2], [xp, r]))
+    return [x, x2], [xp, r]
+
+
+# ---------------------------------------------------------------- LOGISTIC, TANH, HARD_SWISH, MEAN
+def table_activation(draw, w: ModelWriter, op: str):
+    shape = draw(st.lists(st.integers(1, 5), min_size=1, max_size=4))
+    s_in = scales(draw, 1e-3, 0.5)
+    if op == "LOGISTIC":                                  # TFLite requires output scale 1/256
+        s_out, z_out = 1.0 / 256, draw(st.sampled_from([-128, -128, 0, draw(st.integers(-128, 127))]))
+    elif op == "TANH":
+        s_out, z_out = draw(st.sampled_from([1.0 / 128, scales(draw, 1e-3, 0.05)])), draw(st.integers(-128, 127))
+    else:                                                 # HARD_SWISH: s_in / s_out < 128 (Prepare's check)
+        s_out, z_out = scales(draw, max(1e-3, s_in / 100), 1.0), draw(st.integers(-128, 127))
+    x = w.tensor(shape, "INT8", scale=s_in, zp=draw(st.integers(-128, 127)))
+    y = w.tensor(shape, "INT8", scale=s_out, zp=z_out)
+    w.op(op, [x], [y])
+    return [x], [y]
+
+
+@pytest.mark.parametrize("op", ["LOGISTIC", "TANH", "HARD_SWISH"])
+@EXAMPLES
+@given(data=st.data())
+def test_table_activations(litert, op, data):
+    check(litert, model(table_activation, data.draw, op))
+
+
+@pytest.mark.parametrize("op", ["LOGISTIC", "TANH", "HARD_SWISH"])
+def test_table_activations_exhaustive(litert, op):
+    """All 256 int8 inputs for 150 drawn quantizations each: the imported TABLE is LiteRT's function."""
+    rng = np.random.default_rng({"LOGISTIC": 1, "TANH": 2, "HARD_SWISH": 3}[op])
+    every = np.arange(-128, 128, dtype=np.int8)
+    for _ in range(150):
+        s_in = float(np.float32(np.exp(rng.uniform(np.log(1e-3), np.log(1.0)))))
+        # HARD_SWISH: s_out / s_in from 1/100 (near Prepare's limit) to 10^4 (int16 shifts of 16 and more).
+        s_out = {"LOGISTIC": 1.0 / 256, "TANH": float(rng.choice([1.0 / 128, float(np.float32(rng.uniform(1e-3, 0.05)))]))
+                 }.get(op, float(np.float32(s_in * np.exp(rng.uniform(np.log(1e-2), np.log(1e4))))))
+        z_in, z_out = (int(v) for v in rng.integers(-128, 128, 2))
+        w = ModelWriter()
+        x = w.tensor((256,), "INT8", scale=s_in, zp=z_in)
+        y = w.tensor((256,), "INT8", scale=s_out, zp=z_out)
+        w.op(op, [x], [y])
+        data = w.build([x], [y])
+        graph = tfl.load(data)
+        got = list(interpreter.run(graph, {graph.main.inputs[0]: every}).values())[0]
+        want = run_litert(litert, data, [every])[0]
+        bad = np.flatnonzero(got != want)
+        assert bad.size == 0, f"{op} s_in={s_in} z_in={z_in} s_out={s_out} z_out={z_out}: inputs " \
+                              f"{every[bad[:8]]} give {got[bad[:8]]}, LiteRT {want[bad[:8]]}"
+
+
+def mean_hw(draw, w: ModelWriter):
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 9)), draw(st.integers(1, 9)), draw(st.integers(1, 4)))
+    s_in = scales(draw, 1e-3, 0.5)
+    # Output scales from 1/40 to 40 times the input's: both TFLite shift directions.
+    s_out = float(np.float32(s_in * draw(st.floats(0.025, 40.0))))
+    x = w.tensor(shape, "INT8", scale=s_in, zp=draw(st.integers(-128, 127)))
+    axes = w.tensor((2,), "INT32", data=np.asarray(draw(st.sampled_from([[1, 2], [2, 1], [-3, -2]])), np.int32))
+    y = w.tensor((shape[0], 1, 1, shape[3]), "INT8", scale=s_out, zp=draw(st.integers(-128, 127)))
+    w.op("MEAN", [x, axes], [y], "ReducerOptions", KeepDims=True)
+    return [x], [y]
+
+
+@EXAMPLES
+@given(st.data())
+def test_mean(litert, data):
+    check(litert, model(mean_hw, data.draw))
+
+
+def test_mean_other_forms_are_unsupported():
+    for axes, keep in (([1], True), ([1, 2], False), ([3], True)):
+        w = ModelWriter()
+        x = w.tensor((1, 3, 3, 2), "INT8", scale=0.1, zp=0)
+        a = w.tensor((len(axes),), "INT32", data=np.asarray(axes, np.int32))
+        shape = [1 if (i in axes and keep) else d for i, d in enumerate((1, 3, 3, 2)) if keep or i not in axes]
+        y = w.tensor(shape, "INT8", scale=0.1, zp=0)
+        w.op("MEAN", [x, a], [y], "ReducerOptions", KeepDims=keep)
+        with pytest.raises(UnsupportedError, match="operator 0 \\(MEAN\\).*axes \\[1, 2\\] with keep_dims"):
+            tfl.load(w.build([x], [y]))
+
+
+def test_softmax_is_unsupported():
+    w = ModelWriter()
+    x = w.tensor((1, 10), "INT8", scale=0.1, zp=0)
+    y = w.tensor((1, 10), "INT8", scale=1.0 / 256, zp=-128)
+    w.op("SOFTMAX", [x], [y], "SoftmaxOptions", Beta=1.0)
+    with pytest.raises(UnsupportedError, match="operator 0 \\(SOFTMAX\\)"):
+        tfl.load(w.build([x], [y]))
 
 
 def test_float_edges_become_int8(litert):
@@ -297,8 +402,8 @@ def test_quantize_multiplier_carry_and_tiny():
 
 
 # ---------------------------------------------------------------- a network
-def test_ds_cnn_kws_like_network(litert):
-    """conv → depthwise/pointwise blocks with ReLU → average pool → FC → (int8 logits), bit-exact."""
+def ds_cnn_model() -> bytes:
+    """conv → depthwise/pointwise blocks with ReLU → average pool → FC → (int8 logits)."""
     rng = np.random.default_rng(7)
     w = ModelWriter()
 
@@ -341,9 +446,102 @@ def test_ds_cnn_kws_like_network(litert):
     logits = act_t((1, 12), 0.1, 4)
     w.op("FULLY_CONNECTED", [flat, f, bias(12, np.float32(0.06 * 0.01))], [logits], "FullyConnectedOptions",
          FusedActivationFunction=0, KeepNumDims=False)
-    model = w.build([x], [logits])
-    for seed in range(3):
-        check(litert, model, seed)
+    return w.build([x], [logits])
+
+
+def test_ds_cnn_kws_like_network(litert):
+    check(litert, ds_cnn_model(), seeds=(0, 1, 2))
+
+
+def mobilenet_v3_block_model() -> bytes:
+    """1x1 expand → HARD_SWISH → depthwise 3x3 → HARD_SWISH → squeeze-excite (MEAN, 1x1 ReLU, 1x1,
+    LOGISTIC, MUL) → 1x1 project → ADD residual: a MobileNetV3 bottleneck in int8."""
+    rng = np.random.default_rng(11)
+    w = ModelWriter()
+
+    def act_t(shape, s, z):
+        return w.tensor(shape, "INT8", scale=s, zp=z)
+
+    def conv(x, s_x, shape_out, cout, k, out, relu=False, depthwise=False):
+        cin = w.tensors[x]["shape"][3]
+        s = rng.uniform(0.002, 0.02, cout).astype(np.float32)
+        wshape = (1, k, k, cout) if depthwise else (cout, k, k, cin)
+        f = w.tensor(wshape, "INT8", scale=s, zp=np.zeros(cout, np.int64), qdim=3 if depthwise else 0,
+                     data=rng.integers(-127, 128, wshape).astype(np.int8))
+        b = w.tensor((cout,), "INT32", scale=s_x * s, zp=np.zeros(cout, np.int64),
+                     data=rng.integers(-800, 800, cout).astype(np.int32))
+        common = dict(Padding=SAME, StrideH=1, StrideW=1, DilationHFactor=1, DilationWFactor=1,
+                      FusedActivationFunction=1 if relu else 0)
+        if depthwise:
+            w.op("DEPTHWISE_CONV_2D", [x, f, b], [out], "DepthwiseConv2DOptions", DepthMultiplier=1, **common)
+        else:
+            w.op("CONV_2D", [x, f, b], [out], "Conv2DOptions", **common)
+
+    x = act_t((1, 8, 8, 8), 0.05, 3)
+    e = act_t((1, 8, 8, 24), 0.08, -20)
+    conv(x, 0.05, None, 24, 1, e)
+    eh = act_t((1, 8, 8, 24), 0.06, -90)
+    w.op("HARD_SWISH", [e], [eh])
+    d = act_t((1, 8, 8, 24), 0.07, 5)
+    conv(eh, 0.06, None, 24, 3, d, depthwise=True)
+    dh = act_t((1, 8, 8, 24), 0.05, -100)
+    w.op("HARD_SWISH", [d], [dh])
+    axes = w.tensor((2,), "INT32", data=np.asarray([1, 2], np.int32))
+    m = act_t((1, 1, 1, 24), 0.02, -60)
+    w.op("MEAN", [dh, axes], [m], "ReducerOptions", KeepDims=True)
+    r = act_t((1, 1, 1, 8), 0.03, -128)
+    conv(m, 0.02, None, 8, 1, r, relu=True)
+    se = act_t((1, 1, 1, 24), 0.1, 2)
+    conv(r, 0.03, None, 24, 1, se)
+    gate = act_t((1, 1, 1, 24), 1.0 / 256, -128)
+    w.op("LOGISTIC", [se], [gate])
+    scaled = act_t((1, 8, 8, 24), 0.04, -100)
+    w.op("MUL", [dh, gate], [scaled], "MulOptions", FusedActivationFunction=0)
+    p = act_t((1, 8, 8, 8), 0.06, 1)
+    conv(scaled, 0.04, None, 8, 1, p)
+    y = act_t((1, 8, 8, 8), 0.08, -2)
+    w.op("ADD", [p, x], [y], "AddOptions", FusedActivationFunction=0)
+    return w.build([x], [y])
+
+
+def test_mobilenet_v3_like_block(litert):
+    check(litert, mobilenet_v3_block_model(), seeds=(0, 1, 2))
+
+
+# ---------------------------------------------------------------- AArch64 and ARMv7 under qemu-user
+# Every operator generator, several instances each, in one model: one cross compile per example.
+GENERATORS = [(conv_like, False), (conv_like, True), (fully_connected,), (binary_model, "ADD", "AddOptions"),
+              (binary_model, "SUB", "SubOptions"), (binary_model, "MUL", "MulOptions"), (pool, "AVERAGE_POOL_2D"),
+              (pool, "MAX_POOL_2D"), *[(unary_requantizing, op) for op in ("RELU", "RELU6", "RELU_N1_TO_1", "QUANTIZE")],
+              (data_movement,), *[(table_activation, op) for op in ("LOGISTIC", "TANH", "HARD_SWISH")], (mean_hw,)]
+ARM_EXAMPLES = settings(EXAMPLES, max_examples=max(1, int(os.environ.get("TOSAC_TFLITE_EXAMPLES", "25")) // 5),
+                        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                               HealthCheck.function_scoped_fixture])
+
+
+@pytest.fixture(params=["aarch64", "armv7"])
+def arm(request, require_cross):
+    require_cross(request.param)
+    return request.param
+
+
+@ARM_EXAMPLES
+@given(data=st.data())
+def test_every_operator_on_arm(litert, arm, data):
+    """LiteRT == reference == host == ARM code for 3 drawn instances of every operator generator, one model."""
+    w = ModelWriter()
+    ins, outs = [], []
+    for gen, *args in GENERATORS:
+        for _ in range(3):
+            i, o = gen(data.draw, w, *args)
+            ins += i
+            outs += o
+    check(litert, w.build(ins, outs), targets=("host", arm))
+
+
+@pytest.mark.parametrize("net", [ds_cnn_model, mobilenet_v3_block_model])
+def test_networks_on_arm(litert, arm, net):
+    check(litert, net(), seeds=(0, 1), targets=("host", arm))
 
 
 # ---------------------------------------------------------------- malformed files

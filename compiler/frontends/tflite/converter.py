@@ -138,9 +138,13 @@ class Converter:
         return self.g.rescale(x, DType.INT32, multiplier=1 << (left_shift + 9), shift=9, input_zp=zp)
 
     def requantize(self, acc: Value, scales: list[float] | np.ndarray, out_dtype: DType, out_zp: int,
-                   lo: int, hi: int, where: str, rounding: RoundingMode = RoundingMode.DOUBLE_ROUND) -> Value:
-        """``clamp(MultiplyByQuantizedMultiplier(acc, QuantizeMultiplier(scale)) + out_zp, lo, hi)`` per channel."""
-        mults, shifts, bounds = tosa_rescale_params(scales, where)
+                   lo: int, hi: int, where: str, rounding: RoundingMode = RoundingMode.DOUBLE_ROUND,
+                   quantized: list[tuple[int, int]] | None = None) -> Value:
+        """``clamp(MultiplyByQuantizedMultiplier(acc, QuantizeMultiplier(scale)) + out_zp, lo, hi)`` per channel.
+
+        ``quantized``: TFLite's ``(M, s)`` pairs where the kernel does not derive them from a scale.
+        """
+        mults, shifts, bounds = tosa_rescale_params(scales, where, quantized)
         if bounds is not None:
             acc = self.clamp_channels(acc, [(-b if b else INT32_MIN) for b in bounds],
                                       [(b - 1 if b else INT32_MAX) for b in bounds])

@@ -68,14 +68,24 @@ def quantize_multiplier(scale: float, where: str) -> tuple[int, int]:
     return int(fixed), int(shift)
 
 
-def tosa_rescale_params(scales: np.ndarray | list[float], where: str
+def tosa_rescale_params(scales: np.ndarray | list[float], where: str,
+                        quantized: list[tuple[int, int]] | None = None
                         ) -> tuple[list[int], list[int], list[int] | None]:
-    """Multipliers, TOSA shifts, and per channel the clamp bound ``2^(30−l)`` where TFLite left-shifts (else None)."""
+    """Multipliers, TOSA shifts, and per channel the clamp bound ``2^(30−l)`` where TFLite left-shifts (else None).
+
+    ``quantized`` gives TFLite's ``(M, s)`` pairs directly where a kernel derives them otherwise than
+    ``QuantizeMultiplier(scale)`` (MEAN divides ``M`` by the element count); ``M`` must be at least
+    ``2^29`` when ``s >= 0`` so the clamped band still saturates (see the module docstring).
+    """
+    pairs = quantized if quantized is not None else \
+        [quantize_multiplier(float(s), where) for s in np.asarray(scales, np.float64).reshape(-1)]
     mults, shifts, bounds = [], [], []
-    for s in np.asarray(scales, np.float64).reshape(-1):
-        m, sh = quantize_multiplier(float(s), where)
+    for m, sh in pairs:
+        if sh >= 0 and 0 < m < (1 << 29):
+            raise UnsupportedError(f"{where}: requantization multiplier {m} with left shift {sh}")
         if sh >= 30:
-            raise UnsupportedError(f"{where}: requantization scale {s} >= 2^29 needs a TOSA shift below 2")
+            raise UnsupportedError(f"{where}: requantization scale {m}·2^({sh}−31) >= 2^29 needs a TOSA shift "
+                                   "below 2")
         mults.append(m)
         shifts.append(31 - sh)
         bounds.append(1 << (30 - sh) if sh >= 0 else None)
