@@ -57,7 +57,7 @@ bench: $(STAMP)
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .hypothesis
 
-# The fuzz suite at size (issue 16): FUZZ_EXAMPLES hostile inputs per category (7 categories) in FUZZ_JOBS worker
+# The fuzz suite at size (issue 16): FUZZ_EXAMPLES hostile inputs per category (8 categories) in FUZZ_JOBS worker
 # processes; prints the table per category and writes every failing case to fuzz-failures/ (exit 1 if any).
 FUZZ_EXAMPLES ?= 800
 FUZZ_JOBS     ?= 2

@@ -1,5 +1,5 @@
-"""The fuzz suite (issue 16): hypothesis-drawn hostile inputs in seven categories — .tosa bytes, .tosa files
-changed through the IR, the JSON form, ONNX bytes, ONNX protos changed with onnx.helper, tuning logs, CLI
+"""The fuzz suite (issue 16): hypothesis-drawn hostile inputs in eight categories — .tosa bytes, .tosa files
+changed through the IR, the JSON form, ONNX bytes, ONNX protos changed with onnx.helper, .tflite bytes, tuning logs, CLI
 argument lists (tests/fuzz/tosac_fuzz.py has the strategies and the worker).
 
 Every case runs in a worker process (a signal or a hang cannot take pytest down) and must end as a correct
@@ -7,7 +7,7 @@ result or a TosacError (the CLI: exit 2 and one error line); a raw traceback, a 
 silently wrong result (compiled code != reference interpreter bit for bit, a half-written file) fails the
 category's test with the cases and their reproducer folders in the message.
 
-Size: TOSAC_FUZZ_EXAMPLES cases per category (default 80: 560 cases, about 20-40 s);
+Size: TOSAC_FUZZ_EXAMPLES cases per category (default 80: 640 cases, about 25-45 s);
 TOSAC_FUZZ_SEED picks other cases (default 0: every run draws the same ones); TOSAC_FUZZ_TIMEOUT seconds per
 case (default 30); TOSAC_FUZZ_REPRO_DIR keeps the reproducers (default: pytest's tmp_path).
 ``make fuzz`` runs benchmarks/fuzz_table.py: thousands of cases and the table.

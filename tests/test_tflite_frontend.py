@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tflite_writer import ModelWriter, run_litert  # noqa: E402
+from tflite_writer import SAME, VALID, ModelWriter, ds_cnn_model, run_litert  # noqa: E402
 
 import tosac  # noqa: E402
 from tosac.errors import FrontendError, UnsupportedError  # noqa: E402
@@ -34,7 +34,6 @@ from tosac.ir.dtypes import DType  # noqa: E402
 from tosac.ir.ops import RoundingMode  # noqa: E402
 from tosac.ir.reference import interpreter  # noqa: E402
 
-SAME, VALID = 0, 1
 # TOSAC_TFLITE_EXAMPLES raises the hypothesis examples per operator for a longer soak.
 EXAMPLES = settings(max_examples=int(os.environ.get("TOSAC_TFLITE_EXAMPLES", "25")), deadline=None, derandomize=os.environ.get("TOSAC_TFLITE_EXAMPLES") is None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -410,53 +409,6 @@ def test_quantize_multiplier_carry_and_tiny():
 
 
 # ---------------------------------------------------------------- a network
-def ds_cnn_model() -> bytes:
-    """conv → depthwise/pointwise blocks with ReLU → average pool → FC → (int8 logits)."""
-    rng = np.random.default_rng(7)
-    w = ModelWriter()
-
-    def act_t(shape, s, z):
-        return w.tensor(shape, "INT8", scale=s, zp=z)
-
-    def weights(shape, qdim, n):
-        s = rng.uniform(0.002, 0.02, n).astype(np.float32)
-        return w.tensor(shape, "INT8", scale=s, zp=np.zeros(n, np.int64), qdim=qdim,
-                        data=rng.integers(-127, 128, shape).astype(np.int8)), s
-
-    def bias(n, s):
-        return w.tensor((n,), "INT32", scale=s, zp=np.zeros(np.size(s), np.int64),
-                        data=rng.integers(-2000, 2000, n).astype(np.int32))
-
-    x = act_t((1, 49, 10, 1), 0.08, -10)
-    f, s = weights((16, 10, 4, 1), 0, 16)
-    h = act_t((1, 25, 5, 16), 0.05, -128)
-    w.op("CONV_2D", [x, f, bias(16, 0.08 * s)], [h], "Conv2DOptions", Padding=SAME, StrideH=2, StrideW=2,
-         DilationHFactor=1, DilationWFactor=1, FusedActivationFunction=1)
-    cur, cur_s = h, 0.05
-    for block in range(2):
-        f, s = weights((1, 3, 3, 16), 3, 16)
-        d = act_t((1, 25, 5, 16), 0.04, -128)
-        w.op("DEPTHWISE_CONV_2D", [cur, f, bias(16, cur_s * s)], [d], "DepthwiseConv2DOptions", Padding=SAME,
-             StrideH=1, StrideW=1, DepthMultiplier=1, DilationHFactor=1, DilationWFactor=1,
-             FusedActivationFunction=3)
-        f, s = weights((16, 1, 1, 16), 0, 16)
-        p = act_t((1, 25, 5, 16), 0.06, -128)
-        w.op("CONV_2D", [d, f, bias(16, 0.04 * s)], [p], "Conv2DOptions", Padding=VALID, StrideH=1, StrideW=1,
-             DilationHFactor=1, DilationWFactor=1, FusedActivationFunction=1)
-        cur, cur_s = p, 0.06
-    pooled = act_t((1, 1, 1, 16), 0.06, -128)
-    w.op("AVERAGE_POOL_2D", [cur], [pooled], "Pool2DOptions", Padding=VALID, StrideH=1, StrideW=1,
-         FilterHeight=25, FilterWidth=5, FusedActivationFunction=0)
-    flat = act_t((1, 16), 0.06, -128)
-    shape_t = w.tensor((2,), "INT32", data=np.asarray([1, 16], np.int32))
-    w.op("RESHAPE", [pooled, shape_t], [flat], "ReshapeOptions", NewShape=[1, 16])
-    f = w.tensor((12, 16), "INT8", scale=0.01, zp=0, data=rng.integers(-127, 128, (12, 16)).astype(np.int8))
-    logits = act_t((1, 12), 0.1, 4)
-    w.op("FULLY_CONNECTED", [flat, f, bias(12, np.float32(0.06 * 0.01))], [logits], "FullyConnectedOptions",
-         FusedActivationFunction=0, KeepNumDims=False)
-    return w.build([x], [logits])
-
-
 def test_ds_cnn_kws_like_network(litert):
     check(litert, ds_cnn_model(), seeds=(0, 1, 2))
 

@@ -1,4 +1,4 @@
-"""The fuzz harness of tosac (issue 16): hostile inputs in seven categories, each run in a child process.
+"""The fuzz harness of tosac (issue 16): hostile inputs in eight categories, each run in a child process.
 
 Categories (``CATEGORIES``):
 
@@ -11,6 +11,8 @@ Categories (``CATEGORIES``):
     onnx_bytes     ONNX protos (small hand-built ones, the bundled kws models): byte mutations
     onnx_semantic  ONNX protos edited with onnx.helper: attributes, shapes, dtypes, dangling or duplicate
                    names, initializer sizes, opset and IR versions, op types, node order
+    tflite_bytes   an int8 .tflite flatbuffer (a DS-CNN-like network written by tests/tflite_writer.py):
+                   byte mutations (offsets, vtables, buffer indices, op codes all live in those bytes)
     tuning_log     tuning logs of a seed graph's tasks (valid random configs, then line/field/knob edits),
                    applied with ``compile(graph, tuning_log=...)``
     cli            ``tosac`` argument lists: random verbs, options and paths (good, mutated, missing,
@@ -50,7 +52,8 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-CATEGORIES = ("tosa_bytes", "tosa_semantic", "json", "onnx_bytes", "onnx_semantic", "tuning_log", "cli")
+CATEGORIES = ("tosa_bytes", "tosa_semantic", "json", "onnx_bytes", "onnx_semantic", "tflite_bytes", "tuning_log",
+              "cli")
 OUTCOMES = ("typed", "raw", "crash", "hang", "wrong", "correct")
 BAD = ("raw", "crash", "hang", "wrong")
 
@@ -250,6 +253,9 @@ def seeds() -> dict:
         protos = onnx_seeds()
         _SEEDS["onnx"] = {n: m.SerializeToString() for n, m in protos.items()}
         _SEEDS["onnx_names"] = sorted(protos)
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))     # tests/: the .tflite writer
+        from tflite_writer import ds_cnn_model
+        _SEEDS["tflite"] = ds_cnn_model()
         _SEEDS["logs"] = tuning_seed_logs(graphs)
     return _SEEDS
 
@@ -767,6 +773,9 @@ def strategy(category: str):
                                                 {"ext": ".onnx", "data": mutate_bytes(
                                                     s["onnx"][name], ops, list(s["onnx"].values()))}),
                          onnx_name, byte_ops)
+    if category == "tflite_bytes":
+        return st.builds(lambda ops: Case(category, family(ops), f"ds_cnn.tflite bytes {ops}",
+                                          {"ext": ".tflite", "data": mutate_bytes(s["tflite"], ops, [])}), byte_ops)
     if category == "onnx_semantic":
         onnx_op = st.one_of(
             st.tuples(st.just("attr"), i, i, i, i), st.tuples(st.just("del_attr"), i, i),
@@ -1104,6 +1113,9 @@ def _run_library_case(case: dict, d: Path, result: dict) -> None:
         if case["ext"] == ".onnx":
             from tosac.frontends.onnx import load as load_onnx
             graph = load_onnx(path)
+        elif case["ext"] == ".tflite":
+            from tosac.frontends.tflite import load as load_tflite
+            graph = load_tflite(path)
         else:
             graph = load(path)
         _check_graph(graph, result)
