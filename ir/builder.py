@@ -195,9 +195,10 @@ class GraphBuilder:
         return self._conv("TRANSPOSE_CONV2D", x, w, b, w.shape[0], input_zp, weight_zp, acc_type,
                           out_pad=out_pad, stride=stride, local_bound=local_bound)
 
-    def matmul(self, a: Value, b: Value, *, a_zp: Any = 0, b_zp: Any = 0) -> Value:
-        """MATMUL of [N,H,C] by [N,C,W]."""
-        return self.op("MATMUL", [a, b, self._scalar(a_zp, a.dtype), self._scalar(b_zp, b.dtype)])
+    def matmul(self, a: Value, b: Value, *, a_zp: Any = 0, b_zp: Any = 0, out_dtype: DType | None = None) -> Value:
+        """MATMUL of [N,H,C] by [N,C,W]; ``out_dtype=FP32`` makes fp16 operands accumulate in fp32."""
+        return self.op("MATMUL", [a, b, self._scalar(a_zp, a.dtype), self._scalar(b_zp, b.dtype)],
+                       out_dtypes=[out_dtype] if out_dtype else None)
 
     def avg_pool2d(self, x: Value, *, kernel, stride=(1, 1), pad=(0, 0, 0, 0), input_zp: Any = 0,
                    output_zp: Any = 0, acc_type: DType | None = None) -> Value:

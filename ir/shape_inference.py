@@ -167,6 +167,8 @@ def _matmul(ctx: _Ctx) -> list[TensorType]:
     if a.shape[0] != b.shape[0] or a.shape[2] != b.shape[1]:
         raise ctx.fail("B", f"MATMUL shapes {list(a.shape)} and {list(b.shape)} do not match ([N,H,C] x [N,C,W])")
     out = {DType.INT8: DType.INT32, DType.INT16: DType.INT48}.get(a.dtype, a.dtype)
+    if a.dtype is DType.FP16 and ctx.out_dtypes and ctx.out_dtypes[0] is DType.FP32:
+        out = DType.FP32                  # fp16 x fp16 accumulating in fp32: the declared output says which
     return [TensorType(out, (a.shape[0], a.shape[1], b.shape[2]))]
 
 

@@ -163,9 +163,10 @@ def _lower_resize(lw: OpLowering, finish) -> MapCompute:
     ih, iw = x.shape[1], x.shape[2]
     nearest = lw.attrs["mode"] is ResizeMode.NEAREST
     dtype = lw.dtype(0)
-    if dtype.is_float and dtype is not DType.FP32:
+    if dtype.is_float and dtype not in (DType.FP32, DType.FP16):
         raise UnsupportedError(f"RESIZE on {dtype.name} inputs has no code generation")
     fp32 = dtype is DType.FP32
+    fp16 = dtype is DType.FP16      # as the reference: nearest by the exact fraction, bilinear in f64
 
     def coords(o: ln.Expr, n: int, d: int, offset: int, size: int):
         pos = o * d + offset
@@ -191,15 +192,19 @@ def _lower_resize(lw: OpLowering, finish) -> MapCompute:
             ys = select(binary("sge", dy * 2, ln.Const(sy_n)), y1, y0)
             xs = select(binary("sge", dx * 2, ln.Const(sx_n)), x1, x0)
             return finish(ctx.load_at(x, [b, ys, xs, c]), ctx)
-        if fp32:            # left to right, each product and sum rounded to fp32 as the reference computes it
-            one = ln.Const(1.0, "f32")
+        if fp32 or fp16:    # left to right, each product and sum rounded as the reference computes it
+            ft = "f32" if fp32 else "f64"
+            if fp16:                                   # fractions dy / n in f64, one rounding to f16 at the end
+                dy = binary("fdiv", cast(dy, "f64"), ln.Const(float(sy_n), "f64"))
+                dx = binary("fdiv", cast(dx, "f64"), ln.Const(float(sx_n), "f64"))
+            one = ln.Const(1.0, ft)
             ey, ex = binary("fsub", one, dy), binary("fsub", one, dx)
             terms = [(y0, x0, ey, ex), (y0, x1, ey, dx), (y1, x0, dy, ex), (y1, x1, dy, dx)]
             acc = None
             for yy, xx, wy, wx in terms:
-                term = binary("fmul", binary("fmul", ctx.load_at(x, [b, yy, xx, c]), wy), wx)
+                term = binary("fmul", binary("fmul", cast(ctx.load_at(x, [b, yy, xx, c]), ft), wy), wx)
                 acc = term if acc is None else binary("fadd", acc, term)
-            return lw.epilogue(acc, ctx)
+            return lw.epilogue(cast(acc, "f16") if fp16 else acc, ctx)
         uy, ux = ln.Const(sy_n), ln.Const(sx_n)
         acc = (at(y0, x0) * (uy - dy) * (ux - dx) + at(y0, x1) * (uy - dy) * dx
                + at(y1, x0) * dy * (ux - dx) + at(y1, x1) * dy * dx)
