@@ -40,12 +40,17 @@ demo: $(STAMP) system-deps
 test: $(STAMP) system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# The full official conformance suite on every target (3,657 tests each; about 4 minutes per x86 target
+# The full official conformance suite (integer profile) on every target (3,657 tests each; about 4 minutes per x86 target
 # and 10-15 per ARM target under qemu, on 2 cores).
 FULL_TARGETS ?= reference host x86_64 aarch64 aarch64-dotprod armv7
+# The floating-point profile (5,672 tests; about 17 minutes on the host).
+FP_TARGETS   ?= reference host
 test-full: $(STAMP) system-deps
 	for t in $(FULL_TARGETS); do \
 	  $(VENV)/bin/tosac conformance tosa-cts --target $$t --json cts-$$t.json --junit cts-$$t.xml || exit 1; \
+	done
+	for t in $(FP_TARGETS); do \
+	  $(VENV)/bin/tosac conformance tosa-cts --profile fp --target $$t --json cts-fp-$$t.json --junit cts-fp-$$t.xml || exit 1; \
 	done
 
 # int8 kernels and the bundled models against numpy and ONNX Runtime (installs the 'bench' extra).
