@@ -2,7 +2,8 @@
 
 The blocks of one document run in order in one namespace (later blocks use
 what earlier ones defined), in a fresh folder that holds the files they name
-(``model.onnx`` is a bundled model's ONNX file), in a child process so that
+(``model.onnx`` is a bundled model's ONNX file, ``model.tflite`` the tests' int8
+DS-CNN-like network), in a child process so that
 a block cannot change the test process.
 """
 from __future__ import annotations
@@ -46,7 +47,11 @@ def test_python_blocks_run(document: Path, tmp_path: Path):
     blocks = python_blocks(document)
     if not blocks:
         pytest.skip(f"{document.name} has no Python block")   # not a tool: the document simply has none
+    sys.path.insert(0, str(Path(__file__).parent))   # the test-side .tflite writer
+    from tflite_writer import ds_cnn_model
+
     (tmp_path / "model.onnx").write_bytes(models.onnx_model("kws", "qdq").SerializeToString())
+    (tmp_path / "model.tflite").write_bytes(ds_cnn_model())
     script = _RUNNER.format(blocks=blocks, name=document.name)
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
                             timeout=900)

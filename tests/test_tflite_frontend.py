@@ -617,3 +617,18 @@ def test_cli_runs_a_tflite_model(tmp_path, capsys):
     path.write_bytes(_small_model())
     assert main(["run", str(path), "--random-inputs", "--check"]) == 0
     assert "bit-exact against the reference interpreter" in capsys.readouterr().out
+
+
+def test_int8_edges_carry_their_scales_into_the_c_header():
+    """An int8 .tflite input and output keep the file's scale and zero point (graph metadata, the executable,
+    the header), so a C user can quantize sensor data without the file."""
+    from tosac.pipeline.artefacts import header_text
+    from tosac.targets import get_target
+
+    graph = tfl.load(ds_cnn_model())
+    io = graph.metadata["io_quantization"]
+    assert [(io[n]["scale"], io[n]["zero_point"]) for n in graph.main.inputs + graph.main.outputs] == \
+        [(float(np.float32(0.08)), -10), (float(np.float32(0.1)), 4)]
+    exe = tosac.compile(graph, "host", tuning_log=False)
+    header = header_text(graph, exe, get_target("host"))
+    assert "#define MODEL_INPUT_0_ZERO_POINT (-10)" in header and "#define MODEL_OUTPUT_0_ZERO_POINT (4)" in header

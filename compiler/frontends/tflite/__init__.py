@@ -6,7 +6,7 @@
 Graph inputs and outputs are int8. A float model input read only by a QUANTIZE
 becomes that QUANTIZE's int8 output, and a float output made by DEQUANTIZE is
 the int8 tensor it dequantizes; ``graph.metadata["io_quantization"]`` gives
-their scale and zero point. Malformed files are :class:`~tosac.errors.FrontendError`,
+each int8 input's and output's scale and zero point (the C header states them). Malformed files are :class:`~tosac.errors.FrontendError`,
 operators or options outside the supported set :class:`~tosac.errors.UnsupportedError`.
 """
 from __future__ import annotations

@@ -72,6 +72,14 @@ class Converter:
             raise FrontendError(f"{self.where(op)}: int8 tensor {idx} has zero point {z}")
         return s, z
 
+    def _edge_quant(self, idx: int) -> dict | None:
+        """An int8 graph input's or output's scale and zero point (for the C header and the user), when the
+        file gives one per tensor."""
+        t = self.t(idx)
+        if t.scales.size != 1 or t.zero_points.size != 1 or not float(t.scales[0]) > 0:
+            return None
+        return {"scale": float(np.float32(t.scales[0])), "zero_point": int(t.zero_points[0]), "dtype": "int8"}
+
     def const_array(self, idx: int, op: OpDef) -> np.ndarray:
         t = self.t(idx)
         if t.data is None:
@@ -176,7 +184,10 @@ class Converter:
         for idx in m.inputs:
             t = self.t(idx)
             if t.type == TensorType.INT8:
-                self.env[idx] = self.g.input(self.name(t.name, f"input_{idx}"), DType.INT8, t.shape)
+                v = self.g.input(self.name(t.name, f"input_{idx}"), DType.INT8, t.shape)
+                self.env[idx] = v
+                if self._edge_quant(idx):
+                    self.io_quant[v.name] = self._edge_quant(idx)
                 continue
             users = consumers.get(idx, [])
             if (t.type == TensorType.FLOAT32 and users and
@@ -187,7 +198,7 @@ class Converter:
                 s, z = self.quant(out, q)
                 v = self.g.input(self.name(t.name, f"input_{idx}"), DType.INT8, self.t(out).shape)
                 self.env[out] = v
-                self.io_quant[v.name] = {"scale": s, "zero_point": z}
+                self.io_quant[v.name] = {"scale": s, "zero_point": z, "dtype": "int8"}
                 self.skip.add(q.index)
                 continue
             raise UnsupportedError(f"{m.source}: graph input {idx} ('{t.name}') is "
@@ -202,9 +213,11 @@ class Converter:
                 self.skip.add(p.index)
                 s, z = self.quant(p.inputs[0], p)
                 outputs.append(p.inputs[0])
-                self.io_quant[f"output:{len(outputs) - 1}"] = {"scale": s, "zero_point": z}
+                self.io_quant[f"output:{len(outputs) - 1}"] = {"scale": s, "zero_point": z, "dtype": "int8"}
             elif t.type == TensorType.INT8:
                 outputs.append(idx)
+                if self._edge_quant(idx):
+                    self.io_quant[f"output:{len(outputs) - 1}"] = self._edge_quant(idx)
             else:
                 raise UnsupportedError(f"{m.source}: graph output {idx} ('{t.name}') is "
                                        f"{TYPE_NAMES.get(t.type, t.type)}; only int8 outputs are supported")
