@@ -43,7 +43,7 @@ test: $(STAMP) system-deps
 # The full official conformance suite (integer profile) on every target (3,657 tests each; about 4 minutes per x86 target
 # and 10-15 per ARM target under qemu, on 2 cores).
 FULL_TARGETS ?= reference host x86_64 aarch64 aarch64-dotprod armv7
-# The floating-point profile (5,672 tests; about 17 minutes on the host).
+# The floating-point profile (5,672 tests; about 9-17 minutes on the host, 2 cores).
 FP_TARGETS   ?= reference host
 test-full: $(STAMP) system-deps
 	for t in $(FULL_TARGETS); do \
