@@ -28,7 +28,7 @@ from typing import Callable
 import numpy as np
 
 from tosac.errors import UnsupportedError
-from tosac.frontends.tflite.converter import Converter, handles, nargs
+from tosac.frontends.tflite.converter import Converter, handles
 from tosac.frontends.tflite.fixed_point import quantize_multiplier
 from tosac.frontends.tflite.reader import OpDef
 
@@ -123,10 +123,7 @@ def hard_swish_lut(s_in: float, z_in: int, s_out: float, z_out: int, where: str)
 
 @handles("LOGISTIC", "TANH", "HARD_SWISH")
 def table_activation(cv: Converter, op: OpDef) -> None:
-    nargs(op, cv, 1)
-    x = cv.value(op.inputs[0], op)
-    out = cv.out_int8(op)
-    (si, zi), (so, zo) = cv.quant(op.inputs[0], op), cv.quant(out, op)
+    x, out, (si, zi), (so, zo) = cv.unary_int8(op)
     where = cv.where(op)
     if op.name == "HARD_SWISH":
         table = hard_swish_lut(si, zi, so, zo, where)

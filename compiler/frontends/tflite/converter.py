@@ -124,6 +124,12 @@ class Converter:
                                    "only int8 is supported")
         return idx
 
+    def unary_int8(self, op: OpDef) -> tuple[Value, int, tuple[float, int], tuple[float, int]]:
+        """A one-input int8 op's input value, output index and the two (scale, zero point) pairs."""
+        nargs(op, self, 1)
+        out = self.out_int8(op)
+        return self.value(op.inputs[0], op), out, self.quant(op.inputs[0], op), self.quant(out, op)
+
     def act(self, op: OpDef, fn_code: int, out: int) -> tuple[int, int]:
         name = ACT_NAMES.get(fn_code, str(fn_code))
         s, z = self.quant(out, op)

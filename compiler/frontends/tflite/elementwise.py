@@ -67,10 +67,7 @@ _RELU_BOUNDS = {"RELU": (0.0, None), "RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0,
 
 @handles("RELU", "RELU6", "RELU_N1_TO_1")
 def relu(cv: Converter, op: OpDef) -> None:
-    nargs(op, cv, 1)
-    x = cv.value(op.inputs[0], op)
-    out = cv.out_int8(op)
-    (si, zi), (so, zo) = cv.quant(op.inputs[0], op), cv.quant(out, op)
+    x, out, (si, zi), (so, zo) = cv.unary_int8(op)
     low, high = _RELU_BOUNDS[op.name]
     lo = max(-128, quantize_float32(low, so, zo))
     hi = 127 if high is None else min(127, quantize_float32(high, so, zo))
@@ -80,10 +77,7 @@ def relu(cv: Converter, op: OpDef) -> None:
 
 @handles("QUANTIZE")
 def quantize(cv: Converter, op: OpDef) -> None:
-    nargs(op, cv, 1)
-    x = cv.value(op.inputs[0], op)
-    out = cv.out_int8(op)
-    (si, zi), (so, zo) = cv.quant(op.inputs[0], op), cv.quant(out, op)
+    x, out, (si, zi), (so, zo) = cv.unary_int8(op)
     cv.define(op, cv.requantize(cv.to_int32(x, zi), [si / so], DType.INT8, zo, -128, 127, cv.where(op)))
 
 

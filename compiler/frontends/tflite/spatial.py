@@ -110,6 +110,20 @@ def _scales(cv: Converter, op: OpDef, w_scales: np.ndarray, channels: int) -> np
     return np.broadcast_to(eff, (channels,)) if eff.size > 1 else eff
 
 
+def _convolve(cv: Converter, op: OpDef, o, x: Value, out: int, kernel: tuple[int, int], w_scales: np.ndarray,
+              channels: int, conv) -> None:
+    """CONV_2D's and DEPTHWISE_CONV_2D's shared part: TFLite padding, the int32 convolution ``conv(x, bias,
+    pad=, stride=, dilation=, input_zp=)``, then one requantization clamped to the fused activation."""
+    where = cv.where(op)
+    stride, dilation = (o.StrideH(), o.StrideW()), (o.DilationHFactor(), o.DilationWFactor())
+    _, in_zp = cv.quant(op.inputs[0], op)
+    x, pad, _ = fit(cv, x, o.Padding(), kernel, stride, dilation, where)
+    acc = conv(x, _bias(cv, op, channels), pad=pad, stride=stride, dilation=dilation, input_zp=in_zp)
+    lo, hi = cv.act(op, o.FusedActivationFunction(), out)
+    _, out_zp = cv.quant(out, op)
+    cv.define(op, cv.requantize(acc, _scales(cv, op, w_scales, channels), DType.INT8, out_zp, lo, hi, where))
+
+
 @handles("CONV_2D")
 def conv2d(cv: Converter, op: OpDef) -> None:
     nargs(op, cv, 2, 3)
@@ -125,16 +139,8 @@ def conv2d(cv: Converter, op: OpDef) -> None:
     if ic != x.shape[3]:
         raise UnsupportedError(f"{cv.where(op)}: grouped convolution ({x.shape[3]} input channels, filter {ic})")
     w, ws, wzp = _filter(cv, op, op.inputs[1], 0, oc)
-    b = _bias(cv, op, oc)
-    _, in_zp = cv.quant(op.inputs[0], op)
-    where = cv.where(op)
-    x, pad, _ = fit(cv, x, o.Padding(), (kh, kw), (o.StrideH(), o.StrideW()),
-                    (o.DilationHFactor(), o.DilationWFactor()), where)
-    acc = cv.g.conv2d(x, cv.g.const(w), b, pad=pad, stride=(o.StrideH(), o.StrideW()),
-                      dilation=(o.DilationHFactor(), o.DilationWFactor()), input_zp=in_zp, weight_zp=wzp)
-    lo, hi = cv.act(op, o.FusedActivationFunction(), out)
-    _, out_zp = cv.quant(out, op)
-    cv.define(op, cv.requantize(acc, _scales(cv, op, ws, oc), DType.INT8, out_zp, lo, hi, where))
+    _convolve(cv, op, o, x, out, (kh, kw), ws, oc,
+              lambda x, b, **conv_args: cv.g.conv2d(x, cv.g.const(w), b, weight_zp=wzp, **conv_args))
 
 
 @handles("DEPTHWISE_CONV_2D")
@@ -157,18 +163,9 @@ def depthwise(cv: Converter, op: OpDef) -> None:
         raise FrontendError(f"{cv.where(op)}: option depth_multiplier {o.DepthMultiplier()} but the filter "
                             f"gives {mult}")
     w, ws, wzp = _filter(cv, op, op.inputs[1], 3, oc)
-    b = _bias(cv, op, oc)
-    _, in_zp = cv.quant(op.inputs[0], op)
-    where = cv.where(op)
-    x, pad, _ = fit(cv, x, o.Padding(), (kh, kw), (o.StrideH(), o.StrideW()),
-                    (o.DilationHFactor(), o.DilationWFactor()), where)
-    acc = cv.g.depthwise_conv2d(x, cv.g.const(w.reshape(kh, kw, c, mult)), b, pad=pad,
-                                stride=(o.StrideH(), o.StrideW()),
-                                dilation=(o.DilationHFactor(), o.DilationWFactor()), input_zp=in_zp,
-                                weight_zp=wzp)
-    lo, hi = cv.act(op, o.FusedActivationFunction(), out)
-    _, out_zp = cv.quant(out, op)
-    cv.define(op, cv.requantize(acc, _scales(cv, op, ws, oc), DType.INT8, out_zp, lo, hi, where))
+    _convolve(cv, op, o, x, out, (kh, kw), ws, oc,
+              lambda x, b, **conv_args: cv.g.depthwise_conv2d(x, cv.g.const(w.reshape(kh, kw, c, mult)), b,
+                                                       weight_zp=wzp, **conv_args))
 
 
 @handles("FULLY_CONNECTED")
