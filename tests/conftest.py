@@ -43,6 +43,12 @@ def require_module() -> Callable[[str, str], ModuleType]:
     return check
 
 
+@pytest.fixture(scope="module")
+def litert(require_module) -> ModuleType:
+    """LiteRT's interpreter module (``ai-edge-litert``, the test extra): the law for TFLite models."""
+    return require_module("ai_edge_litert.interpreter", extra="test")
+
+
 @pytest.fixture(scope="session")
 def require_tosa_tools() -> None:
     from tosac.conformance.official_model import available

@@ -23,7 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tflite_writer import SAME, VALID, ModelWriter, ds_cnn_model, run_litert  # noqa: E402
+from tflite_writer import (ARM_EXAMPLES, EXAMPLES, SAME, VALID, ModelWriter, check, ds_cnn_model, model,  # noqa: E402
+                           run_litert, scales)
 
 import tosac  # noqa: E402
 from tosac.errors import FrontendError, UnsupportedError  # noqa: E402
@@ -33,48 +34,6 @@ from tosac.ir.builder import GraphBuilder  # noqa: E402
 from tosac.ir.dtypes import DType  # noqa: E402
 from tosac.ir.ops import RoundingMode  # noqa: E402
 from tosac.ir.reference import interpreter  # noqa: E402
-
-# TOSAC_TFLITE_EXAMPLES raises the hypothesis examples per operator for a longer soak.
-EXAMPLES = settings(max_examples=int(os.environ.get("TOSAC_TFLITE_EXAMPLES", "25")), deadline=None, derandomize=os.environ.get("TOSAC_TFLITE_EXAMPLES") is None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-
-
-@pytest.fixture(scope="module")
-def litert(require_module):
-    return require_module("ai_edge_litert.interpreter", extra="test")
-
-
-def scales(draw, lo=1e-3, hi=0.3, n=None):
-    f = st.floats(float(np.float32(lo)), float(np.float32(hi)), allow_nan=False, width=32)
-    return draw(f) if n is None else np.asarray(draw(st.lists(f, min_size=n, max_size=n)), np.float32)
-
-
-def check(litert, model: bytes, seeds: tuple[int, ...] = (0,), targets: tuple[str, ...] = ("host",)) -> None:
-    """LiteRT BUILTIN_REF == reference interpreter == compiled code for each target, every element."""
-    graph = tfl.load(model)
-    compiled = {t: tosac.compile(graph, t) for t in targets}
-    for seed in seeds:
-        rng = np.random.default_rng(seed)
-        inputs = [rng.integers(-128, 128, graph.main.type_of(n).shape).astype(np.int8) for n in graph.main.inputs]
-        expected = run_litert(litert, model, inputs)
-        feed = dict(zip(graph.main.inputs, inputs))
-        ref = interpreter.run(graph, feed)
-        got = {t: exe.run(feed) for t, exe in compiled.items()}
-        for k, name in enumerate(graph.main.outputs):
-            assert ref[name].shape == expected[k].shape
-            bad = np.flatnonzero(ref[name].astype(np.int64) != expected[k])
-            assert bad.size == 0, f"output {k}: reference interpreter differs from LiteRT at {bad.size} elements: " \
-                                  f"{ref[name].reshape(-1)[bad[:8]]} vs {expected[k].reshape(-1)[bad[:8]]}"
-            for t in targets:
-                np.testing.assert_array_equal(got[t][name], expected[k], err_msg=f"{t} code differs from LiteRT")
-
-
-def model(gen, draw, *args) -> bytes:
-    """A model holding one instance of generator ``gen(draw, writer, *args) -> (inputs, outputs)``."""
-    w = ModelWriter()
-    ins, outs = gen(draw, w, *args)
-    return w.build(ins, outs)
-
 
 def conv_like(draw, w: ModelWriter, depthwise: bool):
     h, wd = draw(st.integers(1, 9)), draw(st.integers(1, 9))
@@ -474,10 +433,6 @@ GENERATORS = [(conv_like, False), (conv_like, True), (fully_connected,), (binary
               (binary_model, "SUB", "SubOptions"), (binary_model, "MUL", "MulOptions"), (pool, "AVERAGE_POOL_2D"),
               (pool, "MAX_POOL_2D"), *[(unary_requantizing, op) for op in ("RELU", "RELU6", "RELU_N1_TO_1", "QUANTIZE")],
               (data_movement,), *[(table_activation, op) for op in ("LOGISTIC", "TANH", "HARD_SWISH")], (mean_hw,)]
-ARM_EXAMPLES = settings(EXAMPLES, max_examples=max(1, int(os.environ.get("TOSAC_TFLITE_EXAMPLES", "25")) // 5),
-                        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                               HealthCheck.function_scoped_fixture])
-
 
 @pytest.fixture(params=["aarch64", "armv7"])
 def arm(request, require_cross):

@@ -11,15 +11,73 @@ drawn by hypothesis; nothing here needs TensorFlow.
 """
 from __future__ import annotations
 
+import os
+
 import flatbuffers
 import numpy as np
 import tflite
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from tflite.BuiltinOperator import BuiltinOperator
 from tflite.BuiltinOptions import BuiltinOptions
 from tflite.TensorType import TensorType
 
+import tosac
+from tosac.frontends import tflite as tfl
+from tosac.ir.reference import interpreter
+
 
 SAME, VALID = 0, 1          # tflite.Padding
+
+# TOSAC_TFLITE_EXAMPLES raises the hypothesis examples per operator for a longer soak.
+_SOAK = os.environ.get("TOSAC_TFLITE_EXAMPLES")
+EXAMPLES = settings(max_examples=int(_SOAK or "25"), deadline=None, derandomize=_SOAK is None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+# Cross-target tests put several drawn instances into one model: one cross compile per example.
+ARM_EXAMPLES = settings(EXAMPLES, max_examples=max(1, int(_SOAK or "25") // 5),
+                        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                               HealthCheck.function_scoped_fixture])
+
+
+def scales(draw, lo=1e-3, hi=0.3, n=None):
+    """A float32 scale (or ``n`` of them) drawn from [lo, hi]."""
+    f = st.floats(float(np.float32(lo)), float(np.float32(hi)), allow_nan=False, width=32)
+    return draw(f) if n is None else np.asarray(draw(st.lists(f, min_size=n, max_size=n)), np.float32)
+
+
+def random_inputs(graph, rng: np.random.Generator) -> list[np.ndarray]:
+    """Uniform values over each graph input's whole integer range."""
+    out = []
+    for n in graph.main.inputs:
+        t = graph.main.type_of(n)
+        out.append(rng.integers(t.dtype.min, t.dtype.max, t.shape, endpoint=True).astype(t.dtype.storage))
+    return out
+
+
+def check(litert, model: bytes, seeds: tuple[int, ...] = (0,), targets: tuple[str, ...] = ("host",)) -> None:
+    """LiteRT BUILTIN_REF == reference interpreter == compiled code for each target, every element."""
+    graph = tfl.load(model)
+    compiled = {t: tosac.compile(graph, t) for t in targets}
+    for seed in seeds:
+        inputs = random_inputs(graph, np.random.default_rng(seed))
+        expected = run_litert(litert, model, inputs)
+        feed = dict(zip(graph.main.inputs, inputs))
+        ref = interpreter.run(graph, feed)
+        got = {t: exe.run(feed) for t, exe in compiled.items()}
+        for k, name in enumerate(graph.main.outputs):
+            assert ref[name].shape == expected[k].shape
+            bad = np.flatnonzero(ref[name].astype(np.int64) != expected[k])
+            assert bad.size == 0, f"output {k}: reference interpreter differs from LiteRT at {bad.size} elements: " \
+                                  f"{ref[name].reshape(-1)[bad[:8]]} vs {expected[k].reshape(-1)[bad[:8]]}"
+            for t in targets:
+                np.testing.assert_array_equal(got[t][name], expected[k], err_msg=f"{t} code differs from LiteRT")
+
+
+def model(gen, draw, *args) -> bytes:
+    """A model holding one instance of generator ``gen(draw, writer, *args) -> (inputs, outputs)``."""
+    w = ModelWriter()
+    ins, outs = gen(draw, w, *args)
+    return w.build(ins, outs)
 
 
 class ModelWriter:
