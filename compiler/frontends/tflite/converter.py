@@ -25,6 +25,8 @@ from tosac.ir.ops import RoundingMode
 
 ACT_NAMES = {v: k for k, v in vars(ActivationFunctionType).items() if not k.startswith("_")}
 TYPE_NAMES = {v: k for k, v in vars(TensorType).items() if not k.startswith("_")}
+# Quantized activation types: int8, and int16 with zero point 0 (TFLite's "int16x8": int8 weights).
+ACTIVATION_DTYPES = {TensorType.INT8: DType.INT8, TensorType.INT16: DType.INT16}
 _NUMPY = {TensorType.INT8: np.int8, TensorType.INT32: np.int32, TensorType.INT64: np.int64,
           TensorType.UINT8: np.uint8, TensorType.INT16: np.int16, TensorType.FLOAT32: np.float32}
 
@@ -41,7 +43,8 @@ def handles(*names: str) -> Callable[[Handler], Handler]:
 
 
 class Converter:
-    """Converts one :class:`ModelDef`; graph inputs/outputs are int8 (float edges' QUANTIZE/DEQUANTIZE dropped)."""
+    """Converts one :class:`ModelDef`; graph inputs/outputs are int8 or int16 (float edges' QUANTIZE/DEQUANTIZE
+    dropped)."""
 
     def __init__(self, model: ModelDef):
         self.m = model
@@ -70,7 +73,18 @@ class Converter:
         z = int(t.zero_points[0])
         if t.type == TensorType.INT8 and not -128 <= z <= 127:
             raise FrontendError(f"{self.where(op)}: int8 tensor {idx} has zero point {z}")
+        if t.type == TensorType.INT16 and z != 0:
+            raise UnsupportedError(f"{self.where(op)}: int16 tensor {idx} has zero point {z} (TFLite's int16 "
+                                   "kernels require 0)")
         return s, z
+
+    def dtype(self, idx: int, op: OpDef) -> DType:
+        """The IR type of a quantized activation tensor (int8 or int16)."""
+        t = self.t(idx)
+        if t.type not in ACTIVATION_DTYPES:
+            raise UnsupportedError(f"{self.where(op)}: tensor {idx} ('{t.name}') is "
+                                   f"{TYPE_NAMES.get(t.type, t.type)}; only int8 and int16 activations are supported")
+        return ACTIVATION_DTYPES[t.type]
 
     def _edge_quant(self, idx: int) -> dict | None:
         """An int8 graph input's or output's scale and zero point (for the C header and the user), when the
@@ -78,7 +92,8 @@ class Converter:
         t = self.t(idx)
         if t.scales.size != 1 or t.zero_points.size != 1 or not float(t.scales[0]) > 0:
             return None
-        return {"scale": float(np.float32(t.scales[0])), "zero_point": int(t.zero_points[0]), "dtype": "int8"}
+        return {"scale": float(np.float32(t.scales[0])), "zero_point": int(t.zero_points[0]),
+                "dtype": ACTIVATION_DTYPES[t.type].name.lower()}
 
     def const_array(self, idx: int, op: OpDef) -> np.ndarray:
         t = self.t(idx)
@@ -94,13 +109,15 @@ class Converter:
                                 f"{list(t.shape)} needs {n * dt.itemsize}")
         return np.frombuffer(t.data, dt).astype(dt.newbyteorder("=")).reshape(t.shape)
 
-    def value(self, idx: int, op: OpDef, dtype: int = TensorType.INT8) -> Value:
+    def value(self, idx: int, op: OpDef, dtype: int | tuple[int, ...] = TensorType.INT8) -> Value:
+        """Tensor ``idx`` as an IR value (constants materialised); ``dtype``: the TFLite type(s) accepted."""
         if idx < 0:
             raise FrontendError(f"{self.where(op)}: a required input is absent (-1)")
         t = self.t(idx)
-        if t.type != dtype:
+        allowed = dtype if isinstance(dtype, tuple) else (dtype,)
+        if t.type not in allowed:
             raise UnsupportedError(f"{self.where(op)}: tensor {idx} ('{t.name}') is "
-                                   f"{TYPE_NAMES.get(t.type, t.type)}, expected {TYPE_NAMES.get(dtype)}")
+                                   f"{TYPE_NAMES.get(t.type, t.type)}, expected {' or '.join(TYPE_NAMES.get(d, str(d)) for d in allowed)}")
         if idx not in self.env:
             if t.data is None:
                 raise FrontendError(f"{self.where(op)}: tensor {idx} ('{t.name}') is read before it is written")
@@ -117,23 +134,28 @@ class Converter:
             raise FrontendError(f"{self.where(op)}: tensor {idx} is written twice")
         self.env[idx] = v
 
-    def out_int8(self, op: OpDef, k: int = 0) -> int:
+    def out_int8(self, op: OpDef, k: int = 0, allowed: tuple[int, ...] = (TensorType.INT8,)) -> int:
+        """Output ``k``'s tensor index, checked to be of an ``allowed`` type (the ops that take int16 say so)."""
         idx = op.outputs[k]
-        if self.t(idx).type != TensorType.INT8:
-            raise UnsupportedError(f"{self.where(op)}: output of type {TYPE_NAMES.get(self.t(idx).type)}; "
-                                   "only int8 is supported")
+        if self.t(idx).type not in allowed:
+            raise UnsupportedError(f"{self.where(op)}: output of type {TYPE_NAMES.get(self.t(idx).type)}; only "
+                                   f"{' or '.join(TYPE_NAMES[a] for a in allowed)} is supported")
         return idx
 
-    def unary_int8(self, op: OpDef) -> tuple[Value, int, tuple[float, int], tuple[float, int]]:
-        """A one-input int8 op's input value, output index and the two (scale, zero point) pairs."""
+    def unary_int8(self, op: OpDef, allowed: tuple[int, ...] = (TensorType.INT8,)
+                   ) -> tuple[Value, int, tuple[float, int], tuple[float, int]]:
+        """A one-input op's input value, output index and the two (scale, zero point) pairs; input and output
+        of the same type, one of ``allowed``."""
         nargs(op, self, 1)
-        out = self.out_int8(op)
-        return self.value(op.inputs[0], op), out, self.quant(op.inputs[0], op), self.quant(out, op)
+        out = self.out_int8(op, allowed=allowed)
+        return self.value(op.inputs[0], op, self.t(out).type), out, self.quant(op.inputs[0], op), \
+            self.quant(out, op)
 
     def act(self, op: OpDef, fn_code: int, out: int) -> tuple[int, int]:
         name = ACT_NAMES.get(fn_code, str(fn_code))
         s, z = self.quant(out, op)
-        return activation_range(name, s, z, where=f"{self.where(op)} option fused_activation_function")
+        dt = self.dtype(out, op)
+        return activation_range(name, s, z, dt.min, dt.max, where=f"{self.where(op)} option fused_activation_function")
 
     def name(self, raw: str, fallback: str) -> str:
         base = re.sub(r"[^A-Za-z0-9_]", "_", raw) or fallback
@@ -148,7 +170,8 @@ class Converter:
 
     # ------------------------------------------------------------ emission helpers
     def to_int32(self, x: Value, zp: int, left_shift: int = 0) -> Value:
-        """``(x − zp) · 2^left_shift`` as int32, exactly (RESCALE by 2^(l+9) >> 9; |x − zp| < 2^8)."""
+        """``(x − zp) · 2^left_shift`` as int32, exactly (RESCALE by 2^(l+9) >> 9; |x − zp| < 2^8 for int8,
+        ``|x| <= 2^15`` for int16 with zp 0; the caller keeps the product within int32)."""
         return self.g.rescale(x, DType.INT32, multiplier=1 << (left_shift + 9), shift=9, input_zp=zp)
 
     def requantize(self, acc: Value, scales: list[float] | np.ndarray, out_dtype: DType, out_zp: int,
@@ -189,44 +212,46 @@ class Converter:
                 consumers.setdefault(i, []).append(op)
         for idx in m.inputs:
             t = self.t(idx)
-            if t.type == TensorType.INT8:
-                v = self.g.input(self.name(t.name, f"input_{idx}"), DType.INT8, t.shape)
+            if t.type in ACTIVATION_DTYPES:
+                v = self.g.input(self.name(t.name, f"input_{idx}"), ACTIVATION_DTYPES[t.type], t.shape)
                 self.env[idx] = v
                 if self._edge_quant(idx):
                     self.io_quant[v.name] = self._edge_quant(idx)
                 continue
             users = consumers.get(idx, [])
             if (t.type == TensorType.FLOAT32 and users and
-                    all(u.name == "QUANTIZE" and self.t(u.outputs[0]).type == TensorType.INT8 for u in users)
+                    all(u.name == "QUANTIZE" and self.t(u.outputs[0]).type in ACTIVATION_DTYPES for u in users)
                     and len(users) == 1):
                 q = users[0]
                 out = q.outputs[0]
                 s, z = self.quant(out, q)
-                v = self.g.input(self.name(t.name, f"input_{idx}"), DType.INT8, self.t(out).shape)
+                dt = ACTIVATION_DTYPES[self.t(out).type]
+                v = self.g.input(self.name(t.name, f"input_{idx}"), dt, self.t(out).shape)
                 self.env[out] = v
-                self.io_quant[v.name] = {"scale": s, "zero_point": z, "dtype": "int8"}
+                self.io_quant[v.name] = {"scale": s, "zero_point": z, "dtype": dt.name.lower()}
                 self.skip.add(q.index)
                 continue
             raise UnsupportedError(f"{m.source}: graph input {idx} ('{t.name}') is "
-                                   f"{TYPE_NAMES.get(t.type, t.type)}; only int8 inputs (or float inputs read "
+                                   f"{TYPE_NAMES.get(t.type, t.type)}; only int8/int16 inputs (or float inputs read "
                                    "only by one QUANTIZE) are supported")
         outputs: list[int] = []
         for idx in m.outputs:
             t = self.t(idx)
             p = producers.get(idx)
             if t.type == TensorType.FLOAT32 and p is not None and p.name == "DEQUANTIZE" and \
-                    self.t(p.inputs[0]).type == TensorType.INT8:
+                    self.t(p.inputs[0]).type in ACTIVATION_DTYPES:
                 self.skip.add(p.index)
                 s, z = self.quant(p.inputs[0], p)
                 outputs.append(p.inputs[0])
-                self.io_quant[f"output:{len(outputs) - 1}"] = {"scale": s, "zero_point": z, "dtype": "int8"}
-            elif t.type == TensorType.INT8:
+                self.io_quant[f"output:{len(outputs) - 1}"] = {
+                    "scale": s, "zero_point": z, "dtype": ACTIVATION_DTYPES[self.t(p.inputs[0]).type].name.lower()}
+            elif t.type in ACTIVATION_DTYPES:
                 outputs.append(idx)
                 if self._edge_quant(idx):
                     self.io_quant[f"output:{len(outputs) - 1}"] = self._edge_quant(idx)
             else:
                 raise UnsupportedError(f"{m.source}: graph output {idx} ('{t.name}') is "
-                                       f"{TYPE_NAMES.get(t.type, t.type)}; only int8 outputs are supported")
+                                       f"{TYPE_NAMES.get(t.type, t.type)}; only int8/int16 outputs are supported")
         for op in m.ops:
             if op.index in self.skip:
                 continue
