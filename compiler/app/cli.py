@@ -3,7 +3,7 @@
     tosac inspect MODEL                 print a graph: ops, shapes, dtypes
     tosac compile MODEL -o model.o      compile a graph for a target; print its kernels and memory plan
     tosac run MODEL --input x=x.npy     run a graph (compiled for the host, or on the reference interpreter)
-    tosac demo [--model kws]            the whole product on a bundled MLPerf Tiny model
+    tosac demo [--model kws[.tflite]]   the whole product on a bundled MLPerf Tiny model
     tosac prune MODEL --sparsity 0.8    compiler-aware pruning (tuned sparse kernels decide the choices)
     tosac conformance tosa-cts ...      the official TOSA conformance tests
     tosac conformance onnx-node ...     ONNX's backend node tests for the ops the ONNX frontend claims
@@ -27,7 +27,8 @@ from tosac.errors import TosacError
 from tosac.runtime.memory_plan import ENV_LIMIT, parse_bytes
 
 
-MODEL_HELP = "a model: .onnx, .tflite, .tosa or tosac .json file, or a bundled model name (kws, vww, ic, ad)"
+MODEL_HELP = ("a model: .onnx, .tflite, .tosa or tosac .json file, or a bundled model name (kws, vww, ic, ad; "
+              "kws.tflite for its TFLite form)")
 MODEL_FORMATS = {".onnx": "ONNX", ".tflite": "TFLite flatbuffer", ".tosa": "TOSA flatbuffer",
                  ".json": "tosac JSON form"}
 
@@ -42,6 +43,8 @@ def _load(args: argparse.Namespace):
     suffix = path.suffix.lower()
     if not os.path.lexists(spec) and spec in models.names():
         path, suffix = models.path(spec), ".onnx"       # its quantized ONNX form: --io and --input-shape apply
+    elif not os.path.lexists(spec) and suffix == ".tflite" and path.stem in models.names():
+        path = models.path(path.stem, "tflite")         # a bundled model's TFLite form: kws.tflite
     elif not os.path.lexists(spec) and not suffix:
         raise TosacError(f"unknown model '{spec}'; bundled models are: {', '.join(models.names())}, "
                          f"or give a path to a {'/'.join(MODEL_FORMATS)} file")
@@ -515,8 +518,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Import a bundled model from its int8 ONNX form, compile it for the host with "
                        "the shipped tuning log, run it and check the bits against the reference interpreter, time "
                        "it against ONNX Runtime, check the official TOSA reference model agrees, compile it for "
-                       "AArch64 and ARMv7 and check identical bits under qemu, and print a summary.")
-    p.add_argument("--model", default="kws", help="bundled model: kws, vww, ic or ad (default kws)")
+                       "AArch64 and ARMv7 and check identical bits under qemu, and print a summary. With --model kws.tflite the "
+                       "TFLite form is imported and LiteRT's reference kernels (bit for bit) and XNNPACK are the peers.")
+    p.add_argument("--model", default="kws", help="bundled model: kws, vww, ic or ad (default kws); name.tflite "
+                   "for its TFLite form, checked against LiteRT")
     p.add_argument("--runs", type=int, default=200, help="timed runs per latency figure (default 200)")
     p.add_argument("--out-dir", default="demo-out", help="where to write the imported model (default demo-out)")
     p.set_defaults(func=cmd_demo)

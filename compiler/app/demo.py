@@ -1,8 +1,10 @@
 """``tosac demo``: the whole product on one bundled model, in one command.
 
-Import the model's int8 ONNX form (QDQ, quantized by ONNX Runtime), compile it
-for the host with the shipped tuning log, run it and check the bits against
-the reference interpreter, time it (and ONNX Runtime, when installed), check
+Import the model's int8 ONNX form (QDQ, quantized by ONNX Runtime) — or, for
+``--model kws.tflite``, its int8 TFLite form — compile it for the host with the
+shipped tuning log, run it and check the bits against the reference
+interpreter, time it (and ONNX Runtime, or for TFLite LiteRT's reference kernels,
+which must agree bit for bit, and its XNNPACK kernels, when installed), check
 the official TOSA reference model agrees, compile for AArch64 and ARMv7 and
 check identical bits under qemu, and print a summary table.
 """
@@ -18,6 +20,7 @@ from tosac.app.paths import check_output_dir
 from tosac.conformance import official_model
 from tosac.errors import TosacError
 from tosac.frontends.onnx import load as load_onnx
+from tosac.frontends.tflite import load as load_tflite
 from tosac.ir.random_inputs import random_inputs
 from tosac.ir.reference.interpreter import run as reference
 from tosac.ir.serialize import save
@@ -39,18 +42,23 @@ def _median_seconds(fn, runs: int) -> float:
 
 
 def run_demo(model: str = "kws", out_dir: Path = Path("demo-out"), runs: int = 200) -> int:
-    """Run the demo; returns 0 when every check agrees bit for bit."""
+    """Run the demo (``model``: a bundled name, or ``name.tflite`` for its TFLite form); returns 0 when every
+    check agrees bit for bit."""
+    tflite = model.endswith(".tflite")
+    model = model.removesuffix(".tflite")
     info = models.MODELS.get(model)
-    if info is None:
-        raise TosacError(f"--model: no bundled model '{model}'; choose one of {', '.join(models.names())}")
+    if info is None or (tflite and "tflite" not in info.formats):
+        raise TosacError(f"--model: no bundled model '{model}{'.tflite' if tflite else ''}'; choose one of "
+                         f"{', '.join(models.names())} (add .tflite for the TFLite form)")
     check_output_dir(out_dir, "--out-dir")
     rows: list[tuple[str, str]] = []
     ok = True
 
-    onnx_path = models.path(model, "qdq")
-    print(f"== {model}: {info.title}\n   ONNX (QDQ int8, ONNX Runtime quantize_static): {onnx_path}")
+    source = models.path(model, "tflite" if tflite else "qdq")
+    kind = "int8 TFLite, written from the QDQ model" if tflite else "QDQ int8, ONNX Runtime quantize_static"
+    print(f"== {model}: {info.title}\n   {'TFLite' if tflite else 'ONNX'} ({kind}): {source}")
     start = time.perf_counter()
-    graph = load_onnx(onnx_path)
+    graph = load_tflite(source) if tflite else load_onnx(source)
     ops = [op for op in graph.ops if op.name not in ("CONST", "CONST_SHAPE")]
     save(graph, out_dir / f"{model}.tosa")
     print(f"   imported in {time.perf_counter() - start:.2f} s: {len(ops)} TOSA ops; wrote {out_dir / model}.tosa")
@@ -78,7 +86,12 @@ def run_demo(model: str = "kws", out_dir: Path = Path("demo-out"), runs: int = 2
           f"{macs / seconds / 1e9:.2f} G MAC/s, one thread")
     rows += [("ops / MACs", f"{len(ops)} / {macs / 1e6:.2f} M"), ("host latency", f"{seconds * 1e6:.0f} us"),
              ("host vs reference interpreter", "bit-exact" if exact else "MISMATCH")]
-    rows += _onnxruntime(onnx_path, graph, inputs, got, runs)
+    if tflite:
+        peer_rows, same = _litert(source, graph, inputs, got, runs)
+        rows += peer_rows
+        ok &= same
+    else:
+        rows += _onnxruntime(source, graph, inputs, got, runs)
     rows += _official(graph, inputs, expected)
     for target in ARM_TARGETS:
         row, same = _arm(graph, target, inputs, expected)
@@ -116,6 +129,35 @@ def _onnxruntime(onnx_path: Path, graph, inputs, got, runs: int) -> list[tuple[s
           f"{equal}/{total} outputs equal; latency {seconds * 1e6:.0f} us (one thread)")
     return [("ONNX Runtime latency", f"{seconds * 1e6:.0f} us"),
             ("agreement with ONNX Runtime", f"max {worst} LSB, {equal}/{total} equal")]
+
+
+def _litert(path: Path, graph, inputs, got, runs: int) -> tuple[list[tuple[str, str]], bool]:
+    """LiteRT's reference kernels (the law: bit for bit) and its default XNNPACK kernels (timed), one thread."""
+    try:
+        from ai_edge_litert import interpreter as litert
+    except ImportError:
+        print("\n== LiteRT not installed (pip install ai-edge-litert) - comparison skipped")
+        return [("LiteRT", "not installed")], True
+    rows, same = [], True
+    for label, resolver in (("reference kernels", litert.OpResolverType.BUILTIN_REF),
+                            ("XNNPACK", litert.OpResolverType.AUTO)):
+        it = litert.Interpreter(model_path=str(path), experimental_op_resolver_type=resolver, num_threads=1)
+        it.allocate_tensors()
+        for d, name in zip(it.get_input_details(), graph.inputs):
+            it.set_tensor(d["index"], inputs[name])
+        it.invoke()
+        theirs = [it.get_tensor(d["index"]) for d in it.get_output_details()]
+        equal = sum(int((got[n] == t).sum()) for n, t in zip(graph.outputs, theirs))
+        total = sum(t.size for t in theirs)
+        worst = max(int(np.abs(got[n].astype(np.int64) - t).max()) for n, t in zip(graph.outputs, theirs))
+        seconds = _median_seconds(it.invoke, runs if resolver != litert.OpResolverType.BUILTIN_REF else 3)
+        print(f"\n== LiteRT {label}: {equal}/{total} outputs equal (max difference {worst} LSB); latency "
+              f"{seconds * 1e6:.0f} us (one thread)")
+        rows += [(f"LiteRT {label} latency", f"{seconds * 1e6:.0f} us"),
+                 (f"agreement with LiteRT {label}", f"{equal}/{total} equal, max {worst} LSB")]
+        if resolver == litert.OpResolverType.BUILTIN_REF:
+            same = equal == total
+    return rows, same
 
 
 def _official(graph, inputs, expected) -> list[tuple[str, str]]:

@@ -4,6 +4,7 @@
     tosac.models.list()               # one ModelRecord each: title, family, inputs, op types, MACs
     graph = tosac.models.load("kws")  # the int8 model, imported from its QDQ ONNX form
     proto = tosac.models.onnx_model("resnet18", "qoperator")
+    tosac.models.path("resnet50", "tflite")   # the same network as an int8 TFLite file (NHWC)
 
 Every network is a float ONNX model built in code with seeded weights and
 quantized to int8 by ONNX Runtime's ``quantize_static`` (QDQ and QOperator,
@@ -14,7 +15,9 @@ them (byte for byte with the same ORT version). The zoo (:mod:`.vision`,
 :mod:`.transformer`: MobileNetV2/V3, EfficientNet-B0, ResNet-18/50,
 YOLOv3-tiny, a tiny BERT), written as PyTorch's exporter writes them, is too
 large to ship: its files are generated on first use (needs onnxruntime) and
-cached (:mod:`.zoo`, :mod:`.cache`).
+cached (:mod:`.zoo`, :mod:`.cache`). The ``tflite`` format is each network's QDQ
+model written as an int8 TFLite flatbuffer (:mod:`.tflite_export`): shipped
+for the four MLPerf Tiny models, generated and cached for the zoo.
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ from tosac.ir.graph import Graph
 from tosac.models.catalog import MODELS, ModelInfo, Shape
 
 DATA = Path(__file__).parent / "data"
-FORMATS = ("qdq", "qoperator", "float", "dynamic")
+FORMATS = ("qdq", "qoperator", "float", "dynamic", "tflite")
 KINDS = ("all", "shipped", "generated")
 
 __all__ = ["DATA", "FORMATS", "MODELS", "ModelInfo", "ModelRecord", "names", "list", "path", "onnx_model", "load",
@@ -70,14 +73,15 @@ def _check(name: str, fmt: str) -> ModelInfo:
 
 
 def path(name: str, fmt: str = "qdq") -> Path:
-    """The ONNX file of a model in ``fmt``: shipped in the package, or generated into the cache if needed."""
+    """The ONNX (or, for ``tflite``, TFLite) file of a model in ``fmt``: shipped in the package, or generated
+    into the cache if needed."""
     info = _check(name, fmt)
     if not info.shipped:
         from tosac.models.zoo import cached
         return cached(name, fmt)[0]
     if fmt == "float":
         raise TosacError("the float models are built in code, not shipped: use onnx_model(name, 'float')")
-    file = DATA / f"{name}.{fmt}.onnx"
+    file = DATA / (f"{name}.tflite" if fmt == "tflite" else f"{name}.{fmt}.onnx")
     if not file.is_file():
         raise TosacError(f"{file} is missing from the installation; rebuild it with "
                          "'python -m tosac.models.build' (needs onnxruntime)")
@@ -86,6 +90,8 @@ def path(name: str, fmt: str = "qdq") -> Path:
 
 def onnx_model(name: str, fmt: str = "qdq") -> onnx_lib.ModelProto:
     """The model as an ONNX ModelProto (``float``: the unquantized network)."""
+    if fmt == "tflite":
+        raise TosacError("the tflite form is not an ONNX model: use path(name, 'tflite') or load(name, 'tflite')")
     info = _check(name, fmt)
     if not info.shipped:
         from tosac.models.zoo import load_cached
@@ -97,17 +103,21 @@ def onnx_model(name: str, fmt: str = "qdq") -> onnx_lib.ModelProto:
 
 
 def load(name: str, fmt: str = "qdq") -> Graph:
-    """The model as a tosac graph (through the ONNX frontend; quantized models have int8 I/O)."""
+    """The model as a tosac graph (through the ONNX or TFLite frontend; quantized models have int8 I/O)."""
     from tosac.frontends.onnx import load as load_onnx
 
     info = _check(name, fmt)
+    if fmt == "tflite":
+        from tosac.frontends.tflite import load as load_tflite
+        return load_tflite(path(name, fmt))
     return load_onnx(onnx_model(name, fmt) if info.shipped and fmt == "float" else path(name, fmt))
 
 
 def sample_inputs(name: str, graph: Graph, count: int = 4, seed: int = 0) -> builtins.list[dict[str, np.ndarray]]:
     """Seeded inputs for ``graph`` (model ``name`` loaded by :func:`load`) as the model expects them: image-like
     data, or token ids within the vocabulary and 0/1 attention masks — quantized with the input's scale and zero
-    point where the graph's input is integer. Uniform random integers would be meaningless token ids."""
+    point where the graph's input is integer. Uniform random integers would be meaningless token ids. Images
+    are NCHW, or NHWC where the graph's input is (the ``tflite`` form)."""
     info = _check(name, "float")
     if info.shipped:
         from tosac.models.networks import calibration_data
@@ -121,7 +131,11 @@ def sample_inputs(name: str, graph: Graph, count: int = 4, seed: int = 0) -> bui
     for sample in samples:
         feed = {}
         for input_name, data in sample.items():
+            if input_name not in types and len(types) == 1:              # the TFLite file names its input itself
+                input_name = next(iter(types))
             dtype = types[input_name].dtype
+            if data.ndim == 4 and tuple(types[input_name].shape) == data.transpose(0, 2, 3, 1).shape != data.shape:
+                data = data.transpose(0, 2, 3, 1)
             q = quantization.get(input_name)
             if q is not None:
                 info_range = np.iinfo(dtype.storage)

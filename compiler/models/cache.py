@@ -30,8 +30,8 @@ def cache_root() -> Path:
 
 
 def model_file(name: str, fmt: str, key: str) -> Path:
-    """Where the ``fmt`` file of model ``name`` built under ``key`` is cached."""
-    return cache_root() / "models" / f"{name}.{fmt}.{key}.onnx"
+    """Where the ``fmt`` file of model ``name`` built under ``key`` is cached (``.tflite`` or ``.onnx``)."""
+    return cache_root() / "models" / f"{name}.{fmt}.{key}.{'tflite' if fmt == 'tflite' else 'onnx'}"
 
 
 def read_valid(path: Path, key: str) -> onnx.ModelProto | None:
@@ -56,12 +56,17 @@ def write_atomic(path: Path, model: onnx.ModelProto, key: str, props: dict[str, 
     merged.update(props or {})
     merged[KEY_PROP] = key
     onnx.helper.set_model_props(model, merged)
+    write_bytes_atomic(path, model.SerializeToString())
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Writes ``data`` to ``path`` through a temporary file in the same folder, fsync and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o644)                              # mkstemp's 0600 would hide the cache from other users
         with os.fdopen(fd, "wb") as f:
-            f.write(model.SerializeToString())
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -75,8 +80,8 @@ def prune(path: Path) -> list[Path]:
     versions: each resnet50 file is 25-100 MB); returns them. Two installations with different onnxruntime
     versions sharing one cache would each rebuild after the other; set ``$TOSAC_CACHE_DIR`` apart for them."""
     name, fmt = path.name.split(".")[:2]
-    stale = [p for p in path.parent.glob(f"{name}.{fmt}.*.onnx")
-             if p != path and re.fullmatch(r"[0-9a-f]{16}", p.name[len(name) + len(fmt) + 2:-5])]
+    stale = [p for p in path.parent.glob(f"{name}.{fmt}.*{path.suffix}")
+             if p != path and re.fullmatch(r"[0-9a-f]{16}", p.name[len(name) + len(fmt) + 2:-len(path.suffix)])]
     for p in stale:
         p.unlink(missing_ok=True)
     return stale

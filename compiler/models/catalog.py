@@ -18,7 +18,7 @@ class ModelInfo:
     family: str = ""
     shipped: bool = True
     inputs: tuple[tuple[str, Shape, str], ...] = ()       # (name, shape, numpy dtype) of every input
-    formats: tuple[str, ...] = ("qdq", "qoperator", "float")
+    formats: tuple[str, ...] = ("qdq", "qoperator", "float", "tflite")
 
     @property
     def input_shapes(self) -> dict[str, Shape]:

@@ -125,7 +125,8 @@ def _version(module: str) -> str:
 
 def cache_key(name: str, fmt: str) -> str:
     """16 hex digits of a hash of the builders' source, the seeds and the onnx/onnxruntime/numpy versions."""
-    sources = {m.__name__: hashlib.sha256(Path(m.__file__).read_bytes()).hexdigest() for m in _SOURCES}
+    modules = _SOURCES + (_tflite_sources() if fmt == "tflite" else ())
+    sources = {m.__name__: hashlib.sha256(Path(m.__file__).read_bytes()).hexdigest() for m in modules}
     sources[__name__] = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
     record = {"model": name, "format": fmt, "sources": sources, "seed": SEED,
               "versions": {m: _version(m) for m in ("onnx", "onnxruntime", "numpy")}}
@@ -151,6 +152,8 @@ def cached(name: str, fmt: str) -> tuple[Path, onnx.ModelProto | None]:
     """
     key = cache_key(name, fmt)
     path = cache.model_file(name, fmt, key)
+    if fmt == "tflite":
+        return _cached_tflite(name, path, key), None
     try:
         stat = path.stat()
         if _checked.get(path) == (stat.st_mtime_ns, stat.st_size):
@@ -169,6 +172,32 @@ def cached(name: str, fmt: str) -> tuple[Path, onnx.ModelProto | None]:
     stat = path.stat()
     _checked[path] = (stat.st_mtime_ns, stat.st_size)
     return path, model
+
+
+def _tflite_sources() -> tuple:
+    from tosac.frontends.tflite import writer
+    from tosac.models import tflite_export
+    return (tflite_export, writer)
+
+
+def _cached_tflite(name: str, path: Path, key: str) -> Path:
+    """The ``.tflite`` form: the cached QDQ model exported (:mod:`.tflite_export`); the key is in its description."""
+    from tosac.frontends.tflite.reader import read_model
+    from tosac.models.tflite_export import export_tflite
+
+    description = f"tosac model {name}, {cache.KEY_PROP}={key}"
+    try:
+        stat = path.stat()
+        if _checked.get(path) == (stat.st_mtime_ns, stat.st_size):
+            return path
+        if read_model(path).description != description:
+            raise ValueError("foreign key")
+    except Exception:                                    # missing or damaged: rebuild rather than trust it
+        cache.write_bytes_atomic(path, export_tflite(load_cached(name, "qdq"), description))
+        cache.prune(path)
+    stat = path.stat()
+    _checked[path] = (stat.st_mtime_ns, stat.st_size)
+    return path
 
 
 def load_cached(name: str, fmt: str) -> onnx.ModelProto:

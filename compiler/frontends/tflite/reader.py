@@ -67,6 +67,7 @@ class ModelDef:
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
     ops: list[OpDef]
+    description: str = ""
 
 
 class _Buf:
@@ -296,4 +297,5 @@ def _read(buf: _Buf) -> ModelDef:
         options, options_name = _options(t, f"{where}: {what} ({name})")
         ops.append(OpDef(i, code, name, version, indices(t, 1, f"{what} inputs", True),
                          indices(t, 2, f"{what} outputs"), options, options_name))
-    return ModelDef(where, tensors, indices(sg, 1, "subgraph inputs"), indices(sg, 2, "subgraph outputs"), ops)
+    return ModelDef(where, tensors, indices(sg, 1, "subgraph inputs"), indices(sg, 2, "subgraph outputs"), ops,
+                    model.string(3, "description"))

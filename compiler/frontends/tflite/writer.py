@@ -69,7 +69,7 @@ class ModelWriter:
         b.Bytes[b.head:b.head + len(data)] = data
         return b.EndVector()
 
-    def build(self, inputs, outputs) -> bytes:
+    def build(self, inputs, outputs, description: str = "written by tosac") -> bytes:
         b = flatbuffers.Builder(1024)
         buffers = []
         for data in self.buffers:
@@ -136,7 +136,7 @@ class ModelWriter:
             tflite.OperatorCodeAddVersion(b, 1)
             codes.append(tflite.OperatorCodeEnd(b))
         cv, sgv, bv = self._offsets(b, codes), self._offsets(b, [sg]), self._offsets(b, buffers)
-        desc = b.CreateString("tosac test model")
+        desc = b.CreateString(description)
         tflite.ModelStart(b)
         tflite.ModelAddVersion(b, 3)
         tflite.ModelAddOperatorCodes(b, cv)
