@@ -1,4 +1,4 @@
-"""Every model of tosac.models vs ONNX Runtime, single thread, and how long tosac takes to compile each.
+"""Every model of tosac.models vs ONNX Runtime and LiteRT, single thread, and how long tosac takes to compile each.
 
 For each model and format (QDQ, QOperator): tosac's latency (host, shipped tuning log) and ONNX Runtime's on
 the same file with the same inputs (ORT gets the real values of tosac's int8 inputs), one thread each, in
@@ -9,7 +9,14 @@ ORT on seeded sample inputs, as max |difference| in output LSB. The header names
 dot-product features and the load average: other processes skew wall-clock figures on a busy machine.
 A model that cannot be built or imported is skipped with the reason.
 
-    python benchmarks/models.py [--models kws,efficientnet_b0] [--formats qdq,qoperator] [--compile-only]
+The ``tflite`` format (each network's QDQ model as an int8 TFLite file) is
+timed against LiteRT with its default XNNPACK kernels (the fastest CPU path
+users have for these files) and with its reference kernels (BUILTIN_REF, the
+semantics tosac reproduces), one thread each, alternating; agreement is the
+share of output elements equal to the reference kernels' (tosac's must be 1)
+and how far XNNPACK's are from them.
+
+    python benchmarks/models.py [--models kws,efficientnet_b0] [--formats qdq,qoperator,tflite] [--compile-only]
                                 [--jobs N] [--seconds 2] [--inputs 4] [--json out.json]
 """
 from __future__ import annotations
@@ -168,10 +175,61 @@ def bench(name: str, fmt: str, args: argparse.Namespace) -> dict:
     return row
 
 
+def litert_interpreter(path: Path, reference: bool):
+    from ai_edge_litert import interpreter as litert
+
+    resolver = litert.OpResolverType.BUILTIN_REF if reference else litert.OpResolverType.AUTO
+    it = litert.Interpreter(model_path=str(path), experimental_op_resolver_type=resolver, num_threads=1)
+    it.allocate_tensors()
+    return it
+
+
+def litert_run(it, feed: list[np.ndarray]) -> list[np.ndarray]:
+    for d, x in zip(it.get_input_details(), feed):
+        it.set_tensor(d["index"], x)
+    it.invoke()
+    return [it.get_tensor(d["index"]).copy() for d in it.get_output_details()]
+
+
+def bench_tflite(name: str, args: argparse.Namespace) -> dict:
+    """tosac vs LiteRT-XNNPACK vs LiteRT's reference kernels on the TFLite form, and their agreement."""
+    import tosac
+    from tosac import models
+
+    row = {"model": name, "format": "tflite", **compile_times(name, "tflite", args.jobs)}
+    if args.compile_only:
+        return row
+    path = models.path(name, "tflite")
+    graph = models.load(name, "tflite")
+    exe = tosac.compile(graph, "host")
+    xnnpack, ref = litert_interpreter(path, False), litert_interpreter(path, True)
+    feeds = models.sample_inputs(name, graph, count=max(1, args.inputs))
+    equal = xnn_equal = total = xnn_worst = 0
+    for feed in feeds:
+        values = [feed[n] for n in graph.inputs]
+        want, fast, ours = litert_run(ref, values), litert_run(xnnpack, values), exe.run(feed)
+        for k, out in enumerate(graph.outputs):
+            equal += int((ours[out] == want[k]).sum())
+            xnn_equal += int((fast[k] == want[k]).sum())
+            xnn_worst = max(xnn_worst, int(np.abs(fast[k].astype(np.int64) - want[k]).max()))
+            total += want[k].size
+    feed = feeds[0]
+    values = [feed[n] for n in graph.inputs]
+    litert_run(xnnpack, values)
+    litert_run(ref, values)
+    times = latencies({"tosac": lambda: exe.run(feed), "xnnpack": xnnpack.invoke, "reference": ref.invoke},
+                      args.seconds)
+    row.update(tosac_ms=times["tosac"] * 1e3, xnnpack_ms=times["xnnpack"] * 1e3,
+               reference_ms=times["reference"] * 1e3, speedup_vs_xnnpack=times["xnnpack"] / times["tosac"],
+               speedup_vs_reference=times["reference"] / times["tosac"], exact_share=equal / total,
+               xnnpack_equal_share=xnn_equal / total, xnnpack_max_lsb=xnn_worst)
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", help="comma-separated (default: every model of tosac.models)")
-    parser.add_argument("--formats", default="qdq,qoperator")
+    parser.add_argument("--formats", default="qdq,qoperator,tflite")
     parser.add_argument("--compile-only", action="store_true", help="only the cold and warm compile figures")
     parser.add_argument("--jobs", type=int, help="compile processes ($TOSAC_COMPILE_JOBS; default: the cores)")
     parser.add_argument("--seconds", type=float, default=2.0, help="timing budget per peer and model")
@@ -195,6 +253,13 @@ def main() -> None:
             parser.error("onnxruntime is needed for the latency comparison (pip install 'tosac[bench]'), "
                          "or use --compile-only")
         peer = "no onnxruntime"
+    try:
+        from ai_edge_litert import interpreter  # noqa: F401
+        import importlib.metadata
+        peer += f", ai-edge-litert {importlib.metadata.version('ai-edge-litert')}"
+    except ImportError:
+        if "tflite" in args.formats.split(",") and not args.compile_only:
+            parser.error("ai-edge-litert is needed for the tflite comparison (pip install 'tosac[test]')")
     print(f"tosac {getattr(tosac, '__version__', '')} vs {peer}; one thread each, medians of alternating rounds")
     print(f"CPU: {cpu['cpu']}, {cpu['cores']} usable cores; AVX-512 VNNI: {'yes' if cpu['avx512_vnni'] else 'no'}, "
           f"AVX-VNNI: {'yes' if cpu['avx_vnni'] else 'no'}, AMX: {'yes' if cpu['amx'] else 'no'}; "
@@ -207,8 +272,10 @@ def main() -> None:
     print(f"{'model':<20}{'format':<10}{'kernels':>8}{'tosac ms':>10}{'ORT ms':>9}{'ORT/tosac':>10}"
           f"{'cold s':>8}{'cold cpu s':>11}{'warm s':>8}{'max diff':>9}")
     rows = []
+    formats = args.formats.split(",")
+    onnx_formats = [f for f in formats if f != "tflite"]
     for name in (args.models.split(",") if args.models else models.names()):
-        for fmt in args.formats.split(","):
+        for fmt in onnx_formats:
             try:
                 row = bench(name, fmt, args)
             except Exception as exc:               # noqa: BLE001 - a model that does not import yet is skipped
@@ -223,6 +290,28 @@ def main() -> None:
             print(f"{name:<20}{fmt:<10}{row['kernels']:>8}{cell('tosac_ms', '.2f', 10)}{cell('ort_ms', '.2f', 9)}"
                   f"{cell('speedup_vs_ort', '.2f', 10, 'x')}{cell('cold_s', '.2f', 8)}{cell('cold_cpu_s', '.2f', 11)}"
                   f"{cell('warm_s', '.2f', 8)}{cell('max_diff_vs_ort', 'g', 9)}", flush=True)
+    if "tflite" in formats:
+        print(f"\nTFLite form vs LiteRT (XNNPACK: default kernels; ref: BUILTIN_REF, the semantics); exact: share "
+              "of output elements equal to the reference kernels'")
+        print(f"{'model':<20}{'kernels':>8}{'tosac ms':>10}{'XNN ms':>9}{'XNN/tosac':>10}{'ref ms':>9}"
+              f"{'ref/tosac':>10}{'exact':>8}{'XNN=ref':>8}{'XNN LSB':>8}{'cold s':>8}")
+        for name in (args.models.split(",") if args.models else models.names()):
+            if "tflite" not in models.MODELS[name].formats:
+                continue
+            try:
+                row = bench_tflite(name, args)
+            except Exception as exc:               # noqa: BLE001 - a model that does not import yet is skipped
+                print(f"{name:<20}skipped: {type(exc).__name__}: {str(exc).splitlines()[0][:150]}")
+                rows.append({"model": name, "format": "tflite", "skipped": f"{type(exc).__name__}: {exc}"})
+                continue
+            rows.append(row)
+            if args.compile_only:
+                print(f"{name:<20}{row['kernels']:>8}{'':>64}{row['cold_s']:>8.2f}")
+                continue
+            print(f"{name:<20}{row['kernels']:>8}{row['tosac_ms']:>10.3f}{row['xnnpack_ms']:>9.3f}"
+                  f"{row['speedup_vs_xnnpack']:>9.2f}x{row['reference_ms']:>9.2f}{row['speedup_vs_reference']:>9.1f}x"
+                  f"{row['exact_share']:>8.4f}{row['xnnpack_equal_share']:>8.4f}{row['xnnpack_max_lsb']:>8}"
+                  f"{row['cold_s']:>8.2f}", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": cpu, "peer": peer, "rows": rows}, f, indent=1)
