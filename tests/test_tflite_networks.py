@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tflite_writer import random_inputs, run_litert  # noqa: E402
+from tflite_writer import check, encoder_model, random_inputs, run_litert  # noqa: E402
 
 import tosac  # noqa: E402
 from tosac import models  # noqa: E402
@@ -69,6 +69,14 @@ def test_network_is_bit_exact_with_litert_reference(litert, name):
 def test_network_on_arm(litert, require_cross, arm, name):
     require_cross(arm)
     _compare(litert, name, ("host", arm))
+
+
+@pytest.mark.parametrize("target", ["host", "aarch64", "armv7"])
+def test_encoder_with_batch_matmul_softmax_and_gelu(litert, require_cross, target):
+    """A 2-layer transformer encoder written as TensorFlow's converter writes one (tests/tflite_writer.py)."""
+    if target != "host":
+        require_cross(target)
+    check(litert, encoder_model(), seeds=(0, 1, 2), targets=("host",) if target == "host" else ("host", target))
 
 
 def test_tflite_form_is_nhwc_with_the_qdq_models_quantization():

@@ -125,3 +125,117 @@ def ds_cnn_model() -> bytes:
     w.op("FULLY_CONNECTED", [flat, f, bias(12, np.float32(0.06 * 0.01))], [logits], "FullyConnectedOptions",
          FusedActivationFunction=0, KeepNumDims=False)
     return w.build([x], [logits])
+
+
+class CalibratedWriter:
+    """Writes an int8 network op by op while a float forward pass of the same network (on a batch of samples)
+    picks each activation's scale and zero point from its range, so no layer saturates or collapses."""
+
+    def __init__(self, seed: int):
+        self.w = ModelWriter()
+        self.rng = np.random.default_rng(seed)
+        self.float: dict[int, np.ndarray] = {}          # tensor -> its float values over the calibration batch
+
+    def act(self, values: np.ndarray, scale: float | None = None, zp: int | None = None) -> int:
+        """An int8 tensor for ``values`` (batch first; the model's shape has batch 1)."""
+        if scale is None:
+            lo, hi = min(float(values.min()), 0.0), max(float(values.max()), 0.0)
+            scale = max(hi - lo, 1e-6) / 255
+            zp = int(np.clip(round(-128 - lo / scale), -128, 127))
+        idx = self.w.tensor((1,) + values.shape[1:], "INT8", scale=np.float32(scale), zp=zp)
+        self.float[idx] = values
+        return idx
+
+    def q(self, idx: int) -> tuple[float, int]:
+        t = self.w.tensors[idx]
+        return float(t["scale"][0]), int(t["zp"][0])
+
+    def int32(self, values, name: str | None = None) -> int:
+        v = np.asarray(values, np.int32)
+        return self.w.tensor(v.shape, "INT32", data=v, name=name)
+
+    def fully_connected(self, x: int, units: int, std: float = 0.3) -> int:
+        f = self.float[x]
+        wf = self.rng.normal(0, std / np.sqrt(f.shape[-1]), (units, f.shape[-1])).astype(np.float32)
+        s_w = (np.abs(wf).max(axis=1) / 127).astype(np.float32)
+        wq = np.clip(np.rint(wf / s_w[:, None]), -127, 127).astype(np.int8)
+        bias = self.rng.normal(0, 0.1, units).astype(np.float32)
+        s_x = np.float32(self.q(x)[0])
+        bq = np.rint(bias / (s_x * s_w)).astype(np.int32)
+        y = self.act(f @ (wq * s_w[:, None]).T + bq * (s_x * s_w))
+        wt = self.w.tensor(wq.shape, "INT8", scale=s_w, zp=np.zeros(units, np.int64), data=wq)
+        bt = self.w.tensor((units,), "INT32", scale=s_x * s_w, zp=np.zeros(units, np.int64), data=bq)
+        self.w.op("FULLY_CONNECTED", [x, wt, bt], [y], "FullyConnectedOptions", FusedActivationFunction=0,
+                  KeepNumDims=True)
+        return y
+
+    def unary(self, op: str, x: int, fn, **options) -> int:
+        y = self.act(fn(self.float[x]))
+        self.w.op(op, [x], [y], f"{op.title().replace('_', '')}Options" if options else None, **options)
+        return y
+
+    def binary(self, op: str, a: int, b: int, fn, options: str | None = None, **fields) -> int:
+        y = self.act(fn(self.float[a], self.float[b]))
+        self.w.op(op, [a, b], [y], options, **fields)
+        return y
+
+    def const(self, value: float) -> int:
+        idx = self.w.tensor((1,), "INT8", scale=np.float32(abs(value) / 127), zp=0,
+                            data=np.array([127 if value > 0 else -127], np.int8))
+        self.float[idx] = np.full((1, 1), value, np.float32)
+        return idx
+
+    def mean_last(self, x: int) -> int:
+        y = self.act(self.float[x].mean(axis=-1, keepdims=True))
+        self.w.op("MEAN", [x, self.int32([-1])], [y], "ReducerOptions", KeepDims=True)
+        return y
+
+    def reshape(self, x: int, shape: tuple[int, ...]) -> int:
+        f = self.float[x]
+        y = self.act(f.reshape((f.shape[0],) + shape[1:]), *self.q(x))
+        self.w.op("RESHAPE", [x, self.int32(shape)], [y], "ReshapeOptions", NewShape=list(shape))
+        return y
+
+    def transpose(self, x: int, perm: tuple[int, ...]) -> int:
+        y = self.act(self.float[x].transpose(perm), *self.q(x))
+        self.w.op("TRANSPOSE", [x, self.int32(perm)], [y])
+        return y
+
+
+def encoder_model(seq: int = 8, hidden: int = 32, heads: int = 2, ffn: int = 64, layers: int = 2) -> bytes:
+    """A transformer encoder as TensorFlow's converter writes one in int8: layer norms decomposed into MEAN,
+    SQUARED_DIFFERENCE, RSQRT, SUB and MUL; attention as FULLY_CONNECTED, RESHAPE/TRANSPOSE into heads,
+    BATCH_MATMUL, SOFTMAX, BATCH_MATMUL; a GELU feed-forward; residual ADDs."""
+    c = CalibratedWriter(seed=13)
+    x = c.act(c.rng.normal(0, 1, (32, seq, hidden)).astype(np.float32))
+    inp, dh = x, hidden // heads
+
+    def layer_norm(x: int) -> int:
+        mean = c.mean_last(x)
+        centred = c.binary("SUB", x, mean, np.subtract, "SubOptions", FusedActivationFunction=0)
+        sq = c.binary("SQUARED_DIFFERENCE", x, mean, lambda a, b: (a - b) ** 2)
+        var = c.mean_last(sq)
+        inv = c.unary("RSQRT", c.binary("ADD", var, c.const(1e-3), np.add, "AddOptions", FusedActivationFunction=0),
+                      lambda v: 1 / np.sqrt(v))
+        return c.binary("MUL", centred, inv, np.multiply, "MulOptions", FusedActivationFunction=0)
+
+    def heads_of(t: int) -> int:                         # [1, seq, hidden] -> [1, heads, seq, dh]
+        return c.transpose(c.reshape(t, (1, seq, heads, dh)), (0, 2, 1, 3))
+
+    for _ in range(layers):
+        q, k, v = (heads_of(c.fully_connected(x, hidden)) for _ in range(3))
+        scores = c.binary("BATCH_MATMUL", q, k, lambda a, b: a @ b.swapaxes(-1, -2), "BatchMatMulOptions",
+                          AdjX=False, AdjY=True)
+        logits = c.float[scores] / np.sqrt(dh)             # SOFTMAX's beta applies the 1/sqrt(dh)
+        e = np.exp(logits - logits.max(-1, keepdims=True))
+        probs = c.act(e / e.sum(-1, keepdims=True), 1.0 / 256, -128)
+        c.w.op("SOFTMAX", [scores], [probs], "SoftmaxOptions", Beta=float(1.0 / np.sqrt(dh)))
+        ctx = c.binary("BATCH_MATMUL", probs, v, np.matmul, "BatchMatMulOptions", AdjX=False, AdjY=False)
+        merged = c.reshape(c.transpose(ctx, (0, 2, 1, 3)), (1, seq, hidden))
+        attn = c.fully_connected(merged, hidden)
+        x = layer_norm(c.binary("ADD", x, attn, np.add, "AddOptions", FusedActivationFunction=0))
+        h = c.unary("GELU", c.fully_connected(x, ffn),
+                    lambda v: 0.5 * v * (1 + np.tanh(0.7978845608 * (v + 0.044715 * v ** 3))), Approximate=True)
+        x = layer_norm(c.binary("ADD", x, c.fully_connected(h, hidden), np.add, "AddOptions",
+                                FusedActivationFunction=0))
+    return c.w.build([inp], [x])
