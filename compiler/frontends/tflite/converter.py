@@ -30,6 +30,9 @@ ACTIVATION_DTYPES = {TensorType.INT8: DType.INT8, TensorType.INT16: DType.INT16}
 _NUMPY = {TensorType.INT8: np.int8, TensorType.INT32: np.int32, TensorType.INT64: np.int64,
           TensorType.UINT8: np.uint8, TensorType.INT16: np.int16, TensorType.FLOAT32: np.float32}
 
+# Operators whose int32/int64 index output may be a graph output.
+INDEX_OPS = frozenset({"ARG_MAX"})
+
 Handler = Callable[["Converter", OpDef], None]
 HANDLERS: dict[str, Handler] = {}
 
@@ -249,9 +252,12 @@ class Converter:
                 outputs.append(idx)
                 if self._edge_quant(idx):
                     self.io_quant[f"output:{len(outputs) - 1}"] = self._edge_quant(idx)
+            elif t.type in (TensorType.INT32, TensorType.INT64) and p is not None and p.name in INDEX_OPS:
+                outputs.append(idx)                 # an index (int64 ones computed as int32, as for ONNX)
             else:
                 raise UnsupportedError(f"{m.source}: graph output {idx} ('{t.name}') is "
-                                       f"{TYPE_NAMES.get(t.type, t.type)}; only int8/int16 outputs are supported")
+                                       f"{TYPE_NAMES.get(t.type, t.type)}; only int8/int16 outputs (and int32/int64 "
+                                       f"indices of {', '.join(sorted(INDEX_OPS))}) are supported")
         for op in m.ops:
             if op.index in self.skip:
                 continue

@@ -1,4 +1,5 @@
-"""ADD, SUB, MUL, RELU, RELU6, RELU_N1_TO_1 and QUANTIZE (int8 → int8), as the reference kernels compute them.
+"""Element-wise int8 arithmetic as the reference kernels compute it: ADD, SUB, MUL, SQUARED_DIFFERENCE, MAXIMUM,
+MINIMUM (int8, int16), PRELU, RELU, RELU6, RELU_N1_TO_1 and QUANTIZE (int8 → int8). Binary ops broadcast.
 
 ADD/SUB int8 (reference ``AddElementwise``, Prepare in add.cc / sub.cc): each
 input ``(x − zp) · 2^20`` is scaled by ``QuantizeMultiplierSmallerThanOneExp(
@@ -8,7 +9,25 @@ three products is one DOUBLE_ROUND RESCALE (:mod:`.fixed_point`); the ``· 2^20`
 is a separate exact RESCALE (multiplier 2^29, shift 9) because the first
 rounding of TFLite's high mul happens on the shifted value.
 
+SQUARED_DIFFERENCE int8 (squared_difference.cc): ADD's structure with
+``left_shift`` 7 — both inputs ``(x − zp)·2^7`` scaled by ``s_i / (2·max s)``,
+the difference squared in int32 (``|d| <= 2^15``, so the square fits), then
+``MBQM(d², QuantizeMultiplierSmallerThanOneExp((2·max s)² / (2^14 · s_out)))
++ zp_out``: SUB, an int32 MUL and RESCALEs. Prepare aborts (TFLITE_CHECK) when that
+output multiplier is not below 1: UnsupportedError here.
+
+MAXIMUM/MINIMUM (maximum_minimum.cc): the raw int8/int16 values are compared,
+whatever the quantization of inputs and output (Prepare checks none): a CAST to
+int32 (TOSA's MAXIMUM/MINIMUM are int32), the comparison, a CAST back.
+
 MUL int8: ``MBQM((x1 − z1)·(x2 − z2), QuantizeMultiplier(s1·s2/s_out)) + z_out``.
+
+PRELU int8 (``BroadcastPrelu4DSlow``; alpha any broadcastable int8 tensor, constant or
+not): ``x − zp >= 0 ? MBQM(x − zp, M1) : MBQM((x − zp)·(α − zp_α), M2)``, plus zp_out,
+clamped, with ``M1 = s_in/s_out`` and ``M2 = s_in·s_α/s_out`` computed in float32
+as Prepare does: two exact RESCALEs (the second of an int32 MUL, |.| <= 2^16) and a
+SELECT on ``x − zp >= 0``.
+
 RELU family (activations.cc ``QuantizedReluX``): ``MBQM(x − z_in,
 QuantizeMultiplier(float(s_in / s_out))) + z_out`` clamped to the range from
 ``z_out + roundf(bound / s_out)``; the scale ratio is a float32 division there.
@@ -17,28 +36,38 @@ QUANTIZE int8 → int8 (``Requantize``): ``MBQM(x − z_in, QuantizeMultiplier(s
 from __future__ import annotations
 
 import numpy as np
+from tflite.TensorType import TensorType
 
-from tosac.errors import UnsupportedError
+from tosac.errors import FrontendError, UnsupportedError
 from tosac.frontends.tflite.converter import Converter, handles, nargs, opt
-from tosac.frontends.tflite.fixed_point import INT32_MAX, INT32_MIN, quantize_float32
+from tosac.frontends.tflite.fixed_point import INT32_MAX, INT32_MIN, quantize_float32, quantize_multiplier
 from tosac.frontends.tflite.reader import OpDef
+from tosac.ir.builder import Value
 from tosac.ir.dtypes import DType
 from tosac.ir.ops import RoundingMode
 
 
-def _binary_inputs(cv: Converter, op: OpDef):
+def _binary_inputs(cv: Converter, op: OpDef, types: tuple[int, ...] = (TensorType.INT8,)
+                   ) -> tuple[Value, Value]:
+    """The two inputs, of the output's type (one of ``types``), reshaped to one rank for broadcasting."""
     nargs(op, cv, 2)
-    a, b = cv.value(op.inputs[0], op), cv.value(op.inputs[1], op)
+    out_type = cv.t(cv.out_int8(op, allowed=types)).type
+    a, b = cv.value(op.inputs[0], op, out_type), cv.value(op.inputs[1], op, out_type)
     rank = max(len(a.shape), len(b.shape))
     return cv.broadcast_rank(a, rank), cv.broadcast_rank(b, rank)
+
+
+def _quants(cv: Converter, op: OpDef) -> list[tuple[float, int]]:
+    """(scale, zero point) of every input, then of the output."""
+    return [cv.quant(i, op) for i in (*op.inputs, op.outputs[0])]
 
 
 @handles("ADD", "SUB")
 def add_sub(cv: Converter, op: OpDef) -> None:
     o = opt(op, cv, "AddOptions" if op.name == "ADD" else "SubOptions")
     a, b = _binary_inputs(cv, op)
-    out = cv.out_int8(op)
-    (s1, z1), (s2, z2), (so, zo) = cv.quant(op.inputs[0], op), cv.quant(op.inputs[1], op), cv.quant(out, op)
+    out = op.outputs[0]
+    (s1, z1), (s2, z2), (so, zo) = _quants(cv, op)
     where = cv.where(op)
     twice_max = 2.0 * max(s1, s2)                                  # float32 doubling: exact
     scaled = []
@@ -55,14 +84,56 @@ def add_sub(cv: Converter, op: OpDef) -> None:
 def mul(cv: Converter, op: OpDef) -> None:
     o = opt(op, cv, "MulOptions")
     a, b = _binary_inputs(cv, op)
-    out = cv.out_int8(op)
-    (s1, z1), (s2, z2), (so, zo) = cv.quant(op.inputs[0], op), cv.quant(op.inputs[1], op), cv.quant(out, op)
+    out = op.outputs[0]
+    (s1, z1), (s2, z2), (so, zo) = _quants(cv, op)
     prod = cv.g.mul(cv.to_int32(a, z1), cv.to_int32(b, z2))
     lo, hi = cv.act(op, o.FusedActivationFunction(), out)
     cv.define(op, cv.requantize(prod, [s1 * s2 / so], DType.INT8, zo, lo, hi, cv.where(op)))
 
 
 _RELU_BOUNDS = {"RELU": (0.0, None), "RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0)}
+
+
+@handles("MAXIMUM", "MINIMUM")
+def maximum_minimum(cv: Converter, op: OpDef) -> None:
+    a, b = _binary_inputs(cv, op, (TensorType.INT8, TensorType.INT16))
+    fn = cv.g.maximum if op.name == "MAXIMUM" else cv.g.minimum
+    cv.define(op, cv.g.cast(fn(cv.g.cast(a, DType.INT32), cv.g.cast(b, DType.INT32)), a.dtype))
+
+
+@handles("SQUARED_DIFFERENCE")
+def squared_difference(cv: Converter, op: OpDef) -> None:
+    a, b = _binary_inputs(cv, op)
+    (s1, z1), (s2, z2), (so, zo) = _quants(cv, op)
+    where = cv.where(op)
+    twice_max = 2.0 * max(s1, s2)
+    out_scale = twice_max * twice_max / float(np.float32((1 << 14) * np.float32(so)))
+    if quantize_multiplier(out_scale, where)[1] > 0:
+        raise UnsupportedError(f"{where}: (2·max input scale)² / (2^14 · output scale) = {out_scale} must be "
+                               "below 1 (TFLite's Prepare aborts otherwise)")
+    scaled = [cv.requantize(cv.to_int32(x, z, 7), [s / twice_max], DType.INT32, 0, INT32_MIN, INT32_MAX, where)
+              for x, s, z in ((a, s1, z1), (b, s2, z2))]
+    diff = cv.g.sub(*scaled)
+    cv.define(op, cv.requantize(cv.g.mul(diff, diff), [out_scale], DType.INT8, zo, -128, 127, where))
+
+
+@handles("PRELU")
+def prelu(cv: Converter, op: OpDef) -> None:
+    nargs(op, cv, 2)
+    out = cv.out_int8(op)
+    x, alpha = cv.value(op.inputs[0], op), cv.value(op.inputs[1], op)
+    if len(alpha.shape) > len(x.shape) or tuple(np.broadcast_shapes(x.shape, alpha.shape)) != tuple(x.shape):
+        raise FrontendError(f"{cv.where(op)}: alpha of shape {list(alpha.shape)} does not broadcast to the "
+                            f"input's {list(x.shape)}")
+    (si, zi), (sa, za), (so, zo) = _quants(cv, op)
+    where = cv.where(op)
+    xi = cv.to_int32(x, zi)
+    ai = cv.broadcast_rank(cv.to_int32(alpha, za), len(x.shape))
+    positive = cv.requantize(xi, [float(np.float32(si) / np.float32(so))], DType.INT8, zo, -128, 127, where)
+    negative = cv.requantize(cv.g.mul(xi, ai), [float(np.float32(np.float32(si) * np.float32(sa)) / np.float32(so))],
+                             DType.INT8, zo, -128, 127, where)
+    zero = cv.g.const(np.zeros([1] * len(x.shape), np.int32))
+    cv.define(op, cv.g.select(cv.g.greater_equal(xi, zero), positive, negative))
 
 
 @handles("RELU", "RELU6", "RELU_N1_TO_1")
