@@ -292,15 +292,6 @@ def test_mean_repeated_axes_are_unsupported():
         tfl.load(w.build([x], [y]))
 
 
-def test_softmax_is_unsupported():
-    w = ModelWriter()
-    x = w.tensor((1, 10), "INT8", scale=0.1, zp=0)
-    y = w.tensor((1, 10), "INT8", scale=1.0 / 256, zp=-128)
-    w.op("SOFTMAX", [x], [y], "SoftmaxOptions", Beta=1.0)
-    with pytest.raises(UnsupportedError, match="operator 0 \\(SOFTMAX\\)"):
-        tfl.load(w.build([x], [y]))
-
-
 def test_float_edges_become_int8(litert):
     """A float input read by QUANTIZE and a DEQUANTIZE output: the graph is int8 end to end."""
     w = ModelWriter()
