@@ -527,8 +527,10 @@ def test_non_contiguous_constants_are_bound_correctly():
     check(graph, {"x": rng.integers(-128, 128, (1, 6, 6, 4), dtype=np.int8)})
 
 
-def high_word_rescale_case(rng: np.random.Generator, in_t: DType, out_t: DType, channels: int):
-    """RESCALE with shifts 33..62 (the 32-bit-lane path) at the extremes of inputs and multipliers."""
+def high_word_rescale_case(rng: np.random.Generator, in_t: DType, out_t: DType, channels: int,
+                           rounding: RoundingMode = RoundingMode.SINGLE_ROUND):
+    """RESCALE with shifts 33..62 (the 32-bit-lane path) at the extremes of inputs and multipliers; for
+    DOUBLE_ROUND also products whose low word sits at the carry thresholds (lo = 2^30 ± 1, 3·2^30 ± 1)."""
     x = rng.integers(in_t.min, in_t.max + 1, size=(5, channels), dtype=np.int64)
     x[0], x[1] = in_t.min, in_t.max
     mult = rng.integers(0, 1 << 31, size=channels, dtype=np.int64)              # the spec REQUIREs >= 0
@@ -537,8 +539,14 @@ def high_word_rescale_case(rng: np.random.Generator, in_t: DType, out_t: DType, 
     shift[: min(2, channels)] = [33, 62][: min(2, channels)]
     g = GraphBuilder()
     v = g.input("x", in_t, x.shape)
-    g.output(g.rescale(v, out_t, multiplier=mult, shift=shift, input_zp=zero_point(rng, in_t), per_channel=True,
-                       output_zp=zero_point(rng, out_t)))
+    in_zp = zero_point(rng, in_t)
+    if rounding is RoundingMode.DOUBLE_ROUND and in_t is DType.INT32:
+        # With M = 3 and shift 33 the low word's carry decides the result's last bit: 3·2^30 is the
+        # threshold for x >= 0 (x = 2^30 carries, 2^30 − 1 does not), 2^30 for x < 0 (−2^30 − 1 borrows).
+        mult[-1], shift[-1] = 3, 33
+        x[2:, -1] = [1 << 30, (1 << 30) - 1, -(1 << 30) - 1]
+    g.output(g.rescale(v, out_t, multiplier=mult, shift=shift, input_zp=in_zp, per_channel=True,
+                       output_zp=zero_point(rng, out_t), rounding_mode=rounding))
     return g.build(), {"x": x.astype(in_t.storage)}
 
 
@@ -552,14 +560,14 @@ def zero_point(rng: np.random.Generator, dtype: DType) -> int:
 @SETTINGS
 @given(st.sampled_from([DType.INT8, DType.INT16, DType.INT32, DType.UINT8, DType.UINT16]),
        st.sampled_from([DType.INT8, DType.INT16, DType.INT32, DType.UINT8, DType.UINT16]),
-       st.integers(1, 37), st.integers(0, 2**32 - 1))
-def test_rescale_in_32_bit_lanes_is_exact(in_t, out_t, channels, seed):
-    """Shifts of 33..62 with single rounding run on the high word of a 32x32 product (no 64-bit lanes):
-    exact for every int32 input and multiplier, on every x86 target."""
+       st.integers(1, 37), st.integers(0, 2**32 - 1), st.sampled_from(list(RoundingMode)))
+def test_rescale_in_32_bit_lanes_is_exact(in_t, out_t, channels, seed, rounding):
+    """Shifts of 33..62 (single or double rounding) run on the high and low words of a 32x32 product (no
+    64-bit lanes): exact for every int32 input and multiplier, on every x86 target."""
     unsigned = {DType.UINT8, DType.UINT16}
     assume(not (in_t in unsigned and out_t in unsigned))                 # the spec's flag rules
     assume(not ({in_t, out_t} & unsigned and DType.INT32 in (in_t, out_t)))
-    graph, inputs = high_word_rescale_case(np.random.default_rng(seed), in_t, out_t, channels)
+    graph, inputs = high_word_rescale_case(np.random.default_rng(seed), in_t, out_t, channels, rounding)
     check(graph, inputs, seed, targets=runnable_targets())
 
 
@@ -568,5 +576,6 @@ def test_rescale_in_32_bit_lanes_is_exact_on_arm(target, require_cross):
     require_cross(target)
     rng = np.random.default_rng(11)
     for in_t, out_t in ((DType.INT32, DType.INT8), (DType.INT8, DType.INT16), (DType.UINT16, DType.INT8)):
-        graph, inputs = high_word_rescale_case(rng, in_t, out_t, 19)
-        check(graph, inputs, targets=(target,))
+        for rounding in RoundingMode:
+            graph, inputs = high_word_rescale_case(rng, in_t, out_t, 19, rounding)
+            check(graph, inputs, targets=(target,))

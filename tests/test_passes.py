@@ -7,6 +7,8 @@ import copy
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from tosac.errors import CodegenError, VerificationError
 from tosac.app.examples import example_int8_net
@@ -333,3 +335,60 @@ def test_results_bigger_than_the_fold_limit_are_left_to_run_time():
     assert folded.main.producer(big.name).name == "PAD"
     assert folded.main.producer(small.name).name == "CONST"
     assert big.type.size * 4 > FOLD_LIMIT_BYTES
+
+
+# ---------------------------------------------------------------- PAD (and SLICE) folded into convolutions
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_pad_fold_is_exact_and_removes_the_pad(data):
+    """PAD with the convolution's input zero point, an optional SLICE of the padded tensor's leading corner,
+    then CONV2D or DEPTHWISE_CONV2D with its own padding: folded, the graph computes the same bits, on the
+    reference interpreter and in compiled code, and has no PAD left; a PAD with another fill stays."""
+    import tosac
+    from tosac.passes.pad_fold import fold_padding
+
+    draw = data.draw
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    h, w, c = draw(st.integers(1, 7)), draw(st.integers(1, 7)), draw(st.integers(1, 3))
+    kh, kw, sh, sw = (draw(st.integers(1, 3)) for _ in range(4))
+    pads = [draw(st.integers(0, 3)) for _ in range(4)]
+    zp = draw(st.integers(-128, 127))
+    same_fill = draw(st.booleans())
+    g = GraphBuilder()
+    x = g.input("x", DType.INT8, (1, h, w, c))
+    p = g.pad(x, [0, 0, pads[0], pads[1], pads[2], pads[3], 0, 0], pad_const=zp if same_fill else zp ^ 1)
+    ph, pw = h + pads[0] + pads[1], w + pads[2] + pads[3]
+    conv_pad = [draw(st.integers(0, 2)) for _ in range(4)]
+    # The convolution sees a leading corner of the padded tensor, sized so TOSA's stride divisibility holds.
+    sizes = []
+    for full, k, s, before in ((ph, kh, sh, conv_pad[0]), (pw, kw, sw, conv_pad[2])):
+        fits = [n for n in range(1, full + 1) if n + before + conv_pad[1 if k is kh else 3] >= k]
+        sizes.append(fits)
+    assume(sizes[0] and sizes[1])
+    sizes = [draw(st.sampled_from(f)) for f in sizes]
+    assume(sizes[0] > pads[0] and sizes[1] > pads[2])     # a window of padding only is left alone
+    for i, (n, k, s) in enumerate(((sizes[0], kh, sh), (sizes[1], kw, sw))):
+        after_slot = 1 if i == 0 else 3
+        extra = (n - 1 + conv_pad[2 * i] + conv_pad[after_slot] - (k - 1)) % s
+        assume(conv_pad[after_slot] >= extra)
+        conv_pad[after_slot] -= extra
+    if sizes != [ph, pw]:
+        p = g.slice(p, [0, 0, 0, 0], [1, sizes[0], sizes[1], c])
+    depthwise = draw(st.booleans())
+    if depthwise:
+        wt = g.const(rng.integers(-127, 128, (kh, kw, c, 1), dtype=np.int8))
+        y = g.depthwise_conv2d(p, wt, pad=tuple(conv_pad), stride=(sh, sw), input_zp=zp)
+    else:
+        wt = g.const(rng.integers(-127, 128, (2, kh, kw, c), dtype=np.int8))
+        y = g.conv2d(p, wt, pad=tuple(conv_pad), stride=(sh, sw), input_zp=zp)
+    g.output(y)
+    graph = g.build()
+    folded = remove_dead_code(fold_padding(graph))
+    assert any(op.name == "PAD" for op in folded.main.ops) != same_fill
+    feed = {"x": rng.integers(-128, 128, (1, h, w, c), dtype=np.int8)}
+    want = run(graph, feed)
+    for name, value in run(folded, feed).items():
+        np.testing.assert_array_equal(value, want[name])
+    got = tosac.compile(graph, "host").run(feed)
+    for name, value in got.items():
+        np.testing.assert_array_equal(value, want[name])

@@ -230,7 +230,7 @@ def _rescale(e: ElementOp, x):
     target = _UNSIGNED_RANGE[out_t] if out_u else out_t
     if _fits_high_word(e):
         i32 = lambda v: ln.Const(v, "i32")  # noqa: E731
-        result = high_word_rescale(cast(value, "i32"), cast(mult, "i32"), cast(shift, "i32"))
+        result = high_word_rescale(cast(value, "i32"), cast(mult, "i32"), cast(shift, "i32"), double)
         result = result + cast(e.operands.scalar(4, unsigned=out_u), "i32")
         return cast(smin(smax(result, i32(max(target.min, -(1 << 31)))), i32(min(target.max, (1 << 31) - 1))),
                     storage_type(out_t))
@@ -239,13 +239,13 @@ def _rescale(e: ElementOp, x):
 
 
 def _fits_high_word(e: ElementOp) -> bool:
-    """Whether ``high_word_rescale`` is exact for this RESCALE: single rounding, a 32-bit multiplier, constant
-    shifts in 33..62, an input minus zero point that fits int32 (int8/int16 inputs, or int32 with zero
-    point 0) and an output zero point that keeps ``result + zp`` in int32 (|result| <= 2^30)."""
+    """Whether ``high_word_rescale`` is exact for this RESCALE: a 32-bit multiplier, constant shifts in
+    33..62, an input minus zero point that fits int32 (int8/int16 inputs, or int32 with zero point 0) and
+    an output zero point that keeps ``result + zp`` in int32 (|result| <= 2^30)."""
     a = e.attrs
     in_t = e.in_dtypes[0]
     shifts, in_zp, out_zp = (e.operands.const(i) for i in (2, 3, 4))
-    if (not a["scale32"] or a["rounding_mode"] is RoundingMode.DOUBLE_ROUND or in_t.is_float or in_t.bits > 32
+    if (not a["scale32"] or in_t.is_float or in_t.bits > 32
             or shifts is None or in_zp is None or out_zp is None):
         return False
     shifts = np.asarray(shifts, dtype=np.int64)
@@ -253,16 +253,28 @@ def _fits_high_word(e: ElementOp) -> bool:
             and bool(np.all(np.abs(np.asarray(out_zp, dtype=np.int64)) < 1 << 30)))
 
 
-def high_word_rescale(value: ln.Expr, multiplier: ln.Expr, shift: ln.Expr) -> ln.Expr:
-    """apply_scale_32 with single rounding for an i32 value and 33 <= shift <= 62, in 32-bit lanes.
+def high_word_rescale(value: ln.Expr, multiplier: ln.Expr, shift: ln.Expr, double_round: bool = False) -> ln.Expr:
+    """apply_scale_32 for an i32 value and 33 <= shift <= 62, in 32-bit lanes.
 
     Write value * multiplier = hi * 2^32 + lo with 0 <= lo < 2^32. The rounding term 2^(shift-1) is a multiple
     of 2^32, so floor((hi * 2^32 + lo + 2^(shift-1)) / 2^shift) = floor((hi + 2^(shift-33)) / 2^(shift-32)):
     ``lo`` never reaches the result. hi is the high word of a 32x32 product (|hi| <= 2^30, so the sum fits),
     which vector units compute without 64-bit lanes (pmuldq pairs, smull). Exactly the spec's result.
+
+    DOUBLE_ROUND (shift > 31) adds ``+2^30`` for value >= 0, ``-2^30`` otherwise. Then ``lo ± 2^30`` lies in
+    [-2^30, 2^32 + 2^30), so it carries ``c`` into the high word: ``c = 1`` when value >= 0 and
+    ``lo >= 3·2^30`` (unsigned), ``c = -1`` when value < 0 and ``lo < 2^30``, else 0, and the result is
+    floor((hi + c + 2^(shift-33)) / 2^(shift-32)) — TFLite's MultiplyByQuantizedMultiplier in 32-bit lanes.
     """
     one = ln.Const(1, "i32")
-    hi = cast(binary("ashr", cast(value, "i64") * cast(multiplier, "i64"), i64(32)), "i32")
+    product = cast(value, "i64") * cast(multiplier, "i64")
+    hi = cast(binary("ashr", product, i64(32)), "i32")
+    if double_round:
+        lo = cast(product, "i32")
+        zero = ln.Const(0, "i32")
+        up = select(binary("uge", lo, ln.Const(-(1 << 30), "i32")), one, zero)           # lo >= 0xC0000000
+        down = select(binary("ult", lo, ln.Const(1 << 30, "i32")), ln.Const(-1, "i32"), zero)
+        hi = hi + select(binary("sge", value, zero), up, down)
     return binary("ashr", hi + binary("shl", one, shift - ln.Const(33, "i32")), shift - ln.Const(32, "i32"))
 
 
