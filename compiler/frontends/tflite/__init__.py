@@ -15,7 +15,7 @@ import os
 
 # Importing the legalisation modules fills HANDLERS.
 from tosac.frontends.tflite import (activations, elementwise, matmul, reduce, resize, shape_ops,  # noqa: F401
-                                    softmax, spatial)
+                                    slicing, softmax, spatial)
 from tosac.frontends.tflite.converter import HANDLERS, convert
 from tosac.frontends.tflite.reader import read_model
 from tosac.ir.graph import Graph

@@ -1,0 +1,271 @@
+"""TFLite data movement against LiteRT's reference kernels (BUILTIN_REF), bit for bit.
+
+EXPAND_DIMS, TRANSPOSE, PACK, UNPACK, SPLIT, SPLIT_V, SLICE, STRIDED_SLICE,
+CONCATENATION, PAD, PADV2, GATHER, RESIZE_NEAREST_NEIGHBOR and RESIZE_BILINEAR:
+each generator writes one drawn instance (rank, shape, int8 or int16 quantization,
+options, negative axes) into a model; ``check`` compares LiteRT with the reference
+interpreter and the compiled host code. Expected output shapes come from numpy's
+own indexing (``np.expand_dims``, ``np.take``, basic slicing), not from tosac.
+One model holding instances of every generator runs on AArch64 and ARMv7 under
+qemu-user. Malformed options are FrontendError / UnsupportedError naming the operator.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tflite_writer import ARM_EXAMPLES, EXAMPLES, ModelWriter, check, model, run_litert, scales  # noqa: E402
+
+from tosac.errors import FrontendError, UnsupportedError  # noqa: E402
+from tosac.frontends import tflite as tfl  # noqa: E402
+from tosac.ir.reference import interpreter  # noqa: E402
+
+
+# ---------------------------------------------------------------- drawing helpers
+def quant(draw) -> dict:
+    """int8 with any zero point, or int16 with zero point 0."""
+    if draw(st.integers(0, 3)) == 0:
+        return dict(ttype="INT16", scale=scales(draw), zp=0)
+    return dict(ttype="INT8", scale=scales(draw), zp=draw(st.integers(-128, 127)))
+
+
+def act(w: ModelWriter, shape, q: dict) -> int:
+    return w.tensor(list(shape), q["ttype"], scale=q["scale"], zp=q["zp"])
+
+
+def ints(w: ModelWriter, values, dtype=np.int32) -> int:
+    arr = np.asarray(values, dtype)
+    return w.tensor(arr.shape, {np.int16: "INT16", np.int32: "INT32", np.int64: "INT64"}[np.dtype(dtype).type],
+                    data=arr)
+
+
+def shapes(draw, lo=1, hi=4, dmax=4) -> list[int]:
+    return draw(st.lists(st.integers(1, dmax), min_size=lo, max_size=hi))
+
+
+def index_type(draw):
+    return draw(st.sampled_from([np.int32, np.int64]))
+
+
+def maybe_negative(draw, axis: int, rank: int) -> int:
+    return axis - rank if draw(st.booleans()) else axis
+
+
+# ---------------------------------------------------------------- generators: (draw, writer) -> (inputs, outputs)
+def expand_dims(draw, w: ModelWriter):
+    shape, q = shapes(draw), quant(draw)
+    axis = maybe_negative(draw, draw(st.integers(0, len(shape))), len(shape) + 1)
+    x, y = act(w, shape, q), act(w, np.expand_dims(np.zeros(shape), axis).shape, q)
+    w.op("EXPAND_DIMS", [x, ints(w, [axis], index_type(draw))], [y], "ExpandDimsOptions")
+    return [x], [y]
+
+
+def transpose(draw, w: ModelWriter):
+    shape, q = shapes(draw, 1, 5), quant(draw)
+    perm = draw(st.permutations(range(len(shape))))
+    perm = [maybe_negative(draw, p, len(shape)) for p in perm]
+    x, y = act(w, shape, q), act(w, np.transpose(np.zeros(shape), perm).shape, q)
+    w.op("TRANSPOSE", [x, ints(w, perm)], [y], "TransposeOptions")
+    return [x], [y]
+
+
+def concatenation(draw, w: ModelWriter):
+    shape, q = shapes(draw), quant(draw)
+    axis = draw(st.integers(0, len(shape) - 1))
+    parts = [act(w, shape[:axis] + [draw(st.integers(1, 3))] + shape[axis + 1:], q)
+             for _ in range(draw(st.integers(1, 3)))]
+    total = sum(w.tensors[p]["shape"][axis] for p in parts)
+    y = act(w, shape[:axis] + [total] + shape[axis + 1:], q)
+    w.op("CONCATENATION", parts, [y], "ConcatenationOptions", Axis=maybe_negative(draw, axis, len(shape)),
+         FusedActivationFunction=0)
+    return parts, [y]
+
+
+def pack(draw, w: ModelWriter):
+    shape, q = shapes(draw, 1, 3), quant(draw)
+    n = draw(st.integers(1, 3))
+    axis = draw(st.integers(0, len(shape)))
+    xs = [act(w, shape, q) for _ in range(n)]
+    y = act(w, np.stack([np.zeros(shape)] * n, axis).shape, q)
+    w.op("PACK", xs, [y], "PackOptions", ValuesCount=n, Axis=maybe_negative(draw, axis, len(shape) + 1))
+    return xs, [y]
+
+
+def unpack(draw, w: ModelWriter):
+    shape, q = shapes(draw, 2, 4), quant(draw)
+    axis = draw(st.integers(0, len(shape) - 1))
+    x = act(w, shape, q)
+    ys = [act(w, shape[:axis] + shape[axis + 1:], q) for _ in range(shape[axis])]
+    w.op("UNPACK", [x], ys, "UnpackOptions", Num=shape[axis], Axis=maybe_negative(draw, axis, len(shape)))
+    return [x], ys
+
+
+def split(draw, w: ModelWriter):
+    shape, q = shapes(draw), quant(draw)
+    axis = draw(st.integers(0, len(shape) - 1))
+    num = draw(st.integers(1, 3))
+    shape[axis] *= num
+    x = act(w, shape, q)
+    ys = [act(w, shape[:axis] + [shape[axis] // num] + shape[axis + 1:], q) for _ in range(num)]
+    w.op("SPLIT", [ints(w, [maybe_negative(draw, axis, len(shape))]), x], ys, "SplitOptions", NumSplits=num)
+    return [x], ys
+
+
+def split_v(draw, w: ModelWriter):
+    shape, q = shapes(draw), quant(draw)
+    axis = draw(st.integers(0, len(shape) - 1))
+    sizes = draw(st.lists(st.integers(1, 3), min_size=1, max_size=3))
+    shape[axis] = sum(sizes)
+    written = list(sizes)
+    if draw(st.booleans()):
+        written[draw(st.integers(0, len(sizes) - 1))] = -1
+    x = act(w, shape, q)
+    ys = [act(w, shape[:axis] + [s] + shape[axis + 1:], q) for s in sizes]
+    w.op("SPLIT_V", [x, ints(w, written, index_type(draw)), ints(w, [maybe_negative(draw, axis, len(shape))])], ys,
+         "SplitVOptions", NumSplits=len(sizes))
+    return [x], ys
+
+
+def slice_(draw, w: ModelWriter):
+    shape, q = shapes(draw, 1, 5), quant(draw)
+    begin = [draw(st.integers(0, d - 1)) for d in shape]
+    size = [draw(st.sampled_from([-1, draw(st.integers(1, d - b))])) for d, b in zip(shape, begin)]
+    out = [d - b if s == -1 else s for d, b, s in zip(shape, begin, size)]
+    x, y = act(w, shape, q), act(w, out, q)
+    it = index_type(draw)
+    w.op("SLICE", [x, ints(w, begin, it), ints(w, size, it)], [y], "SliceOptions")
+    return [x], [y]
+
+
+def strided_slice(draw, w: ModelWriter):
+    """Drawn begin/end/strides (negative too) and masks; the output shape is numpy's basic indexing with the
+    equivalent index tuple (Ellipsis, np.newaxis, an integer for a shrunk axis, slices)."""
+    shape, q = shapes(draw, 1, 4, 5), quant(draw)
+    offset = draw(st.integers(0, 4)) == 0
+    kinds = ["slice"] * len(shape) if offset else \
+        draw(st.lists(st.sampled_from(["slice", "slice", "new", "shrink", "ellipsis"]), min_size=1,
+                      max_size=len(shape) + 1))
+    while kinds.count("ellipsis") > 1:
+        kinds.remove("ellipsis")
+    # TFLite's ellipsis covers at least one axis (numpy's may cover none): leave it one; at most 6 axes in all.
+    while sum(k in ("slice", "shrink") for k in kinds) > len(shape) - ("ellipsis" in kinds):
+        kinds.remove(next(k for k in kinds if k in ("slice", "shrink")))
+    while len(shape) + kinds.count("new") > 6:
+        kinds.remove("new")
+    consuming = [i for i, k in enumerate(kinds) if k in ("slice", "shrink")]
+    cut = kinds.index("ellipsis") if "ellipsis" in kinds else len(kinds)
+    before = [i for i in consuming if i < cut]
+    axis_of = {i: j for j, i in enumerate(before)}
+    axis_of.update({i: len(shape) - len(consuming) + j for j, i in enumerate(consuming) if i > cut})
+    begin, end, strides, index = [], [], [], []
+    masks = dict(BeginMask=0, EndMask=0, EllipsisMask=0, NewAxisMask=0, ShrinkAxisMask=0)
+    for i, kind in enumerate(kinds):
+        bit = 1 << i
+        b, e, s, ix = 0, 1, 1, None
+        if kind == "ellipsis":
+            masks["EllipsisMask"] |= bit
+            ix = Ellipsis
+        elif kind == "new":
+            masks["NewAxisMask"] |= bit
+            ix = np.newaxis
+        elif kind == "shrink":
+            n = shape[axis_of[i]]
+            b = draw(st.integers(-n, n - 1))
+            e, ix = b + 1, b
+            masks["ShrinkAxisMask"] |= bit
+        elif offset:
+            n = shape[axis_of[i]]
+            b = draw(st.integers(0, n - 1))
+            e, s = draw(st.integers(1, n - b)), draw(st.integers(1, 3))
+            ix = slice(b, b + e, s)
+        else:
+            n = shape[axis_of[i]]
+            s = draw(st.sampled_from([1, 1, 2, 3, -1, -1, -2]))
+            b, e = draw(st.integers(-n - 2, n + 2)), draw(st.integers(-n - 2, n + 2))
+            bm, em = draw(st.integers(0, 3)) == 0, draw(st.integers(0, 3)) == 0
+            masks["BeginMask"] |= bit * bm
+            masks["EndMask"] |= bit * em
+            ix = slice(None if bm else b, None if em else e, s)
+        begin.append(b), end.append(e), strides.append(s), index.append(ix)
+    out_shape = np.zeros(shape)[tuple(index)].shape
+    x = act(w, shape, q)
+    if 0 in out_shape:                         # an empty result (refused): slice the whole tensor instead
+        begin, end, strides, out_shape = [0], [0], [1], shape
+        masks = dict(BeginMask=1, EndMask=1, EllipsisMask=0, NewAxisMask=0, ShrinkAxisMask=0)
+    y = act(w, out_shape, q)
+    w.op("STRIDED_SLICE", [x, ints(w, begin), ints(w, end), ints(w, strides)], [y], "StridedSliceOptions",
+         Offset=offset, **masks)
+    return [x], [y]
+
+
+def pad(draw, w: ModelWriter, op: str):
+    shape, q = shapes(draw, 1, 5), quant(draw)
+    p = [[draw(st.integers(0, 2)), draw(st.integers(0, 2))] for _ in shape]
+    x, y = act(w, shape, q), act(w, [d + a + b for d, (a, b) in zip(shape, p)], q)
+    ins = [x, ints(w, p, index_type(draw))]
+    graph_ins = [x]
+    if op == "PADV2":
+        lo, hi = (-128, 127) if q["ttype"] == "INT8" else (-32768, 32767)
+        if draw(st.booleans()):
+            c = w.tensor([], q["ttype"], scale=q["scale"], zp=q["zp"],
+                         data=np.asarray(draw(st.integers(lo, hi)), np.int8 if q["ttype"] == "INT8" else np.int16))
+        else:
+            c = act(w, draw(st.sampled_from([[], [1]])), q)
+            graph_ins.append(c)
+        ins.append(c)
+    w.op(op, ins, [y], "PadOptions" if op == "PAD" else "PadV2Options")
+    return graph_ins, [y]
+
+
+def gather(draw, w: ModelWriter):
+    """GATHER over any axis with batch_dims; params a run-time tensor or an int8 constant table."""
+    shape, q = shapes(draw, 1, 4), quant(draw)
+    axis = draw(st.integers(0, len(shape) - 1))
+    bd = draw(st.integers(0, axis))
+    k = shape[axis]
+    idx_shape = shape[:bd] + shapes(draw, 0, 2, 3)
+    idx = np.asarray(draw(st.lists(st.integers(0, k - 1), min_size=int(np.prod(idx_shape)),
+                                   max_size=int(np.prod(idx_shape))))).reshape(idx_shape)
+    ref = np.zeros(shape)                      # the output shape by numpy: take per batch
+    out_shape = shape[:axis] + idx_shape[bd:] + shape[axis + 1:]
+    assert np.take(ref.reshape(shape), idx.reshape(-1)[:1], axis=axis).ndim == len(shape)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    constant = q["ttype"] == "INT8" and draw(st.booleans())
+    if constant:
+        x = w.tensor(shape, "INT8", scale=q["scale"], zp=q["zp"], data=rng.integers(-128, 128, shape).astype(np.int8))
+    else:
+        x = act(w, shape, q)
+    y = act(w, out_shape, q)
+    it = draw(st.sampled_from([np.int16, np.int32, np.int64]))
+    w.op("GATHER", [x, ints(w, idx, it)], [y], "GatherOptions", Axis=maybe_negative(draw, axis, len(shape)),
+         BatchDims=bd - len(idx_shape) if bd < len(idx_shape) and draw(st.booleans()) else bd)
+    return ([] if constant else [x]), [y]
+
+
+def resize(draw, w: ModelWriter, op: str):
+    n, h, wd, c = draw(st.integers(1, 2)), draw(st.integers(1, 8)), draw(st.integers(1, 8)), draw(st.integers(1, 3))
+    oh, ow = draw(st.integers(1, 16)), draw(st.integers(1, 16))
+    mode = draw(st.sampled_from(["plain", "align", "half"]))
+    q = quant(draw)
+    x, y = act(w, (n, h, wd, c), q), act(w, (n, oh, ow, c), q)
+    options = "ResizeBilinearOptions" if op == "RESIZE_BILINEAR" else "ResizeNearestNeighborOptions"
+    w.op(op, [x, ints(w, [oh, ow])], [y], options, AlignCorners=mode == "align", HalfPixelCenters=mode == "half")
+    return [x], [y]
+
+
+GENERATORS = [(expand_dims,), (transpose,), (concatenation,), (pack,), (unpack,), (split,), (split_v,), (slice_,),
+              (strided_slice,), (pad, "PAD"), (pad, "PADV2"), (gather,), (resize, "RESIZE_NEAREST_NEIGHBOR"),
+              (resize, "RESIZE_BILINEAR")]
+
+
+@pytest.mark.parametrize("gen", GENERATORS, ids=lambda g: g[-1] if isinstance(g[-1], str) else g[0].__name__)
+@EXAMPLES
+@given(data=st.data())
+def test_operator(litert, gen, data):
+    check(litert, model(gen[0], data.draw, *gen[1:]))
