@@ -76,6 +76,58 @@ def test_squared_difference_output_multiplier_of_one_or_more_is_unsupported():
         tfl.load(w.build([a, b], [y]))
 
 
+# ---------------------------------------------------------------- int16x8: zero points 0
+OPTIONS = {"ADD": "AddOptions", "SUB": "SubOptions", "MUL": "MulOptions"}
+
+
+def binary16(draw, w: ModelWriter, op: str):
+    """ADD, SUB (TFLite's general int16 path), MUL, MAXIMUM, MINIMUM on int16 with broadcasting."""
+    s1, s2 = _broadcast_pair(draw)
+    a = w.tensor(s1, "INT16", scale=scales(draw, 1e-5, 1e-2), zp=0)
+    b = w.tensor(s2, "INT16", scale=scales(draw, 1e-5, 1e-2), zp=0)
+    y = w.tensor(list(np.broadcast_shapes(tuple(s1), tuple(s2))), "INT16", scale=scales(draw, 1e-5, 1e-2), zp=0)
+    fields = {"FusedActivationFunction": draw(st.sampled_from([0, 1, 2, 3]))} if op in OPTIONS else {}
+    if op in ("ADD", "SUB"):
+        fields["PotScaleInt16"] = draw(st.booleans())
+    w.op(op, [a, b], [y], OPTIONS.get(op), **fields)
+    return [a, b], [y]
+
+
+@pytest.mark.parametrize("op", ["ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM"])
+@EXAMPLES
+@given(data=st.data())
+def test_binary_int16(litert, op, data):
+    check(litert, model(binary16, data.draw, op))
+
+
+def unary16(draw, w: ModelWriter, op: str):
+    """RELU, RELU6 on int16; QUANTIZE int8 → int16, int16 → int8 and int16 → int16."""
+    shape = _shape(draw)
+    types = draw(st.sampled_from([("INT8", "INT16"), ("INT16", "INT8"), ("INT16", "INT16")])) \
+        if op == "QUANTIZE" else ("INT16", "INT16")
+    q = [dict(scale=scales(draw, 1e-3, 1.0), zp=_zp(draw)) if t == "INT8" else
+         dict(scale=scales(draw, 1e-5, 1e-2), zp=0) for t in types]
+    x = w.tensor(shape, types[0], **q[0])
+    y = w.tensor(shape, types[1], **q[1])
+    w.op(op, [x], [y])
+    return [x], [y]
+
+
+@pytest.mark.parametrize("op", ["RELU", "RELU6", "QUANTIZE"])
+@EXAMPLES
+@given(data=st.data())
+def test_unary_int16(litert, op, data):
+    check(litert, model(unary16, data.draw, op))
+
+
+def test_int16_power_of_two_add_is_unsupported():
+    w = ModelWriter()
+    a, b, y = (w.tensor((1, 4), "INT16", scale=2.0 ** -12, zp=0) for _ in range(3))
+    w.op("ADD", [a, b], [y], "AddOptions", FusedActivationFunction=0, PotScaleInt16=True)
+    with pytest.raises(UnsupportedError, match="operator 0 \\(ADD\\).*pot_scale_int16"):
+        tfl.load(w.build([a, b], [y]))
+
+
 # ---------------------------------------------------------------- PRELU
 def prelu(draw, w: ModelWriter):
     shape = _shape(draw)
@@ -189,10 +241,11 @@ def reduce_max(draw, w: ModelWriter):
     shape = _shape(draw, hi=6)
     axes, written = _axes(draw, len(shape))
     keep = draw(st.booleans())
-    q = dict(scale=scales(draw), zp=_zp(draw))
-    x = w.tensor(shape, "INT8", **q)
+    ttype = draw(st.sampled_from(["INT8", "INT16"]))
+    q = dict(scale=scales(draw), zp=_zp(draw) if ttype == "INT8" else 0)
+    x = w.tensor(shape, ttype, **q)
     a = _index_constant(draw, w, written)
-    y = w.tensor(_reduced(shape, axes, keep), "INT8", **q)
+    y = w.tensor(_reduced(shape, axes, keep), ttype, **q)
     w.op("REDUCE_MAX", [x, a], [y], "ReducerOptions", KeepDims=keep)
     return [x], [y]
 
@@ -312,6 +365,8 @@ def test_arg_max_bad_output_type_and_axes():
 
 # ---------------------------------------------------------------- AArch64 and ARMv7 under qemu-user
 GENERATORS = [*[(binary, op) for op in ("MAXIMUM", "MINIMUM", "SQUARED_DIFFERENCE")], (prelu,),
+              *[(binary16, op) for op in ("ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM")],
+              *[(unary16, op) for op in ("RELU", "RELU6", "QUANTIZE")],
               *[(table_op, op) for op in TABLE_OPS], (reduce_max,), (arg_max,)]
 
 

@@ -173,9 +173,15 @@ class Converter:
 
     # ------------------------------------------------------------ emission helpers
     def to_int32(self, x: Value, zp: int, left_shift: int = 0) -> Value:
-        """``(x − zp) · 2^left_shift`` as int32, exactly (RESCALE by 2^(l+9) >> 9; |x − zp| < 2^8 for int8,
-        ``|x| <= 2^15`` for int16 with zp 0; the caller keeps the product within int32)."""
-        return self.g.rescale(x, DType.INT32, multiplier=1 << (left_shift + 9), shift=9, input_zp=zp)
+        """``(x − zp) · 2^left_shift`` as int32, exactly: RESCALE by 2^(l+s) >> s, where RESCALE requires
+        |input| < 2^(s−1): s = 9 for int8 (|x − zp| < 2^8), 17 for int16 (zp 0, |x| <= 2^15); an int16
+        ``l`` above 13 (multiplier beyond 2^30) is an int32 MUL by 2^l after. The caller keeps the product
+        within int32."""
+        s = 9 if x.dtype == DType.INT8 else 17
+        direct = left_shift + s <= 30
+        y = self.g.rescale(x, DType.INT32, multiplier=1 << ((left_shift if direct else 0) + s), shift=s,
+                           input_zp=zp)
+        return y if direct else self.g.mul(y, self.g.const(np.full([1] * len(y.shape), 1 << left_shift, np.int32)))
 
     def requantize(self, acc: Value, scales: list[float] | np.ndarray, out_dtype: DType, out_zp: int,
                    lo: int, hi: int, where: str, rounding: RoundingMode = RoundingMode.DOUBLE_ROUND,
