@@ -269,3 +269,154 @@ GENERATORS = [(expand_dims,), (transpose,), (concatenation,), (pack,), (unpack,)
 @given(data=st.data())
 def test_operator(litert, gen, data):
     check(litert, model(gen[0], data.draw, *gen[1:]))
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16])
+def test_resize_bilinear_sizes_and_ties(litert, dtype):
+    """Every input size 1..5 to every output size 1..11 in each mode (one axis each way per model), on values
+    that make the 2^19 rounding ties of 2x-style upscales common: imported graph == LiteRT, every element."""
+    tt = "INT8" if dtype == np.int8 else "INT16"
+    lo, hi = (-128, 127) if dtype == np.int8 else (-32768, 32767)
+    rng = np.random.default_rng(5)
+    for align, half in ((False, False), (True, False), (False, True)):
+        for h in range(1, 6):
+            for oh in range(1, 12):
+                w = ModelWriter()
+                x = w.tensor([1, h, oh, 2], tt, scale=0.1, zp=0)         # rows h -> oh, columns oh -> h
+                y = w.tensor([1, oh, h, 2], tt, scale=0.1, zp=0)
+                w.op("RESIZE_BILINEAR", [x, ints(w, [oh, h])], [y], "ResizeBilinearOptions", AlignCorners=align,
+                     HalfPixelCenters=half)
+                data = w.build([x], [y])
+                graph = tfl.load(data)
+                v = np.concatenate([rng.integers(lo, hi, h * oh, endpoint=True), rng.integers(-3, 4, h * oh)])
+                v = v.astype(dtype).reshape(1, h, oh, 2)
+                got = list(interpreter.run(graph, {graph.main.inputs[0]: v}).values())[0]
+                want = run_litert(litert, data, [v])[0]
+                np.testing.assert_array_equal(got, want, err_msg=f"{h} -> {oh}, align {align}, half {half}")
+
+
+# ---------------------------------------------------------------- AArch64 and ARMv7 under qemu-user
+@pytest.fixture(params=["aarch64", "armv7"])
+def arm(request, require_cross):
+    require_cross(request.param)
+    return request.param
+
+
+@ARM_EXAMPLES
+@given(data=st.data())
+def test_every_generator_on_arm(litert, arm, data):
+    """LiteRT == reference == host == ARM code for 2 drawn instances of every generator in one model."""
+    w = ModelWriter()
+    ins, outs = [], []
+    for gen, *args in GENERATORS:
+        for _ in range(2):
+            i, o = gen(data.draw, w, *args)
+            ins += i
+            outs += o
+    check(litert, w.build(ins, outs), targets=("host", arm))
+
+
+# ---------------------------------------------------------------- malformed or unsupported variants
+def _one_op(op: str, options: str | None, build, **fields):
+    """A model with one ``op``: ``build(w) -> (inputs, graph inputs, outputs)``."""
+    w = ModelWriter()
+    ins, graph_ins, outs = build(w)
+    w.op(op, ins, outs, options, **fields)
+    return w.build(graph_ins, outs)
+
+
+Q8 = dict(ttype="INT8", scale=0.1, zp=2)
+
+
+def _unary(shape, out_shape, *consts, q_out=Q8, x_first=True):
+    def build(w):
+        x = act(w, shape, Q8)
+        extra = [ints(w, c) if not isinstance(c, int) else c for c in consts]
+        return ([x] + extra if x_first else extra + [x]), [x], [act(w, out_shape, q_out)]
+    return build
+
+
+def _runtime_ints(w: ModelWriter, shape):
+    """An int32 tensor nothing writes and no buffer holds: not a constant."""
+    return w.tensor(shape, "INT32")
+
+
+BAD = [
+    ("EXPAND_DIMS", "ExpandDimsOptions", _unary([2, 3], [2, 3, 1], [4]), {}, FrontendError, "axis 4 is out of range"),
+    ("TRANSPOSE", "TransposeOptions", _unary([2, 3], [3, 2], [0, 0]), {}, FrontendError, "not a permutation"),
+    ("TRANSPOSE", "TransposeOptions", _unary([2, 3], [3, 2], [2, 0]), {}, FrontendError, "out of range"),
+    ("TRANSPOSE", None, lambda w: ([x := act(w, [2, 3], Q8), _runtime_ints(w, [2])], [x], [act(w, [3, 2], Q8)]),
+     {}, UnsupportedError, "must be a constant"),
+    ("CONCATENATION", "ConcatenationOptions", _unary([2, 3], [2, 3]), dict(Axis=2, FusedActivationFunction=0),
+     FrontendError, "axis 2 is out of range"),
+    ("CONCATENATION", "ConcatenationOptions", _unary([2, 3], [2, 3], q_out=dict(Q8, scale=0.2)),
+     dict(Axis=0, FusedActivationFunction=0), UnsupportedError, "does not requantize"),
+    ("CONCATENATION", "ConcatenationOptions", _unary([2, 3], [2, 3]), dict(Axis=0, FusedActivationFunction=1),
+     UnsupportedError, "fused_activation_function"),
+    ("PACK", "PackOptions", _unary([2, 3], [1, 2, 3]), dict(ValuesCount=1, Axis=3), FrontendError, "axis 3"),
+    ("PACK", "PackOptions", _unary([2, 3], [2, 2, 3]), dict(ValuesCount=2, Axis=0), FrontendError, "values_count"),
+    ("UNPACK", "UnpackOptions", lambda w: ([x := act(w, [2, 3], Q8)], [x], [act(w, [3], Q8)]),
+     dict(Num=1, Axis=0), FrontendError, "option num 1"),
+    ("SPLIT", "SplitOptions", _unary([2, 3], [2, 1], [1], x_first=False), dict(NumSplits=1), FrontendError,
+     "has shape \\[2, 1\\] but the operator computes \\[2, 3\\]"),
+    ("SPLIT", "SplitOptions", lambda w: ([ints(w, [1]), x := act(w, [2, 3], Q8)], [x],
+                                         [act(w, [2, 1], Q8), act(w, [2, 1], Q8)]),
+     dict(NumSplits=2), FrontendError, "does not split into 2"),
+    ("SPLIT_V", "SplitVOptions", lambda w: ([x := act(w, [2, 5], Q8), ints(w, [2, 2]), ints(w, [1])], [x],
+                                           [act(w, [2, 2], Q8), act(w, [2, 2], Q8)]),
+     dict(NumSplits=2), FrontendError, "do not add up"),
+    ("SPLIT_V", "SplitVOptions", lambda w: ([x := act(w, [2, 5], Q8), ints(w, [-1, -1]), ints(w, [-3])], [x],
+                                           [act(w, [2, 2], Q8), act(w, [2, 3], Q8)]),
+     dict(NumSplits=2), FrontendError, "axis -3 is out of range"),
+    ("SLICE", "SliceOptions", _unary([4, 3], [3, 3], [2, 0], [3, -1]), {}, FrontendError, "beyond axis 0"),
+    ("SLICE", "SliceOptions", _unary([4, 3], [1, 3], [-1, 0], [1, 3]), {}, FrontendError, "beyond axis 0"),
+    ("STRIDED_SLICE", "StridedSliceOptions", _unary([4, 3], [4, 3], [0, 0], [4, 3], [1, 0]),
+     dict(BeginMask=0, EndMask=0, EllipsisMask=0, NewAxisMask=0, ShrinkAxisMask=0, Offset=False), FrontendError,
+     "stride 1 is 0"),
+    ("STRIDED_SLICE", "StridedSliceOptions", _unary([4, 3], [3], [0, 5], [0, 6], [1, 1]),
+     dict(BeginMask=0, EndMask=0, EllipsisMask=0, NewAxisMask=0, ShrinkAxisMask=1 | 2, Offset=False),
+     UnsupportedError, "empty"),
+    ("STRIDED_SLICE", "StridedSliceOptions", _unary([4, 3], [4], [0, 1], [4, 2], [1, -1]),
+     dict(BeginMask=0, EndMask=0, EllipsisMask=0, NewAxisMask=0, ShrinkAxisMask=2, Offset=False),
+     UnsupportedError, "empty"),
+    ("STRIDED_SLICE", "StridedSliceOptions",
+     lambda w: ([x := act(w, [4, 3], Q8), _runtime_ints(w, [2]), ints(w, [4, 3]), ints(w, [1, 1])], [x],
+                [act(w, [4, 3], Q8)]),
+     dict(BeginMask=0, EndMask=0, EllipsisMask=0, NewAxisMask=0, ShrinkAxisMask=0, Offset=False),
+     UnsupportedError, "begin input must be a constant"),
+    ("GATHER", "GatherOptions", _unary([4, 3], [2, 3], [1, 4]), dict(Axis=0, BatchDims=0), FrontendError,
+     "outside \\[0, 4\\)"),
+    ("GATHER", "GatherOptions", _unary([4, 3], [2, 3], [-1, 0]), dict(Axis=0, BatchDims=0), FrontendError,
+     "outside"),
+    ("GATHER", "GatherOptions", _unary([4, 3], [4, 3], [[0], [1], [2], [0]]), dict(Axis=0, BatchDims=1),
+     FrontendError, "batch_dims"),
+    ("GATHER", "GatherOptions", _unary([4, 3], [4, 2], [0, 1]), dict(Axis=-3, BatchDims=0), FrontendError,
+     "axis -3"),
+    ("GATHER", "GatherOptions",
+     lambda w: ([x := act(w, [4, 3], Q8), _runtime_ints(w, [2])], [x], [act(w, [2, 3], Q8)]),
+     dict(Axis=0, BatchDims=0), UnsupportedError, "indices input must be a constant"),
+    ("PADV2", "PadV2Options",
+     lambda w: ([x := act(w, [2, 3], Q8), ints(w, [[0, 1], [1, 0]]),
+                 w.tensor([], "INT8", scale=0.2, zp=2, data=np.asarray(5, np.int8))], [x], [act(w, [3, 4], Q8)]),
+     {}, UnsupportedError, "does not requantize"),
+    ("PAD", "PadOptions", _unary([2, 3], [3, 4], [[0, 1], [1, 0], [0, 0]]), {}, FrontendError, "do not fit rank 2"),
+    ("RESIZE_BILINEAR", "ResizeBilinearOptions", _unary([1, 2, 2, 1], [1, 4, 4, 1], [4, 4]),
+     dict(AlignCorners=True, HalfPixelCenters=True), FrontendError, "both set"),
+    ("RESIZE_BILINEAR", "ResizeBilinearOptions", _unary([1, 40, 2, 1], [1, 2, 2, 1], [2, 2]),
+     dict(AlignCorners=False, HalfPixelCenters=False), UnsupportedError, "TOSA level limits"),
+    ("RESIZE_NEAREST_NEIGHBOR", "ResizeNearestNeighborOptions",
+     lambda w: ([x := act(w, [1, 2, 2, 1], Q8), _runtime_ints(w, [2])], [x], [act(w, [1, 4, 4, 1], Q8)]),
+     dict(AlignCorners=False, HalfPixelCenters=False), UnsupportedError, "size input must be a constant"),
+    ("RESIZE_NEAREST_NEIGHBOR", "ResizeNearestNeighborOptions", _unary([2, 2, 1], [4, 4, 1], [4, 4]),
+     dict(AlignCorners=False, HalfPixelCenters=False), FrontendError, "rank 4"),
+    ("EXPAND_DIMS", "ExpandDimsOptions",
+     lambda w: ([x := act(w, [2], dict(ttype="INT16", scale=0.1, zp=3)), ints(w, [0])], [x],
+                [act(w, [1, 2], dict(ttype="INT16", scale=0.1, zp=3))]), {}, UnsupportedError, "zero point 3"),
+]
+
+
+@pytest.mark.parametrize("op, options, build, fields, error, message", BAD,
+                         ids=[f"{case[0]}-{k}" for k, case in enumerate(BAD)])
+def test_malformed_or_unsupported_is_a_typed_error_naming_the_operator(op, options, build, fields, error, message):
+    with pytest.raises(error, match=f"operator 0 \\({op}\\).*({message})"):
+        tfl.load(_one_op(op, options, build, **fields))

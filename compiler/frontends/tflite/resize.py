@@ -14,23 +14,30 @@ point throughout. Per axis ``s10 = (1024·H + OH/2) / OH`` (align_corners:
 ``(1024·(H−1) + (OH−1)/2) / (OH−1)``), C integer division; the source position of
 output ``y`` is ``p = y·s10`` (half_pixel_centers: ``y·s10 + s10/2 − 512``), rows
 ``y0 = max(p / 1024, 0)``, ``y1 = min(ceil(p / 1024), H − 1)`` and weight
-``p − 1024·y0`` on ``y1``. The four products are summed in int64 and
-``(Σ + 2^19) >> 20`` gives the output (LiteRT is built with
-``TFLITE_SINGLE_ROUNDING``; without it the kernel would round half away from zero
-— measured: LiteRT 2.3 BUILTIN_REF rounds half up, see the tests).
+``p − 1024·y0`` on ``y1``. The four products are summed in int64 and the output
+is ``(Σ ± 2^19) / 2^20`` truncated: rounding half away from zero (measured: LiteRT
+2.3 BUILTIN_REF gives −1 for a −0.5 tie at both types, so it is built without
+``TFLITE_SINGLE_ROUNDING``, whose ``(Σ + 2^19) >> 20`` would give 0).
 
-That is TOSA RESIZE BILINEAR with ``scale_n = 1024``, ``scale_d = s10``,
+The sum is TOSA RESIZE BILINEAR with ``scale_n = 1024``, ``scale_d = s10``,
 ``offset = 0`` (half pixel: ``s10/2 − 512``) and the border that makes the output
 size exact: RESIZE takes ``iy = floor(p / 1024)``, ``y0 = max(iy, 0)``,
 ``y1 = min(iy + 1, H − 1)``, fraction ``p − 1024·iy``, and returns the unrounded
-sum (int32 for int8, int48 for int16). The two index rules differ only where the
-results agree: for ``p < 0`` (half pixel, first rows) both read row 0 twice, and
-the weights of one row sum to 1024 either way; where ``p`` is a multiple of 1024
-TFLite's ``y1 = y0`` and TOSA's ``y1 = y0 + 1`` carries weight 0. The rounding
-``(Σ + 2^19) >> 20`` is one RESCALE (scale16 multiplier 2^14, shift 34,
-SINGLE_ROUND), which also takes the int48 sum. The TOSA level limits (``scale_d <
-16·scale_n``, upscale ``<= 256``, border range) bound the sizes: beyond them,
-UnsupportedError.
+sum. The two index rules differ only where the results agree: for ``p < 0`` (half
+pixel, first rows) both read row 0 twice with weights summing to 1024, and where
+``p`` is a multiple of 1024 TFLite's ``y1 = y0`` and TOSA's ``y1 = y0 + 1`` carries
+weight 0. An input axis of size 1 makes every output row equal (RESIZE to size 1,
+then TILE), which keeps the TOSA scale within its level limits; beyond those
+(``scale_d < 16·scale_n``, upscale ``<= 256``, the border range), UnsupportedError.
+
+Rounding in int32: with ``Σ = 2^20·q + r``, ``0 <= r < 2^20``, the result is
+``q + ((r + (q >> 31) + 2^19) >> 20)`` — ``q + 1`` above the tie, and at the tie
+only for ``Σ > 0`` (``q >= 0``). int8 RESIZE's int32 sum is Σ itself (``|Σ| <=
+2^27``); an int16 sum needs up to 36 bits (TOSA's int48 result feeds only RESCALE,
+which cannot round half away from zero), so int16 input splits into ``x = 256·h
++ l`` (``h = x >> 8`` and ``l − 128`` both int8): ``Σ = 256·A + B + 128·2^20``
+from two int8 RESIZEs (the weights sum to ``2^20``), and ``q``, ``r`` follow from
+shifts and masks of ``A`` and ``B`` without overflow.
 """
 from __future__ import annotations
 

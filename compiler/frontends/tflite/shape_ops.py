@@ -5,13 +5,16 @@ SPLIT, SPLIT_V, CONCATENATION and PAD/PADV2 move raw integers (``memcpy`` and
 index loops), so each becomes the TOSA data-layout op with the same index
 mapping (RESHAPE, TRANSPOSE, SLICE, CONCAT, PAD) and is exact by construction.
 Quantization: TFLite's int8 CONCATENATION Prepare requires every input's scale
-and zero point to equal the output's (``ConcatenationWithScaling``, the
-requantizing kernel, serves only uint8), EXPAND_DIMS/PACK/UNPACK check it too and
-the converter always writes equal parameters for the rest; a tensor quantized
-differently from the data it copies is refused (UnsupportedError), never given a
-meaning TFLite does not compute. PAD fills with the output zero point; PADV2's
-``constant_values`` (same type and quantization as the output, TFLite checks)
-is the fill, a constant or a run-time value.
+and zero point to equal the output's — no requantizing kernel serves int8
+(``ConcatenationWithScaling`` is the uint8 path; measured: LiteRT 2.3 refuses an
+int8 input of another scale, and copies int16 inputs of other scales raw);
+EXPAND_DIMS checks the same, PACK/UNPACK the zero points, and the converter writes
+equal parameters for the rest. A tensor quantized differently from the data it
+copies is refused here (UnsupportedError), never given a meaning.
+
+PAD fills with the output zero point; PADV2's ``constant_values`` (same type and
+quantization as the output, TFLite checks) is the fill, a constant or a run-time
+value (TOSA PAD's ``pad_const`` operand).
 
 Constant index operands (axes, sizes, paddings, permutations) are read at import;
 a non-constant one is UnsupportedError, a value TFLite's Prepare would reject

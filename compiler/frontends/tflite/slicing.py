@@ -48,11 +48,6 @@ def _select(cv: Converter, op: OpDef, x: Value, picks: list[list[int]]) -> Value
     return x
 
 
-def _finish(cv: Converter, op: OpDef, y: Value, shape: list[int]) -> None:
-    """Define the output as ``y`` reshaped to ``shape`` (unit axes dropped or added); the file must agree."""
-    cv.define(op, reshaped(cv.g, y, shape))
-
-
 @handles("SLICE")
 def slice_(cv: Converter, op: OpDef) -> None:
     counts(cv, op, (3, 3))
@@ -67,7 +62,7 @@ def slice_(cv: Converter, op: OpDef) -> None:
         if b < 0 or n < 0 or b + n > x.shape[d]:
             raise FrontendError(f"{cv.where(op)}: begin {b} and size {n} are beyond axis {d} of size {x.shape[d]}")
         picks.append(list(range(b, b + n)))
-    _finish(cv, op, _select(cv, op, x, picks), [len(p) for p in picks])
+    cv.define(op, reshaped(cv.g, _select(cv, op, x, picks), [len(p) for p in picks]))
 
 
 def _bit(mask: int, i: int) -> bool:
@@ -140,7 +135,7 @@ def strided_slice(cv: Converter, op: OpDef) -> None:
     x = moved(cv, op, op.inputs[0])
     begin, end, strides = (const_ints(cv, op, k, w, (TensorType.INT32,)).reshape(-1).tolist()
                            for k, w in ((1, "begin"), (2, "end"), (3, "strides")))
-    if not len(begin) == len(end) == len(strides) <= len(x.shape) + 8:
+    if not len(begin) == len(end) == len(strides) <= 32:          # the masks have 32 bits
         raise FrontendError(f"{cv.where(op)}: begin, end and strides of lengths {len(begin)}, {len(end)}, "
                             f"{len(strides)}")
     try:
@@ -149,7 +144,8 @@ def strided_slice(cv: Converter, op: OpDef) -> None:
     except (ValueError, IndexError) as e:
         raise FrontendError(f"{cv.where(op)}: begin {begin}, end {end}, strides {strides} and the masks do not "
                             f"fit shape {list(x.shape)}: {e}") from e
-    _finish(cv, op, _select(cv, op, reshaped(cv.g, x, eff), picks), [len(p) for p, s in zip(picks, shrunk) if not s])
+    y = _select(cv, op, reshaped(cv.g, x, eff), picks)
+    cv.define(op, reshaped(cv.g, y, [len(p) for p, s in zip(picks, shrunk) if not s]))   # the file must agree
 
 
 @handles("GATHER")
@@ -171,4 +167,5 @@ def gather(cv: Converter, op: OpDef) -> None:
         raise UnsupportedError(f"{cv.where(op)}: empty indices give an empty output")
     batch, outer = int(np.prod(x.shape[:bd], dtype=np.int64)), int(np.prod(x.shape[bd:axis], dtype=np.int64))
     rows = np.repeat(idx.reshape(batch, -1), outer, axis=0)              # one row per (batch, outer)
-    _finish(cv, op, take(cv.g, x, axis, rows), list(x.shape[:axis]) + list(idx.shape[bd:]) + list(x.shape[axis + 1:]))
+    shape = list(x.shape[:axis]) + list(idx.shape[bd:]) + list(x.shape[axis + 1:])
+    cv.define(op, reshaped(cv.g, take(cv.g, x, axis, rows), shape))
