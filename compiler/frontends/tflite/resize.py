@@ -26,9 +26,12 @@ size exact: RESIZE takes ``iy = floor(p / 1024)``, ``y0 = max(iy, 0)``,
 sum. The two index rules differ only where the results agree: for ``p < 0`` (half
 pixel, first rows) both read row 0 twice with weights summing to 1024, and where
 ``p`` is a multiple of 1024 TFLite's ``y1 = y0`` and TOSA's ``y1 = y0 + 1`` carries
-weight 0. An input axis of size 1 makes every output row equal (RESIZE to size 1,
-then TILE), which keeps the TOSA scale within its level limits; beyond those
-(``scale_d < 16·scale_n``, upscale ``<= 256``, the border range), UnsupportedError.
+weight 0. The input is first cut to the rows TFLite reads (``floor(p/1024)`` of the
+first position to ``ceil(p/1024)`` of the last), which keeps the offset in
+``[−512, 1024)`` and the border in ``(−1024, 1024)``; a single row read makes every
+output row equal (RESIZE to one row, then TILE). Beyond the remaining TOSA level
+limits (``scale_d < 16·scale_n``, upscale ``<= 256``) or where TFLite would read
+past the input, UnsupportedError.
 
 Rounding in int32: with ``Σ = 2^20·q + r``, ``0 <= r < 2^20``, the result is
 ``q + ((r + (q >> 31) + 2^19) >> 20)`` — ``q + 1`` above the tie, and at the tie
@@ -40,6 +43,8 @@ from two int8 RESIZEs (the weights sum to ``2^20``), and ``q``, ``r`` follow fro
 shifts and masks of ``A`` and ``B`` without overflow.
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 from tflite.TensorType import TensorType
@@ -88,16 +93,32 @@ def resize_nearest(cv: Converter, op: OpDef) -> None:
     cv.define(op, take(cv.g, rows, 2, nearest_indices(x.shape[2], ow, align, half)))
 
 
-def bilinear_axis(n_in: int, n_out: int, align: bool, half: bool) -> tuple[int, int, int]:
-    """TOSA RESIZE (scale_d, offset, border) for one axis, scale_n = 1024 (TFLite's 10-bit positions)."""
+class BilinearAxis(NamedTuple):
+    """One axis of the TOSA RESIZE (scale_n = 1024) reproducing TFLite's 10-bit positions on the input rows
+    ``[start, start + rows)`` only, and how often the result is tiled."""
+    start: int
+    rows: int
+    scale_d: int
+    offset: int
+    border: int
+    tile: int
+
+
+def bilinear_axis(n_in: int, n_out: int, align: bool, half: bool) -> BilinearAxis | None:
+    """The axis plan, or None where TFLite would read past the input."""
     if align and n_out > 1:
         s10 = (ONE * (n_in - 1) + (n_out - 1) // 2) // (n_out - 1)
     else:
         s10 = (ONE * n_in + n_out // 2) // n_out
-    offset = s10 // 2 - ONE // 2 if half else 0
-    if n_out == 1:                              # only position 0 + offset is used: any step will do
-        s10 = ONE
-    return s10, offset, (n_out - 1) * s10 + offset - (n_in - 1) * ONE
+    first = s10 // 2 - ONE // 2 if half else 0
+    last = (n_out - 1) * s10 + first                    # TFLite's first and last positions p
+    if last // ONE > n_in - 1:
+        return None
+    lo, hi = max(first // ONE, 0), min(-(-last // ONE), n_in - 1)      # the rows TFLite reads
+    if lo == hi:                                        # one row: every output row is that row
+        return BilinearAxis(lo, 1, ONE, 0, 0, n_out)
+    step = s10 if n_out > 1 else ONE                   # one output: only p = first is used, any step will do
+    return BilinearAxis(lo, hi - lo + 1, step, first - ONE * lo, last - ONE * hi, 1)
 
 
 def _k(g: GraphBuilder, v: int) -> Value:
@@ -131,18 +152,19 @@ def _floor_split(cv: Converter, x: Value, params: dict) -> tuple[Value, Value]:
 @handles("RESIZE_BILINEAR")
 def resize_bilinear(cv: Converter, op: OpDef) -> None:
     x, oh, ow, align, half = _operands(cv, op, "ResizeBilinearOptions")
-    # An input axis of size 1 gives equal output rows (both taps read row 0, weights summing to 1024):
-    # resized to size 1 there, then tiled.
-    tiles = [1, oh if x.shape[1] == 1 else 1, ow if x.shape[2] == 1 else 1, 1]
-    (dy, oy, by), (dx, ox, bx) = (bilinear_axis(x.shape[a], n // tiles[a], align, half) for a, n in ((1, oh), (2, ow)))
-    for d, off, border in ((dy, oy, by), (dx, ox, bx)):
-        if not (0 < d < 16 * ONE and ONE <= 256 * d and -ONE <= off < 16 * ONE and -16 * ONE <= border < ONE):
-            raise UnsupportedError(f"{cv.where(op)}: resizing {list(x.shape[1:3])} to {[oh, ow]} needs TOSA RESIZE "
-                                   f"scale 1024/{d}, offset {off}, border {border}, beyond the TOSA level limits")
-    q, r = _floor_split(cv, x, dict(scale=[ONE, dy, ONE, dx], offset=[oy, ox], border=[by, bx]))
+    plans = [bilinear_axis(x.shape[a], n, align, half) for a, n in ((1, oh), (2, ow))]
+    for p in plans:
+        if p is None or not (p.scale_d < 16 * ONE and ONE <= 256 * p.scale_d):
+            raise UnsupportedError(f"{cv.where(op)}: resizing {list(x.shape[1:3])} to {[oh, ow]} reads past the "
+                                   "input or needs a TOSA RESIZE scale beyond the level limits (1/16 to 256)")
+    py, px = plans
+    x = take(cv.g, take(cv.g, x, 1, np.arange(py.start, py.start + py.rows)), 2,
+             np.arange(px.start, px.start + px.rows))
+    q, r = _floor_split(cv, x, dict(scale=[ONE, py.scale_d, ONE, px.scale_d], offset=[py.offset, px.offset],
+                                    border=[py.border, px.border]))
     # Half away from zero: q + 1 when r > 2^19, or r = 2^19 and Σ >= 0 (i.e. q >= 0, as (q >> 31) + 1 = 1).
     g = cv.g
     up = g.add(g.add(r, g.arithmetic_right_shift(q, _k(g, 31), round=False)), _k(g, 1 << 19))
     y = g.add(q, g.arithmetic_right_shift(up, _k(g, 20), round=False))
     y = g.cast(y, x.dtype)
-    cv.define(op, g.tile(y, tiles) if tiles != [1, 1, 1, 1] else y)
+    cv.define(op, g.tile(y, [1, py.tile, px.tile, 1]) if py.tile * px.tile > 1 else y)

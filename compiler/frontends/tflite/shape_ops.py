@@ -97,6 +97,8 @@ def take(g: GraphBuilder, x: Value, axis: int, indices: np.ndarray) -> Value:
     idx = np.asarray(indices, np.int64)
     w = idx.shape[-1]
     if np.all(idx == idx.reshape(-1)[0] + np.arange(w)):
+        if w == shape[axis]:
+            return x
         start = [0] * len(shape)
         start[axis] = int(idx.reshape(-1)[0])
         return g.slice(x, start, shape[:axis] + [w] + shape[axis + 1:])
