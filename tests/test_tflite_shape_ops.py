@@ -232,9 +232,8 @@ def gather(draw, w: ModelWriter):
     idx_shape = shape[:bd] + shapes(draw, 0, 2, 3)
     idx = np.asarray(draw(st.lists(st.integers(0, k - 1), min_size=int(np.prod(idx_shape)),
                                    max_size=int(np.prod(idx_shape))))).reshape(idx_shape)
-    ref = np.zeros(shape)                      # the output shape by numpy: take per batch
-    out_shape = shape[:axis] + idx_shape[bd:] + shape[axis + 1:]
-    assert np.take(ref.reshape(shape), idx.reshape(-1)[:1], axis=axis).ndim == len(shape)
+    # The output shape: numpy's take for one batch position, the batch axes in front.
+    out_shape = shape[:bd] + list(np.take(np.zeros(shape[bd:]), idx[(0,) * bd], axis=axis - bd).shape)
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     constant = q["ttype"] == "INT8" and draw(st.booleans())
     if constant:

@@ -28,7 +28,7 @@ import numpy as np
 from tflite.TensorType import TensorType
 
 from tosac.errors import FrontendError, UnsupportedError
-from tosac.frontends.tflite.converter import Converter, handles, opt
+from tosac.frontends.tflite.converter import TYPE_NAMES, Converter, handles, opt
 from tosac.frontends.tflite.reader import OpDef
 from tosac.ir.builder import GraphBuilder, Value
 
@@ -44,13 +44,14 @@ def counts(cv: Converter, op: OpDef, inputs: tuple[int, int], outputs: int | Non
         raise FrontendError(f"{cv.where(op)}: {len(op.inputs)} inputs and {len(op.outputs)} outputs")
 
 
-def same_quant(cv: Converter, op: OpDef, src: int, outputs: range | None = None) -> int:
-    """Check that each output (default: all) is int8 or int16 and has tensor ``src``'s type and quantization;
-    returns that TFLite type."""
-    outs = [cv.out_int8(op, k, allowed=DATA) for k in (outputs or range(len(op.outputs)))]
+def same_quant(cv: Converter, op: OpDef, src: int) -> int:
+    """Check that every output is int8 or int16 and has tensor ``src``'s type and quantization; returns that
+    TFLite type."""
+    outs = [cv.out_int8(op, k, allowed=DATA) for k in range(len(op.outputs))]
     ttype = cv.t(outs[0]).type
     if cv.t(src).type != ttype:
-        raise UnsupportedError(f"{cv.where(op)}: tensor {src} is of type {cv.t(src).type}, the output {ttype}")
+        raise UnsupportedError(f"{cv.where(op)}: tensor {src} is {TYPE_NAMES.get(cv.t(src).type)}, the output "
+                               f"{TYPE_NAMES[ttype]}")
     q = cv.quant(src, op)
     for o in outs:
         if cv.quant(o, op) != q:
@@ -59,9 +60,9 @@ def same_quant(cv: Converter, op: OpDef, src: int, outputs: range | None = None)
     return ttype
 
 
-def moved(cv: Converter, op: OpDef, src: int, outputs: range | None = None) -> Value:
+def moved(cv: Converter, op: OpDef, src: int) -> Value:
     """Input tensor ``src`` as a value, checked by :func:`same_quant`."""
-    return cv.value(src, op, same_quant(cv, op, src, outputs))
+    return cv.value(src, op, same_quant(cv, op, src))
 
 
 def const_ints(cv: Converter, op: OpDef, k: int, what: str, types: tuple[int, ...] = INDEX) -> np.ndarray:
@@ -70,7 +71,8 @@ def const_ints(cv: Converter, op: OpDef, k: int, what: str, types: tuple[int, ..
         raise FrontendError(f"{cv.where(op)}: the {what} input is absent")
     t = cv.t(op.inputs[k])
     if t.type not in types:
-        raise UnsupportedError(f"{cv.where(op)}: the {what} input must be an integer constant, not type {t.type}")
+        raise UnsupportedError(f"{cv.where(op)}: the {what} input is {TYPE_NAMES.get(t.type, t.type)}, expected "
+                               f"{' or '.join(TYPE_NAMES[k] for k in types)}")
     if t.data is None:
         raise UnsupportedError(f"{cv.where(op)}: the {what} input must be a constant (run-time {what} is not "
                                "supported)")
