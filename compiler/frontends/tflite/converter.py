@@ -185,12 +185,18 @@ class Converter:
 
     def requantize(self, acc: Value, scales: list[float] | np.ndarray, out_dtype: DType, out_zp: int,
                    lo: int, hi: int, where: str, rounding: RoundingMode = RoundingMode.DOUBLE_ROUND,
-                   quantized: list[tuple[int, int]] | None = None) -> Value:
+                   quantized: list[tuple[int, int]] | None = None,
+                   acc_range: tuple[int, int] | None = None) -> Value:
         """``clamp(MultiplyByQuantizedMultiplier(acc, QuantizeMultiplier(scale)) + out_zp, lo, hi)`` per channel.
 
         ``quantized``: TFLite's ``(M, s)`` pairs where the kernel does not derive them from a scale.
+        ``acc_range``: bounds ``acc`` is known to lie in; the clamp RESCALE's left-shift case needs is left out
+        where they already keep ``acc`` inside it.
         """
         mults, shifts, bounds = tosa_rescale_params(scales, where, quantized)
+        if bounds is not None and acc_range is not None and \
+                all(b is None or -b <= acc_range[0] <= acc_range[1] <= b - 1 for b in bounds):
+            bounds = None
         if bounds is not None:
             acc = self.clamp_channels(acc, [(-b if b else INT32_MIN) for b in bounds],
                                       [(b - 1 if b else INT32_MAX) for b in bounds])

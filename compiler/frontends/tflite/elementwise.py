@@ -97,7 +97,9 @@ def add_sub(cv: Converter, op: OpDef) -> None:
     scaled = []
     for x, s, z in ((a, s1, z1), (b, s2, z2)):
         shifted = cv.to_int32(x, z, left_shift)
-        scaled.append(cv.requantize(shifted, [s / twice_max], DType.INT32, 0, INT32_MIN, INT32_MAX, where))
+        span = ((x.dtype.min - z) << left_shift, (x.dtype.max - z) << left_shift)
+        scaled.append(cv.requantize(shifted, [s / twice_max], DType.INT32, 0, INT32_MIN, INT32_MAX, where,
+                                    acc_range=span))
     total = cv.g.add(*scaled) if op.name == "ADD" else cv.g.sub(*scaled)
     lo, hi = cv.act(op, o.FusedActivationFunction(), out)
     out_scale = twice_max / float(np.float32((1 << left_shift) * np.float32(so)))
