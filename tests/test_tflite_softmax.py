@@ -28,7 +28,7 @@ from tosac.ir.reference import interpreter  # noqa: E402
 
 MIN, MAX = -(1 << 31), (1 << 31) - 1
 OUTPUT_QUANT = {"SOFTMAX": (1.0 / 256, -128), "LOG_SOFTMAX": (16.0 / 256, 127)}
-OPS = ["SOFTMAX"]
+OPS = ["SOFTMAX", "LOG_SOFTMAX"]
 
 
 # ---------------------------------------------------------------- gemmlowp, as its C++ computes
@@ -191,21 +191,32 @@ def test_longest_row_of_equal_maxima(litert):
 
 
 def test_unsupported_variants_name_the_operator():
-    def load(shape=(1, 8), s_out=1.0 / 256, z_out=-128, beta=1.0, ttype="INT8"):
+    def load(op="SOFTMAX", shape=(1, 8), s_out=1.0 / 256, z_out=-128, beta=1.0, types=("INT8", "INT8"), s_in=0.1):
         w = ModelWriter()
-        x = w.tensor(shape, ttype, scale=0.1, zp=0)
-        y = w.tensor(shape, ttype, scale=s_out, zp=z_out)
-        w.op("SOFTMAX", [x], [y], "SoftmaxOptions", Beta=beta)
+        x = w.tensor(shape, types[0], scale=s_in, zp=0)
+        y = w.tensor(shape, types[1], scale=s_out, zp=z_out)
+        if op == "SOFTMAX":
+            w.op(op, [x], [y], "SoftmaxOptions", Beta=beta)
+        else:
+            w.op(op, [x], [y], "LogSoftmaxOptions")
         return tfl.load(w.build([x], [y]))
 
     with pytest.raises(UnsupportedError, match=r"operator 0 \(SOFTMAX\).*output scale 1/256"):
         load(s_out=1.0 / 128)
-    with pytest.raises(UnsupportedError, match=r"operator 0 \(SOFTMAX\).*zero point"):
+    with pytest.raises(UnsupportedError, match=r"operator 0 \(SOFTMAX\).*zero point -128"):
         load(z_out=0)
     with pytest.raises(UnsupportedError, match=r"operator 0 \(SOFTMAX\).*511"):
         load(shape=(1, 512))
     with pytest.raises(UnsupportedError, match=r"operator 0 \(SOFTMAX\).*beta"):
         load(beta=-1.0)
+    with pytest.raises(UnsupportedError, match=r"operator 0 \(SOFTMAX\).*INT16"):
+        load(types=("INT16", "INT16"), s_out=1.0 / 32768, z_out=0)
+    with pytest.raises(UnsupportedError, match=r"operator 0 \(SOFTMAX\).*INT16"):
+        load(types=("INT8", "INT16"), s_out=1.0 / 32768, z_out=0)
+    with pytest.raises(UnsupportedError, match=r"operator 0 \(LOG_SOFTMAX\).*output scale 16/256 and zero point 127"):
+        load("LOG_SOFTMAX", s_out=16.0 / 256, z_out=0)
+    with pytest.raises(UnsupportedError, match=r"operator 0 \(LOG_SOFTMAX\).*511"):
+        load("LOG_SOFTMAX", shape=(2, 600), s_out=16.0 / 256, z_out=127)
 
 
 # ---------------------------------------------------------------- AArch64 and ARMv7 under qemu-user
