@@ -11,7 +11,8 @@ Categories (``CATEGORIES``):
     onnx_bytes     ONNX protos (small hand-built ones, the bundled kws models): byte mutations
     onnx_semantic  ONNX protos edited with onnx.helper: attributes, shapes, dtypes, dangling or duplicate
                    names, initializer sizes, opset and IR versions, op types, node order
-    tflite_bytes   an int8 .tflite flatbuffer (a DS-CNN-like network written by tests/tflite_writer.py):
+    tflite_bytes   an int8 .tflite flatbuffer (a DS-CNN-like network or a transformer encoder layer written by
+                   tests/tflite_writer.py):
                    byte mutations (offsets, vtables, buffer indices, op codes all live in those bytes)
     tuning_log     tuning logs of a seed graph's tasks (valid random configs, then line/field/knob edits),
                    applied with ``compile(graph, tuning_log=...)``
@@ -254,8 +255,8 @@ def seeds() -> dict:
         _SEEDS["onnx"] = {n: m.SerializeToString() for n, m in protos.items()}
         _SEEDS["onnx_names"] = sorted(protos)
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))     # tests/: the .tflite writer
-        from tflite_writer import ds_cnn_model
-        _SEEDS["tflite"] = ds_cnn_model()
+        from tflite_writer import ds_cnn_model, encoder_model
+        _SEEDS["tflite"] = {"ds_cnn": ds_cnn_model(), "encoder": encoder_model(layers=1)}
         _SEEDS["logs"] = tuning_seed_logs(graphs)
     return _SEEDS
 
@@ -774,8 +775,9 @@ def strategy(category: str):
                                                     s["onnx"][name], ops, list(s["onnx"].values()))}),
                          onnx_name, byte_ops)
     if category == "tflite_bytes":
-        return st.builds(lambda ops: Case(category, family(ops), f"ds_cnn.tflite bytes {ops}",
-                                          {"ext": ".tflite", "data": mutate_bytes(s["tflite"], ops, [])}), byte_ops)
+        return st.builds(lambda name, ops: Case(category, family(ops), f"{name}.tflite bytes {ops}",
+                                                {"ext": ".tflite", "data": mutate_bytes(s["tflite"][name], ops, [])}),
+                         st.sampled_from(sorted(s["tflite"])), byte_ops)
     if category == "onnx_semantic":
         onnx_op = st.one_of(
             st.tuples(st.just("attr"), i, i, i, i), st.tuples(st.just("del_attr"), i, i),
