@@ -47,6 +47,7 @@ from tosac.ir.ops import RoundingMode
 INT16_ABS_MAX = 1 << 15
 #: At most this many EQUAL/SELECT correction rounds in :func:`float_rounded`; beyond it the op is refused.
 MAX_CORRECTION_ROUNDS = 8
+_UNREACHABLE = 1 << 40          # a step of the double rounding no int32 accumulator reaches
 
 
 def reduced_multiplier(scale: float, where: str) -> tuple[int, int]:
@@ -94,16 +95,18 @@ def filter_acc_bound(w: np.ndarray, axis: int, x_abs_max: int, bias: np.ndarray 
 
 # ---------------------------------------------------------------- FULLY_CONNECTED's float rounding
 def _steps_double(eff: float, k: np.ndarray) -> np.ndarray:
-    """``T_k = min{m >= 0 : fl(m · eff) >= k − ½}`` (TFLite's double product), vectorised, exact."""
-    t = np.ceil((k - 0.5) / eff).astype(np.float64)
+    """``T_k = min{m >= 0 : fl(m · eff) >= k − ½}`` (TFLite's double product), vectorised, exact. Steps beyond
+    ``2^40`` (tiny ``eff``) are returned as ``2^40``: an int32 accumulator never reaches them."""
+    t = np.minimum(np.ceil((k - 0.5) / eff), float(_UNREACHABLE)).astype(np.float64)
 
     def hit(m: np.ndarray) -> np.ndarray:
         return m * eff >= k - 0.5                     # m < 2^53: m is exact, the product is IEEE's
 
     for _ in range(8):
-        t = np.where((t > 0) & hit(t - 1), t - 1, t)
-        t = np.where(~hit(t), t + 1, t)
-    assert np.all(hit(t) & ((t == 0) | ~hit(t - 1))), "threshold search did not converge"
+        t = np.where((t > 0) & (t < _UNREACHABLE) & hit(t - 1), t - 1, t)
+        t = np.where((t < _UNREACHABLE) & ~hit(t), t + 1, t)
+    found = t >= _UNREACHABLE
+    assert np.all(found | (hit(t) & ((t == 0) | ~hit(t - 1)))), "threshold search did not converge"
     return t.astype(np.int64)
 
 
