@@ -1,8 +1,8 @@
 """Element-wise arithmetic as the reference kernels compute it. Binary ops broadcast.
 
-int8 and int16 (zero point 0): ADD, SUB, MUL, MAXIMUM, MINIMUM, RELU, RELU6 and QUANTIZE
-(int8/int16 → int8/int16); int8 only: SQUARED_DIFFERENCE, PRELU, RELU_N1_TO_1 (TFLite's
-own type sets, except the int16 PRELU not done yet).
+int8 and int16 (zero point 0): ADD, SUB, MUL, MAXIMUM, MINIMUM, RELU, RELU6, PRELU and QUANTIZE
+(int8/int16 → int8/int16); int8 only: SQUARED_DIFFERENCE, RELU_N1_TO_1 (TFLite's
+own type sets).
 
 ADD/SUB int8 (reference ``AddElementwise``, Prepare in add.cc / sub.cc): each
 input ``(x − zp) · 2^20`` is scaled by ``QuantizeMultiplierSmallerThanOneExp(
@@ -29,11 +29,15 @@ int32 (TOSA's MAXIMUM/MINIMUM are int32), the comparison, a CAST back.
 MUL int8/int16: ``MBQM((x1 − z1)·(x2 − z2), QuantizeMultiplier(s1·s2/s_out)) + z_out``, the scale
 a float32 expression in Prepare (the int16 product of zero-point-0 values is at most 2^30).
 
-PRELU int8 (``BroadcastPrelu4DSlow``; alpha any broadcastable int8 tensor, constant or
+PRELU (``BroadcastPrelu4DSlow``; alpha any broadcastable int8 tensor, constant or
 not): ``x − zp >= 0 ? MBQM(x − zp, M1) : MBQM((x − zp)·(α − zp_α), M2)``, plus zp_out,
 clamped, with ``M1 = s_in/s_out`` and ``M2 = s_in·s_α/s_out`` computed in float32
-as Prepare does: two exact RESCALEs (the second of an int32 MUL, |.| <= 2^16) and a
-SELECT on ``x − zp >= 0``.
+as Prepare does: two exact RESCALEs (the second of an int32 MUL, |.| <= 2^16 for
+int8, 2^23 for int16) and a SELECT on ``x − zp >= 0``. The int16 kernel (int16 input
+and output) reads alpha's data as int8, so alpha must be an int8 tensor (an int16 one
+is refused); where a left shift would overflow C's int32 ``(x·α)·2^s`` (int16 with
+``M2 >= 128``) the op is refused. Measured: int16 PRELU 0 mismatches with LiteRT 2.3
+BUILTIN_REF over 30 probe models and the tests' draws.
 
 RELU family (activations.cc ``QuantizedReluX``): ``MBQM(x − z_in,
 QuantizeMultiplier(float(s_in / s_out))) + z_out`` clamped to the range from
@@ -50,11 +54,11 @@ from tflite.TensorType import TensorType
 
 from tosac.errors import FrontendError, UnsupportedError
 from tosac.frontends.tflite.converter import Converter, handles, nargs, opt
-from tosac.frontends.tflite.fixed_point import INT32_MAX, INT32_MIN, quantize_float32, quantize_multiplier
+from tosac.frontends.tflite.fixed_point import (INT32_MAX, INT32_MIN, check_left_shift, quantize_float32,
+                                                 quantize_multiplier)
 from tosac.frontends.tflite.reader import OpDef
 from tosac.ir.builder import Value
 from tosac.ir.dtypes import DType
-from tosac.ir.ops import RoundingMode
 
 
 INT8, INT8_OR_16 = (TensorType.INT8,), (TensorType.INT8, TensorType.INT16)
@@ -147,18 +151,22 @@ def squared_difference(cv: Converter, op: OpDef) -> None:
 @handles("PRELU")
 def prelu(cv: Converter, op: OpDef) -> None:
     nargs(op, cv, 2)
-    out = cv.out_int8(op)
-    x, alpha = cv.value(op.inputs[0], op), cv.value(op.inputs[1], op)
+    out = cv.out_int8(op, allowed=INT8_OR_16)
+    x, alpha = cv.value(op.inputs[0], op, cv.t(out).type), cv.value(op.inputs[1], op)
     if len(alpha.shape) > len(x.shape) or tuple(np.broadcast_shapes(x.shape, alpha.shape)) != tuple(x.shape):
         raise FrontendError(f"{cv.where(op)}: alpha of shape {list(alpha.shape)} does not broadcast to the "
                             f"input's {list(x.shape)}")
     (si, zi), (sa, za), (so, zo) = _quants(cv, op)
-    where = cv.where(op)
+    where, dt = cv.where(op), x.dtype
     xi = cv.to_int32(x, zi)
     ai = cv.broadcast_rank(cv.to_int32(alpha, za), len(x.shape))
-    positive = cv.requantize(xi, [float(np.float32(si) / np.float32(so))], DType.INT8, zo, -128, 127, where)
-    negative = cv.requantize(cv.g.mul(xi, ai), [float(np.float32(np.float32(si) * np.float32(sa)) / np.float32(so))],
-                             DType.INT8, zo, -128, 127, where)
+    f32 = np.float32
+    scales = (float(f32(si) / f32(so)), float(f32(f32(si) * f32(sa)) / f32(so)))      # float32 in Prepare
+    bound = max(abs(dt.min - zi), abs(dt.max - zi))                 # |x − zp|, then times |α − zp_α| <= 255
+    for b, scale in zip((bound, bound * max(128 + za, 127 - za)), scales):
+        check_left_shift(b, quantize_multiplier(scale, where)[1], where)
+    positive = cv.requantize(xi, [scales[0]], dt, zo, dt.min, dt.max, where)
+    negative = cv.requantize(cv.g.mul(xi, ai), [scales[1]], dt, zo, dt.min, dt.max, where)
     zero = cv.g.const(np.zeros([1] * len(x.shape), np.int32))
     cv.define(op, cv.g.select(cv.g.greater_equal(xi, zero), positive, negative))
 

@@ -68,6 +68,14 @@ def quantize_multiplier(scale: float, where: str) -> tuple[int, int]:
     return int(fixed), int(shift)
 
 
+def check_left_shift(bound: int, shift: int, where: str) -> None:
+    """Refuse a requantization whose left shift ``s > 0`` overflows TFLite's int32 ``x · 2^s`` for some
+    ``|x| <= bound`` (the C++ wraps there, RESCALE saturates: the band argument above needs no overflow)."""
+    if shift > 0 and bound << shift > INT32_MAX:
+        raise UnsupportedError(f"{where}: requantization left shift {shift} of values up to {bound} overflows "
+                               "int32 in TFLite")
+
+
 def tosa_rescale_params(scales: np.ndarray | list[float], where: str,
                         quantized: list[tuple[int, int]] | None = None
                         ) -> tuple[list[int], list[int], list[int] | None]:

@@ -1,4 +1,4 @@
-"""MEAN and SUM (int8), REDUCE_MAX (int8, int16) over any set of constant axes, keep_dims or not; ARG_MAX (int8).
+"""MEAN, SUM and REDUCE_MAX (int8, int16) over any set of constant axes, keep_dims or not; ARG_MAX (int8).
 
 MEAN: what LiteRT 2.3's BUILTIN_REF computes was measured over every reachable sum
 (e.g. 765 sums for one 3-element model: 0 mismatches), not taken from the
@@ -30,6 +30,17 @@ here; tosac computes the routine on the int8 values, as TFLite Micro does. The
 tests check it against LiteRT where both readings agree (inputs in [0, 127]
 after a RELU, outputs mapped from LiteRT's unsigned clamp).
 
+int16 (zero points 0, TFLite's Prepare requires them): the same routine, its sum
+in int32 and the result clamped to int16. Measured: MEAN int16 matches LiteRT 2.3
+BUILTIN_REF (30 probe models and the tests' draws). SUM int16 suffers the same
+dispatch bug worse: BUILTIN_REF sums the first *bytes* of the int16 data as uint8
+and writes a uint8 result (30 of 30 probes unrelated to any int16 reading), so
+tosac computes the routine on the int16 values, and the tests compare it with
+LiteRT's MEAN over a power-of-two ``n`` with output scale ``s_out / n``, whose
+multiplier ``(M · n) // n`` with shift ``s + log2 n − log2 n`` is SUM's ``(M, s)``:
+the identical computation. Refused: reductions whose int32 sum could overflow
+(e.g. more than 65,536 int16 values) and left shifts overflowing C's int32.
+
 REDUCE_MAX requires equal input and output quantization (TFLite's Eval fails
 otherwise) and is the raw maximum: TOSA REDUCE_MAX per axis. ARG_MAX (int8 input,
 one constant axis) keeps the first index of the maximum (strict ``>`` in
@@ -44,10 +55,9 @@ from tflite.TensorType import TensorType
 
 from tosac.errors import FrontendError, UnsupportedError
 from tosac.frontends.tflite.converter import TYPE_NAMES, Converter, handles, nargs, opt
-from tosac.frontends.tflite.fixed_point import quantize_multiplier
+from tosac.frontends.tflite.fixed_point import INT32_MAX, INT32_MIN, check_left_shift, quantize_multiplier
 from tosac.frontends.tflite.reader import OpDef
 from tosac.ir.builder import Value
-from tosac.ir.dtypes import DType
 
 INDEX_TYPES = (TensorType.INT32, TensorType.INT64)
 
@@ -84,18 +94,23 @@ def _define_reduced(cv: Converter, op: OpDef, y: Value, axes: list[int], keep: b
 
 @handles("MEAN", "SUM")
 def mean_sum(cv: Converter, op: OpDef) -> None:
-    x, axes, keep = _reduction(cv, op, (TensorType.INT8,))
+    x, axes, keep = _reduction(cv, op, (TensorType.INT8, TensorType.INT16))
     (si, zi), (so, zo) = cv.quant(op.inputs[0], op), cv.quant(op.outputs[0], op)
-    where = cv.where(op)
+    where, dt = cv.where(op), x.dtype
+    n = int(np.prod([x.shape[a] for a in axes]))
+    lo, hi = n * (dt.min - zi), n * (dt.max - zi)                # the range of Σ (x − zp_in)
+    if lo < INT32_MIN or hi > INT32_MAX:
+        raise UnsupportedError(f"{where}: a sum of {n} {dt.name.lower()} values may overflow TFLite's int32 "
+                               "accumulator")
     acc = cv.to_int32(x, zi)
     for a in axes:
         acc = cv.g.reduce_sum(acc, axis=a)
     m, s = quantize_multiplier(si / so, where)
     if op.name == "MEAN":
-        n = int(np.prod([x.shape[a] for a in axes]))
         k = min(n.bit_length() - 1, 32, 31 + s)
         m, s = (m << k) // n, s - k
-    y = cv.requantize(acc, [], DType.INT8, zo, -128, 127, where, quantized=[(m, s)])
+    check_left_shift(max(-lo, hi), s, where)
+    y = cv.requantize(acc, [], dt, zo, dt.min, dt.max, where, quantized=[(m, s)])
     _define_reduced(cv, op, y, axes, keep)
 
 
