@@ -579,3 +579,45 @@ def test_rescale_in_32_bit_lanes_is_exact_on_arm(target, require_cross):
         for rounding in RoundingMode:
             graph, inputs = high_word_rescale_case(rng, in_t, out_t, 19, rounding)
             check(graph, inputs, targets=(target,))
+
+
+@SETTINGS
+@given(st.sampled_from([DType.INT8, DType.INT16, DType.INT32, DType.UINT8, DType.UINT16]),
+       st.sampled_from([DType.INT8, DType.INT16, DType.INT32]), st.integers(0, 30), st.integers(2, 62),
+       st.sampled_from(list(RoundingMode)), st.integers(0, 2**32 - 1))
+def test_power_of_two_rescale_is_exact(in_t, out_t, a, shift, rounding, seed):
+    """RESCALE with multiplier 2^a (any shift, either rounding) runs as a rounding shift: exact at the
+    extremes of every input type and at the rounding ties (values ±2^(shift−a−1) around multiples)."""
+    rng = np.random.default_rng(seed)
+    assume(not (in_t in (DType.UINT8, DType.UINT16) and out_t is DType.INT32))
+    x = rng.integers(in_t.min, in_t.max + 1, size=64, dtype=np.int64)
+    k = shift - a
+    if k > 0:                                   # ties and their neighbours: (2j + 1) · 2^(k−1) + {−1, 0, 1}
+        ties = (2 * rng.integers(-8, 8, 16) + 1) * (1 << (k - 1)) + rng.integers(-1, 2, 16)
+        x[:16] = np.clip(ties, in_t.min, in_t.max)
+    x[16], x[17] = in_t.min, in_t.max
+    g = GraphBuilder()
+    v = g.input("x", in_t, x.shape)
+    g.output(g.rescale(v, out_t, multiplier=1 << a, shift=shift, input_zp=zero_point(rng, in_t),
+                       output_zp=zero_point(rng, out_t), rounding_mode=rounding,
+                       input_unsigned=in_t in (DType.UINT8, DType.UINT16)))
+    check(g.build(), {"x": x.astype(in_t.storage)}, seed, targets=runnable_targets())
+
+
+@pytest.mark.parametrize("rounding", [RoundingMode.SINGLE_ROUND, RoundingMode.DOUBLE_ROUND])
+def test_power_of_two_rescale_ties_of_int32(rounding):
+    """Every (2^a, shift) class of the rounding-shift path on int32 values at and around its ties, both
+    signs: double rounding's ±2^(30−a) decides these."""
+    rng = np.random.default_rng(3)
+    for a, shift in [(0, 2), (0, 31), (0, 32), (0, 33), (5, 6), (5, 32), (5, 36), (20, 40), (30, 31), (30, 32),
+                     (30, 62), (10, 35), (29, 60)]:
+        k = shift - a
+        j = rng.integers(-(1 << max(0, 30 - k)), 1 << max(0, 30 - k), 40)
+        x = np.concatenate([(2 * j + 1) * (1 << (k - 1)) + d for d in (-1, 0, 1)] +
+                           [[-(1 << 31), (1 << 31) - 1, 0, -1, 1]])
+        lim = min(31, shift - 1)                         # the spec REQUIREs |value| < 2^(shift-1)
+        x = np.clip(x, -(1 << lim), (1 << lim) - 1)
+        g = GraphBuilder()
+        v = g.input("x", DType.INT32, x.shape)
+        g.output(g.rescale(v, DType.INT32, multiplier=1 << a, shift=shift, rounding_mode=rounding))
+        check(g.build(), {"x": x.astype(np.int32)}, targets=runnable_targets())

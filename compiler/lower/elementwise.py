@@ -228,6 +228,10 @@ def _rescale(e: ElementOp, x):
     mult, shift = e.operands.per_channel(1, channel), e.operands.per_channel(2, channel)
     double = a["rounding_mode"] is RoundingMode.DOUBLE_ROUND
     target = _UNSIGNED_RANGE[out_t] if out_u else out_t
+    power = _power_of_two_scale(e)
+    if power is not None:
+        result = power_of_two_rescale(value, *power, double) + e.operands.scalar(4, unsigned=out_u)
+        return cast(_clip(result, target), storage_type(out_t))
     if _fits_high_word(e):
         i32 = lambda v: ln.Const(v, "i32")  # noqa: E731
         result = high_word_rescale(cast(value, "i32"), cast(mult, "i32"), cast(shift, "i32"), double)
@@ -236,6 +240,38 @@ def _rescale(e: ElementOp, x):
                     storage_type(out_t))
     result = rescale_value(value, mult, shift, a["scale32"], double) + e.operands.scalar(4, unsigned=out_u)
     return cast(_clip(result, target), storage_type(out_t))
+
+
+def _power_of_two_scale(e: ElementOp) -> tuple[int, int] | None:
+    """``(a, shift)`` when every multiplier is the constant ``2^a`` and every shift the constant ``shift``
+    (32-bit scale): the RESCALE is then a rounding shift, no multiply (TFLite frontends emit these to widen
+    ``(x − zp) · 2^k`` and to halve ADD's larger input)."""
+    if not e.attrs["scale32"] or e.in_dtypes[0].is_float:
+        return None
+    mults, shifts = e.operands.const(1), e.operands.const(2)
+    if mults is None or shifts is None:
+        return None
+    mults, shifts = np.asarray(mults, np.int64).reshape(-1), np.asarray(shifts, np.int64).reshape(-1)
+    m, s = int(mults[0]), int(shifts[0])
+    if np.any(mults != m) or np.any(shifts != s) or m <= 0 or m & (m - 1) or not 2 <= s <= 62:
+        return None
+    return m.bit_length() - 1, s
+
+
+def power_of_two_rescale(value: ln.Expr, a: int, shift: int, double_round: bool) -> ln.Expr:
+    """apply_scale_32 with multiplier ``2^a`` on an i64 value, as a rounding shift.
+
+    ``a >= shift``: (v·2^a + 2^(shift−1)) >> shift = v·2^(a−shift) (the rounding term is below 2^shift, and
+    DOUBLE_ROUND needs shift > 31 >= a). ``a < shift``: the numerator v·2^a + 2^(shift−1) [± 2^30 when
+    DOUBLE_ROUND and shift > 31] is a multiple of 2^a (a <= 30), so the result is (v + 2^(shift−a−1)
+    [± 2^(30−a)]) >> (shift − a): exactly the spec's, with one add and one shift.
+    """
+    if a >= shift:
+        return binary("shl", value, i64(a - shift))
+    rnd = i64(1 << (shift - a - 1))
+    if double_round and shift > 31:
+        rnd = rnd + select(binary("sge", value, i64(0)), i64(1 << (30 - a)), i64(-(1 << (30 - a))))
+    return binary("ashr", value + rnd, i64(shift - a))
 
 
 def _fits_high_word(e: ElementOp) -> bool:
@@ -261,20 +297,17 @@ def high_word_rescale(value: ln.Expr, multiplier: ln.Expr, shift: ln.Expr, doubl
     ``lo`` never reaches the result. hi is the high word of a 32x32 product (|hi| <= 2^30, so the sum fits),
     which vector units compute without 64-bit lanes (pmuldq pairs, smull). Exactly the spec's result.
 
-    DOUBLE_ROUND (shift > 31) adds ``+2^30`` for value >= 0, ``-2^30`` otherwise. Then ``lo ± 2^30`` lies in
-    [-2^30, 2^32 + 2^30), so it carries ``c`` into the high word: ``c = 1`` when value >= 0 and
-    ``lo >= 3·2^30`` (unsigned), ``c = -1`` when value < 0 and ``lo < 2^30``, else 0, and the result is
-    floor((hi + c + 2^(shift-33)) / 2^(shift-32)) — TFLite's MultiplyByQuantizedMultiplier in 32-bit lanes.
+    DOUBLE_ROUND (shift > 31) adds ``+2^30`` for value >= 0, ``-2^30`` otherwise. Nested floor divisions
+    give floor((value * multiplier ± 2^30 + 2^(shift-1)) / 2^shift) = floor((hi' + 2^(shift-33)) /
+    2^(shift-32)) with hi' = floor((value * multiplier ± 2^30) / 2^32): the ±2^30 is added to the 64-bit
+    product before its high word is taken (a vector add, no 64-bit lanes beyond the product's), TFLite's
+    MultiplyByQuantizedMultiplier exactly.
     """
     one = ln.Const(1, "i32")
     product = cast(value, "i64") * cast(multiplier, "i64")
-    hi = cast(binary("ashr", product, i64(32)), "i32")
     if double_round:
-        lo = cast(product, "i32")
-        zero = ln.Const(0, "i32")
-        up = select(binary("uge", lo, ln.Const(-(1 << 30), "i32")), one, zero)           # lo >= 0xC0000000
-        down = select(binary("ult", lo, ln.Const(1 << 30, "i32")), ln.Const(-1, "i32"), zero)
-        hi = hi + select(binary("sge", value, zero), up, down)
+        product = product + select(binary("sge", value, ln.Const(0, "i32")), i64(1 << 30), i64(-(1 << 30)))
+    hi = cast(binary("ashr", product, i64(32)), "i32")
     return binary("ashr", hi + binary("shl", one, shift - ln.Const(33, "i32")), shift - ln.Const(32, "i32"))
 
 
