@@ -43,7 +43,8 @@ test: $(STAMP) system-deps
 # The full official conformance suite (integer profile) on every target (3,657 tests each; about 4 minutes per x86 target
 # and 10-15 per ARM target under qemu, on 2 cores).
 FULL_TARGETS ?= reference host x86_64 aarch64 aarch64-dotprod armv7
-# The floating-point profile (5,672 tests; about 9-17 minutes on the host, 2 cores).
+# The floating-point profile (5,672 tests; about 9-17 minutes on the host, 2 cores). Then every zoo network,
+# ONNX and TFLite forms, on the host and (TFLite, against LiteRT) on AArch64 and ARMv7.
 FP_TARGETS   ?= reference host
 test-full: $(STAMP) system-deps
 	for t in $(FULL_TARGETS); do \
@@ -52,6 +53,7 @@ test-full: $(STAMP) system-deps
 	for t in $(FP_TARGETS); do \
 	  $(VENV)/bin/tosac conformance tosa-cts --profile fp --target $$t --json cts-fp-$$t.json --junit cts-fp-$$t.xml || exit 1; \
 	done
+	TOSAC_SLOW_MODELS=1 $(PY) -m pytest tests/test_models_zoo.py tests/test_tflite_networks.py
 
 # int8 kernels and the bundled models against numpy and ONNX Runtime (installs the 'bench' extra).
 bench: $(STAMP)
