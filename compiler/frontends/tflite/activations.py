@@ -54,7 +54,7 @@ with 0) give ``r`` exactly; C's sign handling reduces to ``p = (r + 2^9) >> 10``
 ``v < 0 ? 32768 − p : p`` for LOGISTIC, ``q = ((r + 2^7) >> 8) − 32768`` and
 ``±q`` for TANH (ARITHMETIC_RIGHT_SHIFT with round, SELECT). Both require output
 scale 2^−15 (LOGISTIC exactly, TANH per ``CheckedLog2``). Refused: input scales
-with ``M > 65536`` (C's int32 ``x·M`` overflows, ``s_in > 5.33``) and scales
+with ``M >= 65536`` (C's int32 ``x·M`` or its ``abs`` overflows, ``s_in >= 5.33``) and scales
 within float32 rounding of ``CheckedLog2``'s threshold.
 
 int16 GELU and RSQRT (``LUTPopulate<int16_t>`` then ``LUTLookup``): a 513-entry
@@ -365,7 +365,7 @@ def sigmoid_input_scaling(name: str, s_in: float, where: str) -> tuple[int, int]
     m, shift = s_in * 4096.0 * 3.0, 0
     while m <= 32767.0 / 2.0 and shift <= 30:
         m, shift = m * 2.0, shift + 1
-    if int(m) > 65536:
+    if int(m) >= 65536:                  # −32768 · 65536 is INT32_MIN, whose abs() C takes next
         raise UnsupportedError(f"{where}: input scale {s_in}: TFLite's int32 product x · {int(m)} overflows")
     return int(m), shift
 
