@@ -3,7 +3,9 @@
 The fixed-point primitives of tosac.frontends.tflite.softmax (SRDHM, RoundingDivideByPOT, saturating
 shifts, RoundingHalfSum as TOSA ops) are checked alone against gemmlowp's C arithmetic written out here on
 int32 extremes; the operators against LiteRT with drawn shapes, scales, beta and values, and with rows
-holding every int8 value (every difference to the row maximum).
+holding every int8 value (every difference to the row maximum). int16 SOFTMAX: drawn shapes, scales, beta
+and rows (uniform, narrow spreads below the maximum, few distinct values, the int16 extremes), every
+difference 0..65535 to the row maximum, and the longest row TFLite's int32 sum allows.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from tflite_writer import ARM_EXAMPLES, EXAMPLES, ModelWriter, check, model, run
 import tosac  # noqa: E402
 from tosac.errors import UnsupportedError  # noqa: E402
 from tosac.frontends import tflite as tfl  # noqa: E402
-from tosac.frontends.tflite.softmax import FixedPointOps  # noqa: E402
+from tosac.frontends.tflite.softmax import MAX_DEPTH_INT16, FixedPointOps  # noqa: E402
 from tosac.ir.builder import GraphBuilder  # noqa: E402
 from tosac.ir.dtypes import DType  # noqa: E402
 from tosac.ir.reference import interpreter  # noqa: E402
@@ -210,13 +212,118 @@ def test_unsupported_variants_name_the_operator():
     with pytest.raises(UnsupportedError, match=r"operator 0 \(SOFTMAX\).*beta"):
         load(beta=-1.0)
     with pytest.raises(UnsupportedError, match=r"operator 0 \(SOFTMAX\).*INT16"):
-        load(types=("INT16", "INT16"), s_out=1.0 / 32768, z_out=0)
-    with pytest.raises(UnsupportedError, match=r"operator 0 \(SOFTMAX\).*INT16"):
         load(types=("INT8", "INT16"), s_out=1.0 / 32768, z_out=0)
+    int16 = dict(types=("INT16", "INT16"), s_out=1.0 / 32768, z_out=0)
+    load(**int16)
+    with pytest.raises(UnsupportedError, match=r"operator 0 \(SOFTMAX\).*INT16 SOFTMAX needs output scale 1/32768"):
+        load(**{**int16, "s_out": 1.0 / 32000})
+    with pytest.raises(UnsupportedError, match=r"operator 0 \(SOFTMAX\).*INT8"):
+        load(**{**int16, "types": ("INT16", "INT8")})
+    with pytest.raises(UnsupportedError, match=r"operator 0 \(SOFTMAX\).*65548"):
+        load(**{**int16, "shape": (1, 65549)})
+    with pytest.raises(UnsupportedError, match=r"operator 0 \(SOFTMAX\).*beta"):
+        load(**{**int16, "beta": -0.5})
+    with pytest.raises(UnsupportedError, match=r"operator 0 \(SOFTMAX\).*left shift of 16"):
+        load(**{**int16, "s_in": 5.2})
+    load(**{**int16, "s_in": 4.9})
+    with pytest.raises(UnsupportedError, match=r"operator 0 \(SOFTMAX\).*zero point 5"):
+        load(**{**int16, "z_out": 5})
+    with pytest.raises(UnsupportedError, match=r"operator 0 \(LOG_SOFTMAX\).*INT16"):
+        load("LOG_SOFTMAX", **{**int16, "s_out": 16.0 / 256, "z_out": 127})
     with pytest.raises(UnsupportedError, match=r"operator 0 \(LOG_SOFTMAX\).*output scale 16/256 and zero point 127"):
         load("LOG_SOFTMAX", s_out=16.0 / 256, z_out=0)
     with pytest.raises(UnsupportedError, match=r"operator 0 \(LOG_SOFTMAX\).*511"):
         load("LOG_SOFTMAX", shape=(2, 600), s_out=16.0 / 256, z_out=127)
+
+
+# ---------------------------------------------------------------- int16 SOFTMAX
+def softmax16_model(draw, w: ModelWriter) -> tuple[list[int], list[int]]:
+    """int16 SOFTMAX (drawn beta) over the last axis of a rank 1-4 tensor; input scales from 1e-6 (every
+    element's exp near 1) to 2.4 (beyond 5 / beta TFLite's left shift overflows)."""
+    depth = draw(st.one_of(st.integers(1, 12), st.integers(13, 300)))
+    outer = draw(st.lists(st.integers(1, 3), min_size=0, max_size=3))
+    s_in = float(np.float32(np.exp(draw(st.floats(np.log(1e-6), np.log(2.4))))))
+    beta = draw(st.one_of(st.just(1.0), st.floats(0.5, 2.0, width=32)))
+    x = w.tensor(outer + [depth], "INT16", scale=s_in, zp=0)
+    y = w.tensor(outer + [depth], "INT16", scale=1.0 / 32768, zp=0)
+    w.op("SOFTMAX", [x], [y], "SoftmaxOptions", Beta=beta)
+    return [x], [y]
+
+
+def int16_rows(draw, shape: tuple[int, ...]) -> np.ndarray:
+    """Rows of one drawn style: uniform over int16, a narrow band under a drawn maximum (small differences),
+    few distinct values (ties, repeated maxima), or mostly the int16 extremes (differences up to 65535)."""
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    style = draw(st.sampled_from(["uniform", "band", "ties", "extremes"]))
+    if style == "uniform":
+        v = rng.integers(-32768, 32768, shape)
+    elif style == "band":
+        top = draw(st.integers(-32768, 32767))
+        v = top - rng.integers(0, draw(st.integers(1, 65536)), shape)
+    elif style == "ties":
+        v = rng.choice(rng.integers(-32768, 32768, draw(st.integers(1, 3))), shape)
+    else:
+        v = rng.choice([-32768, -32767, 0, 32766, 32767], shape)
+    return np.clip(v, -32768, 32767).astype(np.int16)
+
+
+def check_rows(litert, data: bytes, inp: np.ndarray, targets: tuple[str, ...] = ("host",)) -> None:
+    """LiteRT BUILTIN_REF == reference interpreter == compiled code on one given input."""
+    graph = tfl.load(data)
+    feed = {graph.main.inputs[0]: inp}
+    want = run_litert(litert, data, [inp])[0]
+    got = {"reference": list(interpreter.run(graph, feed).values())[0]}
+    got.update({t: list(tosac.compile(graph, t).run(feed).values())[0] for t in targets})
+    for where, y in got.items():
+        bad = np.argwhere(y != want)
+        assert bad.size == 0, f"{where} differs from LiteRT at {bad[:4].tolist()}: {y[tuple(bad[:4].T)]} vs " \
+                              f"{want[tuple(bad[:4].T)]}, input rows {inp[tuple(bad[:4, :-1].T)].tolist()[:2]}"
+
+
+@EXAMPLES
+@given(data=st.data())
+def test_softmax_int16(litert, data):
+    """Uniform int16 inputs (check's) and one drawn row style, against LiteRT."""
+    w = ModelWriter()
+    ins, outs = softmax16_model(data.draw, w)
+    m = w.build(ins, outs)
+    check(litert, m, seeds=(0,))
+    check_rows(litert, m, int16_rows(data.draw, tuple(w.tensors[ins[0]]["shape"])))
+
+
+def softmax16_bytes(shape: tuple[int, ...], s_in: float, beta: float = 1.0) -> bytes:
+    w = ModelWriter()
+    x = w.tensor(shape, "INT16", scale=s_in, zp=0)
+    y = w.tensor(shape, "INT16", scale=1.0 / 32768, zp=0)
+    w.op("SOFTMAX", [x], [y], "SoftmaxOptions", Beta=beta)
+    return w.build([x], [y])
+
+
+@pytest.mark.parametrize("s_in", [10.0 / 65535, 7.3e-5, 2.5e-4])
+def test_softmax_int16_every_difference(litert, s_in):
+    """Rows [32767, 32767 − k] for every k in 0..65535: every input of the exp table (scale 10/65535 maps
+    difference k to table position 32767 − k), the sums of two exps across the reciprocal table's range."""
+    k = np.arange(65536)
+    check_rows(litert, softmax16_bytes((65536, 2), s_in), np.stack([np.full(65536, 32767), 32767 - k], 1)
+               .astype(np.int16))
+
+
+def test_softmax_int16_longest_row(litert):
+    """65,548 equal maxima: the largest int32 sum (2^31 − 71) and a right shift of 30; and the same length
+    with varied values."""
+    n = MAX_DEPTH_INT16
+    rng = np.random.default_rng(3)
+    inp = np.stack([np.full(n, -5), rng.integers(-40, 1, n)]).astype(np.int16)
+    check_rows(litert, softmax16_bytes((2, n), 1e-4), inp)
+
+
+@pytest.mark.parametrize("s_in, beta", [(1e-15, 1.0), (1e-9, 1.0), (1.0, 0.0), (4.99, 1.0), (2.5, 2.0)])
+def test_softmax_int16_extreme_scales(litert, s_in, beta):
+    """A zero multiplier (shift below −31), β = 0, the largest left shift (15), on the int16 extremes."""
+    rng = np.random.default_rng(5)
+    inp = np.concatenate([[[-32768, 32767, 0, 32767], [-32768] * 4, [32767] * 4, [-32768, -32767, -32768, -32768]],
+                          rng.integers(-32768, 32768, (4, 4))]).astype(np.int16)
+    check_rows(litert, softmax16_bytes(inp.shape, s_in, beta), inp)
 
 
 # ---------------------------------------------------------------- AArch64 and ARMv7 under qemu-user
@@ -231,7 +338,8 @@ def arm(request, require_cross):
 @ARM_EXAMPLES
 @given(data=st.data())
 def test_softmax_on_arm(litert, arm, data):
-    """LiteRT == reference == host == ARM code for 3 drawn instances of each operator, one model."""
+    """LiteRT == reference == host == ARM code for 3 drawn instances of each operator (and of int16
+    SOFTMAX), one model."""
     w = ModelWriter()
     ins, outs = [], []
     for op in OPS:
@@ -239,4 +347,8 @@ def test_softmax_on_arm(litert, arm, data):
             i, o = softmax_model(data.draw, w, op)
             ins += i
             outs += o
+    for _ in range(3):
+        i, o = softmax16_model(data.draw, w)
+        ins += i
+        outs += o
     check(litert, w.build(ins, outs), seeds=(0, 1), targets=("host", arm))
