@@ -95,7 +95,6 @@ from tosac.frontends.tflite.converter import Converter, handles, opt
 from tosac.frontends.tflite.fixed_point import (INT32_MAX, INT32_MIN, check_left_shift, quantize_multiplier,
                                                  round_half_away)
 from tosac.frontends.tflite.reader import OpDef
-from tosac.frontends.tflite.softmax import _lookup as lookup
 from tosac.ir.builder import Value
 from tosac.ir.dtypes import DType
 
@@ -386,7 +385,8 @@ def _sigmoid_int16(cv: Converter, op: OpDef, x: Value, qi: Quant, qo: Quant) -> 
     index = g.minimum(g.arithmetic_right_shift(a, c(bits), round=False), c(255))
     base = [t << bits for t in SIGMOID_TABLE[:255]] + [saturated]
     slope = np.diff(SIGMOID_TABLE).tolist() + [0]
-    r = g.add(lookup(cv, index, base), g.mul(g.bitwise_and(a, c((1 << bits) - 1)), lookup(cv, index, slope)))
+    fraction = g.bitwise_and(a, c((1 << bits) - 1))
+    r = g.add(cv.gather_table(index, base), g.mul(fraction, cv.gather_table(index, slope)))
     p = g.arithmetic_right_shift(r, c(8 if tanh else 10), round=True)
     if tanh:                                 # q = ((r + 2^7) >> 8) − 2^15, and −q for v < 0
         p = g.sub(p, c(32768))

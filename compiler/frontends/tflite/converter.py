@@ -206,6 +206,12 @@ class Converter:
             out = self.g.clamp(out, min_val=lo, max_val=hi)
         return out
 
+    def gather_table(self, k: Value, table: list[int]) -> Value:
+        """``table[k]`` for every element of the int32 index tensor ``k`` (GATHER from a constant int32 table):
+        an exact lookup of values wider than TABLE's int8 results."""
+        values = self.g.const(np.asarray(table, np.int32).reshape(1, len(table), 1))
+        return self.g.reshape(self.g.gather(values, self.g.reshape(k, [1, int(np.prod(k.shape))])), k.shape)
+
     def clamp_channels(self, x: Value, lo: list[int], hi: list[int]) -> Value:
         """Clamp an int32 tensor per channel (last axis) with MAXIMUM/MINIMUM (CLAMP has no int32)."""
         shape = [1] * (len(x.shape) - 1) + [len(lo)]

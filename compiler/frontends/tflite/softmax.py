@@ -296,13 +296,6 @@ class FixedPointOps:
 
 
 # ------------------------------------------------------------ the operators
-def _lookup(cv: Converter, k: Value, table: list[int]) -> Value:
-    """``table[k]`` for every element of the int32 index tensor ``k`` (GATHER from a [1, 256, 1] constant)."""
-    g = cv.g
-    values = g.const(np.asarray(table, np.int32).reshape(1, 256, 1))
-    return g.reshape(g.gather(values, g.reshape(k, [1, int(np.prod(k.shape))])), k.shape)
-
-
 def _check_depth(x: Value, limit: int, where: str) -> int:
     """The rank of ``x``, checked to be at least 1 with a last axis of at most ``limit``."""
     if not x.shape or x.shape[-1] > limit:
@@ -321,7 +314,7 @@ def _rows(cv: Converter, op: OpDef, beta: float
     q = scaled_diffs(*scaling)
     g = cv.g
     k = g.sub(cv.to_int32(g.reduce_max(x, axis=rank - 1), 0), cv.to_int32(x, 0))      # max − x in [0, 255]
-    e = _lookup(cv, k, [0 if v is None else exp_on_negative_values(v, SCALED_DIFF_BITS) for v in q])
+    e = cv.gather_table(k, [0 if v is None else exp_on_negative_values(v, SCALED_DIFF_BITS) for v in q])
     fp = FixedPointOps(g, rank)
     total = g.reduce_sum(fp.rdbpot(e, ACCUM_BITS, nonnegative=True), axis=rank - 1)
     return k, e, total, fp, scaling
@@ -378,7 +371,7 @@ def log_softmax(cv: Converter, op: OpDef) -> None:
         cutoff = fp.rdbpot(cutoff, -rev_shift)
     cutoff = g.maximum(cutoff, fp.c(diff_min - 1))
     # q − L, with q raised to L − 2^30 first: no int32 overflow, and any q − L <= −2^30 gives −128 anyway.
-    qd = _lookup(cv, k, [0 if v is None else v for v in q])
+    qd = cv.gather_table(k, [0 if v is None else v for v in q])
     diff = g.sub(g.maximum(qd, g.sub(log_sum, fp.c(1 << 30))), log_sum)
     y = fp.rdbpot(diff, 31 - SCALED_DIFF_BITS - 4)
     y = g.rescale(y, DType.INT8, multiplier=1 << 30, shift=30, output_zp=127)
