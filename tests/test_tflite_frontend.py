@@ -578,3 +578,13 @@ def test_int8_edges_carry_their_scales_into_the_c_header():
     exe = tosac.compile(graph, "host", tuning_log=False)
     header = header_text(graph, exe, get_target("host"))
     assert "#define MODEL_INPUT_0_ZERO_POINT (-10)" in header and "#define MODEL_OUTPUT_0_ZERO_POINT (4)" in header
+
+
+def test_round_half_away_is_c_round_for_every_double():
+    """C's std::round: halves away from zero, and the double just below 0.5 stays 0 (floor(x + 0.5) gives 1)."""
+    from tosac.frontends.tflite.fixed_point import round_half_away
+
+    below_half = float(np.nextafter(0.5, 0.0))
+    cases = {below_half: 0, -below_half: 0, 0.5: 1, -0.5: -1, 2.5: 3, -2.5: -3, 1.4999999999999998: 1,
+             2.0 ** 52 + 1: 2 ** 52 + 1, 0.0: 0}
+    assert {v: round_half_away(v) for v in cases} == cases

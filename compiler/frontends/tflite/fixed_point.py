@@ -45,7 +45,9 @@ INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 
 def round_half_away(v: float) -> int:
     """C's ``std::round``."""
-    r = math.floor(abs(v) + 0.5)
+    a = abs(v)
+    r = math.floor(a)
+    r += a - r >= 0.5                                 # exact; floor(a + 0.5) rounds 0.49999999999999994 up
     return int(r if v >= 0 else -r)
 
 

@@ -81,7 +81,8 @@ def nearest_indices(n_in: int, n_out: int, align: bool, half: bool) -> np.ndarra
     f32 = np.float32
     scale = f32(n_in - 1) / f32(n_out - 1) if align and n_out > 1 else f32(n_in) / f32(n_out)
     pos = (np.arange(n_out).astype(f32) + f32(0.5 if half else 0.0)) * scale
-    idx = np.sign(pos) * np.floor(np.abs(pos) + f32(0.5)) if align else np.floor(pos)   # roundf / floorf
+    wide = pos.astype(np.float64)                           # + 0.5 exact: roundf / floorf of float32 values
+    idx = np.sign(wide) * np.floor(np.abs(wide) + 0.5) if align else np.floor(pos)
     idx = np.minimum(idx.astype(np.int64), n_in - 1)
     return np.maximum(idx, 0) if half else idx
 
