@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tflite_writer import (ARM_EXAMPLES, EXAMPLES, ModelWriter, arm, check, model, random_inputs,  # noqa: E402
+from tflite_writer import (ARM_EXAMPLES, EXAMPLES, ModelWriter, check, model, random_inputs,  # noqa: E402
                            run_litert, scales)
 
 import tosac  # noqa: E402
@@ -289,6 +289,12 @@ def test_int16_sum_beyond_int32_is_unsupported():
 
 # ---------------------------------------------------------------- AArch64 and ARMv7 under qemu-user
 GENERATORS = [*[(unary16, op) for op in UNARY], (prelu16,), (mean16,)]
+
+
+@pytest.fixture(params=["aarch64", "armv7"])
+def arm(request, require_cross):
+    require_cross(request.param)
+    return request.param
 
 
 @ARM_EXAMPLES

@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tflite_writer import ARM_EXAMPLES, EXAMPLES, ModelWriter, arm, check, model, run_litert  # noqa: E402
+from tflite_writer import ARM_EXAMPLES, EXAMPLES, ModelWriter, check, model, run_litert  # noqa: E402
 
 import tosac  # noqa: E402
 from tosac.errors import UnsupportedError  # noqa: E402
@@ -327,6 +327,12 @@ def test_softmax_int16_extreme_scales(litert, s_in, beta):
 
 
 # ---------------------------------------------------------------- AArch64 and ARMv7 under qemu-user
+
+
+@pytest.fixture(params=["aarch64", "armv7"])
+def arm(request, require_cross):
+    require_cross(request.param)
+    return request.param
 
 
 @ARM_EXAMPLES

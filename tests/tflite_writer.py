@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
@@ -61,25 +60,6 @@ def check(litert, model: bytes, seeds: tuple[int, ...] = (0,), targets: tuple[st
                                   f"{ref[name].reshape(-1)[bad[:8]]} vs {expected[k].reshape(-1)[bad[:8]]}"
             for t in targets:
                 np.testing.assert_array_equal(got[t][name], expected[k], err_msg=f"{t} code differs from LiteRT")
-
-
-@pytest.fixture(params=["aarch64", "armv7"])
-def arm(request, require_cross):
-    """The ARM targets the TFLite files' cross tests run on (import it into the test module)."""
-    require_cross(request.param)
-    return request.param
-
-
-def many_model(draw, generators, copies: int = 2) -> bytes:
-    """One model holding ``copies`` drawn instances of every ``(generator, *args)``: one cross compile each."""
-    w = ModelWriter()
-    ins, outs = [], []
-    for gen, *args in generators:
-        for _ in range(copies):
-            i, o = gen(draw, w, *args)
-            ins += i
-            outs += o
-    return w.build(ins, outs)
 
 
 def model(gen, draw, *args) -> bytes:
