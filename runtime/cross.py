@@ -122,7 +122,8 @@ def build_runner(target: Target, objects: Sequence[bytes]) -> Path:
         for i, obj in enumerate(objects):
             raw, renamed = work / f"m{i}.raw.o", work / f"m{i}.o"
             raw.write_bytes(obj)
-            _run_tool([tools.objcopy, f"--redefine-sym=model_run=tosac_m{i}_run", str(raw), str(renamed)],
+            _run_tool([tools.objcopy, f"--redefine-sym=model_run=tosac_m{i}_run",
+                       f"--redefine-sym=model_run_parallel=tosac_m{i}_run_parallel", str(raw), str(renamed)],
                       "renaming a model entry point")
             names.append(f"tosac_m{i}_run")
         decls = "".join(f"extern int {n}(const void *[], void *[], void *);\n" for n in names)

@@ -2,9 +2,9 @@
 
 The executable owns constants (weights packed at compile time), arenas for
 the intermediate tensors (offsets from the static memory plan) and the loaded
-object code. ``run`` checks inputs, binds buffers, and calls each kernel —
-splitting a kernel's parallel loop over threads when its schedule asks for it.
-Outputs are fresh arrays owned by the caller.
+object code. ``run`` checks inputs, binds buffers and makes one native call
+that runs every kernel, the threaded ones split over the process's native
+thread pool (``thread_pool``). Outputs are fresh arrays owned by the caller.
 
 Calls from several threads at once are safe: each call borrows an arena (with
 its pointer tables) from the executable's free list and returns it, so
@@ -16,7 +16,6 @@ from __future__ import annotations
 import ctypes
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -26,6 +25,7 @@ from tosac.errors import InterpreterError, UnsupportedError
 from tosac.runtime.cross import CrossRun, run_batch
 from tosac.runtime.jit import LoadedObject
 from tosac.runtime.memory_plan import MemoryLimitError, MemoryPlan, human_bytes
+from tosac.runtime.thread_pool import ThreadPool, shared_pool
 from tosac.targets import Target
 
 
@@ -43,7 +43,8 @@ class BufferSpec:
 
 @dataclass
 class KernelStep:
-    """One kernel call: function name, its buffers in argument order, and threading."""
+    """One kernel call: function name, its buffers in argument order, and the number of chunks (``threads``) its
+    parallel loop of ``parallel_extent`` iterations is split into."""
     function: str
     buffers: list[str]
     threads: int = 1
@@ -156,10 +157,22 @@ class Executable:
         self.cross_target = cross_target      # runs under qemu through the static runner
         self._loaded = loaded                 # keeps the JIT engine (and so the code) alive
         self._functions = loaded.functions if loaded is not None else None
-        self._lock = threading.Lock()         # guards the creation of the constants and the kernel thread pool
+        self._lock = threading.Lock()         # guards the creation of the constants
         self._free: list[_Arena] = []         # arenas no call is using
         self._constants: dict[str, np.ndarray] | None = None
-        self._pool: ThreadPoolExecutor | None = None
+
+    @property
+    def threads(self) -> int:
+        """The most threads a kernel of this program splits its loop over (1: single-threaded)."""
+        return max([s.threads for s in _kernel_steps(self.program)] + [1])
+
+    def _pool(self) -> ThreadPool | None:
+        return shared_pool(self.threads)
+
+    def _threading_args(self) -> tuple[int | None, Any]:
+        """The entry point's last two arguments: the pool's parallel_for and the pool (nulls: one thread)."""
+        pool = self._pool()
+        return (pool.parallel_for_address, pool.handle) if pool is not None else (None, None)
 
     @property
     def memory_plan(self) -> MemoryPlan:
@@ -261,7 +274,7 @@ class Executable:
             spec = p.buffers[name]
             results[name] = _allocate(spec.shape, spec.dtype, f"output '{name}'")
             arena.outs[j] = results[name].ctypes.data
-        return results, arena.entry_args
+        return results, arena.entry_args + self._threading_args()
 
     def time_runs(self, inputs: Mapping[str, Any], number: int) -> float:
         """Seconds per run of ``number`` back-to-back runs on the same inputs.
@@ -290,21 +303,15 @@ class Executable:
 
     def _call(self, step: KernelStep, address: ctypes.c_void_p) -> None:
         fn = self._functions[step.function]
-        if step.threads <= 1 or step.parallel_extent <= 1:
+        pool = self._pool() if step.threads > 1 and step.parallel_extent > 1 else None
+        if pool is None:
             fn(address, 0, step.parallel_extent)
-            return
-        with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=max(2, step.threads))
-            pool = self._pool
-        chunk = -(-step.parallel_extent // step.threads)
-        ranges = [(b, min(b + chunk, step.parallel_extent)) for b in range(0, step.parallel_extent, chunk)]
-        for future in [pool.submit(fn, address, b, e) for b, e in ranges]:
-            future.result()
+        else:
+            pool.parallel_for(self._loaded.addresses[step.function], address, step.parallel_extent, step.threads)
 
-    def __del__(self) -> None:
-        if getattr(self, "_pool", None) is not None:
-            self._pool.shutdown(wait=False)
+
+def _kernel_steps(program: Program) -> list[KernelStep]:
+    return [s for s in program.steps if isinstance(s, KernelStep)]
 
 
 def _allocate(shape: tuple[int, ...], dtype: np.dtype, what: str, zero: bool = False) -> np.ndarray:

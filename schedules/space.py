@@ -69,6 +69,11 @@ class ConfigSpace:
                 out.add(knob.name, knob.values, self.default[knob.name], knob.doc)
         return out
 
+    def admit(self, name: str, value: int | str) -> None:
+        """Let knob ``name`` take ``value`` too (a thread count the caller asks for beyond the tuned choices)."""
+        self.knobs = [Knob(k.name, tuple(dict.fromkeys(k.values + (value,))), k.doc) if k.name == name else k
+                      for k in self.knobs]
+
     def resolve(self, config: Config | None) -> Config:
         """``config`` completed with defaults; unknown knobs or illegal values are a typed error."""
         out = dict(self.default)

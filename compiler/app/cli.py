@@ -138,7 +138,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     graph = _load(args)
     standalone = bool(args.header or args.static_lib)
     exe = compile_graph(graph, args.target, _load_config(args.config), standalone=standalone,
-                        tuning_log=args.tuning_log)
+                        tuning_log=args.tuning_log, threads=args.threads)
     info = exe.program.info
     kernels = info["kernels"]
     print(f"target {info['target']}: {len(kernels)} kernels, compiled in {info['compile_seconds'] * 1e3:.0f} ms "
@@ -156,7 +156,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
         target = get_target(args.target)
         if args.header:
             write_output(args.header, header_text(graph, exe, target).encode(), "--header")
-            print(f"wrote {args.header} (entry point model_run, arena {exe.memory_plan.arena_bytes} bytes)")
+            entries = "model_run and model_run_parallel" if exe.threads > 1 else "model_run"
+            print(f"wrote {args.header} (entry point {entries}, arena {exe.memory_plan.arena_bytes} bytes)")
         if args.static_lib:
             write_static_lib(exe.object_code, Path(args.static_lib), target)
             print(f"wrote {args.static_lib}")
@@ -173,7 +174,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from tosac.ir.random_inputs import random_inputs
         missing = {name: ttype for name, ttype in graph.input_types().items() if name not in inputs}
         inputs.update(random_inputs(missing, args.seed))
-    outputs = run_graph_on_target(graph, inputs, args.target, _load_config(args.config))
+    outputs = run_graph_on_target(graph, inputs, args.target, _load_config(args.config), threads=args.threads)
     if args.check and args.target != "reference":
         from tosac.ir.reference.interpreter import run
         expected = run(graph, inputs)
@@ -188,6 +189,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         if out_dir:
             _save_npy(out_dir, name, value)
     return 0
+
+
+def _threads_argument(p: argparse.ArgumentParser, more: str = "") -> None:
+    p.add_argument("--threads", metavar="N|auto", help="split every kernel with a parallel loop over N threads of the "
+                   f"native pool ('auto': the CPUs this process may use; default: one, or the tuned choice){more}")
 
 
 def _save_npy(folder: Path, name: str, value: np.ndarray) -> None:
@@ -449,6 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "int model_run(const void *inputs[], void *outputs[], void *arena)")
     p.add_argument("--static-lib", metavar="MODEL.a", help="also write the object as a static library")
     p.add_argument("--tuning-log", metavar="LOG.jsonl", help="use the best records of this tuning log")
+    _threads_argument(p, "; the object then also exports model_run_parallel, which takes your thread pool")
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("tune", help="tune a model's kernels (or: tosac tune report LOG)",
@@ -512,6 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--random-inputs", action="store_true", help="fill missing inputs with seeded random values")
     p.add_argument("--seed", type=int, default=0, help="seed for --random-inputs (default 0)")
     p.add_argument("--output-dir", help="also save each output as NAME.npy here")
+    _threads_argument(p, " (host targets)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("demo", help="the whole product on a bundled MLPerf Tiny model",

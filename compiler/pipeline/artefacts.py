@@ -18,6 +18,7 @@ import numpy as np
 from tosac.errors import ToolchainMissingError, TosacError
 from tosac.ir.atomic_io import atomic_path
 from tosac.ir.graph import Graph
+from tosac.pipeline.entry_point import PARALLEL_SUFFIX
 from tosac.runtime.cross import toolchain
 from tosac.runtime.executable import Executable
 from tosac.targets import Target
@@ -62,7 +63,7 @@ def header_text(graph: Graph, exe: Executable, target: Target, entry: str = "mod
              " * object needs nothing from the C library but memcpy and memset. Integer results are",
              " * bit-identical to the tosac reference interpreter.",
              " */",
-             f"#ifndef {guard}", f"#define {guard}", "", "#include <stddef.h>", "",
+             f"#ifndef {guard}", f"#define {guard}", "", "#include <stddef.h>", "#include <stdint.h>", "",
              f"#define {prefix}_ARENA_BYTES {p.memory_plan.arena_bytes}u",
              f"#define {prefix}_NUM_INPUTS {len(p.inputs)}",
              f"#define {prefix}_NUM_OUTPUTS {len(p.outputs)}", ""]
@@ -82,8 +83,21 @@ def header_text(graph: Graph, exe: Executable, target: Target, entry: str = "mod
                 lines.append(f"#define {prefix}_{kind}_{index}_SCALE {quant['scale']:.9g}f")
                 lines.append(f"#define {prefix}_{kind}_{index}_ZERO_POINT ({quant['zero_point']})")
     lines += ["", "#ifdef __cplusplus", 'extern "C" {', "#endif",
-              f"int {entry}(const void *inputs[], void *outputs[], void *arena);",
-              "#ifdef __cplusplus", "}", "#endif", "", f"#endif /* {guard} */", ""]
+              f"int {entry}(const void *inputs[], void *outputs[], void *arena);"]
+    if exe.threads > 1:
+        lines += [
+            "",
+            f"/* {entry}_parallel: the same, with the loops of {exe.threads}-way threaded kernels handed to your",
+            " * thread pool. parallel_for(ctx, kernel, buffers, extent, tasks) must call kernel(buffers, begin,",
+            " * end) for disjoint [begin, end) ranges covering [0, extent) (ideally `tasks` of them, on",
+            " * different threads) and return when all calls have returned; ctx is passed through. A null",
+            f" * parallel_for runs everything on the calling thread (that is {entry}). */",
+            "typedef void (*tosac_kernel_fn)(void *const *buffers, int64_t begin, int64_t end);",
+            "typedef void (*tosac_parallel_for_fn)(void *ctx, tosac_kernel_fn kernel, void *const *buffers,",
+            "                                      int64_t extent, int64_t tasks);",
+            f"int {entry}{PARALLEL_SUFFIX}(const void *inputs[], void *outputs[], void *arena,",
+            f"{' ' * (len(entry) + len(PARALLEL_SUFFIX) + 5)}tosac_parallel_for_fn parallel_for, void *ctx);"]
+    lines += ["#ifdef __cplusplus", "}", "#endif", "", f"#endif /* {guard} */", ""]
     return "\n".join(lines)
 
 

@@ -35,6 +35,7 @@ from tosac.runtime.jit import LoadedObject
 from tosac.runtime.memory_plan import MemoryPlan, check_budget, liveness, plan_memory
 from tosac.runtime.memory_plan import memory_limit as resolve_memory_limit
 from tosac.runtime.objects import compile_object
+from tosac.runtime.thread_pool import MAX_THREADS, usable_cpus
 from tosac.schedules.emit_llvm import Emitter
 from tosac.schedules.space import Config
 from tosac.targets import Target, get_target
@@ -52,7 +53,7 @@ class KernelInfo:
 
 def compile(graph: Graph, target: str | Target = "host", config: Mapping[str, Config] | None = None,
             standalone: bool = False, tuning_log: str | Path | TuningLog | bool | None = None,
-            memory_limit: int | str | None = None) -> Executable:
+            memory_limit: int | str | None = None, threads: int | str | None = None) -> Executable:
     """Compile ``graph`` for ``target``.
 
     Configs per kernel come from ``config`` (kernel name -> knob values), else
@@ -65,18 +66,54 @@ def compile(graph: Graph, target: str | Target = "host", config: Mapping[str, Co
     What a run needs (arena, constants, outputs) must fit ``memory_limit``
     (bytes or a size such as ``"4G"``; default ``$TOSAC_MEMORY_LIMIT``, else half
     the physical memory; ``"none"``: no limit), else ``MemoryLimitError``.
+
+    ``threads`` (a number, or ``"auto"``: the CPUs this process may use) splits
+    every kernel whose template has a parallel loop into that many chunks, run
+    by the native thread pool; a kernel whose ``config`` names ``threads``
+    keeps its own. Default: the configs' choice (one thread unless tuned).
+    A deployable object then exports ``model_run_parallel`` as well.
     """
     target = get_target(target)
+    threads = resolve_threads(threads)
     budget = _Budget(*resolve_memory_limit(memory_limit))
     started = time.perf_counter()
     optimised = optimise_graph(graph)
-    configs = tuned_configs(optimised, target, tuning_log)
+    configs = _Configs(tuned_configs(optimised, target, tuning_log), threads,
+                       {name for name, c in (config or {}).items() if "threads" in c})
     configs.update(config or {})
     program = _compile_block(optimised, optimised.main, target, configs, standalone=standalone, budget=budget)
     program.info["compile_seconds"] = time.perf_counter() - started
     # Scale and zero point per input/output name, when the model carries them (an imported quantized model).
     program.info["io_quantization"] = dict(graph.metadata.get("io_quantization", {}))
     return _load(program, target)
+
+
+def resolve_threads(threads: int | str | None) -> int | None:
+    """``threads`` as a number of threads: ``"auto"`` is the CPUs this process may run on; None stays None."""
+    if threads is None:
+        return None
+    if threads == "auto":
+        return usable_cpus()
+    text = str(threads).strip()
+    if isinstance(threads, bool) or not text.isdigit() or not 1 <= int(text) <= MAX_THREADS:
+        raise UnsupportedError(f"threads must be a whole number from 1 to {MAX_THREADS}, or 'auto'; not {threads!r}")
+    return int(text)
+
+
+class _Configs(dict):
+    """Config per kernel name, and the thread count ``compile(threads=)`` gives every kernel that can use it
+    (except those in ``pinned``, whose caller's config names its own)."""
+
+    def __init__(self, configs: dict[str, Config], threads: int | None, pinned: set[str]):
+        super().__init__(configs)
+        self.threads, self.pinned = threads, pinned
+
+    def choose(self, kb: KernelBuilder) -> Config:
+        chosen = kb.space.resolve(self.get(kb.name))
+        if self.threads is not None and "threads" in chosen and kb.name not in self.pinned:
+            kb.space.admit("threads", self.threads)
+            chosen["threads"] = self.threads
+        return chosen
 
 
 @dataclass(frozen=True)
@@ -140,7 +177,7 @@ def _compile_into(graph: Graph, block: Block, target: Target, configs: dict[str,
                 steps.append(_standalone_control_step(graph, group, target, configs, module, f"{prefix}c{index}_"))
             continue
         kb = KernelBuilder(block, group, prefix + kernel_name(index, group), target)
-        chosen = kb.space.resolve(configs.get(kb.name))
+        chosen = configs.choose(kb)
         schedule = kb.schedule(chosen)
         packed = {**kb.constants, **schedule.constants}
         constants.update(packed)
@@ -171,7 +208,7 @@ def _compile_into(graph: Graph, block: Block, target: Target, configs: dict[str,
     budget.check(program, plan)                             # before any code is compiled or memory allocated
     if parts is not None:
         if _kernel_steps_in(steps):
-            parts.finish(program, entry=all(isinstance(s, KernelStep) and s.threads <= 1 for s in steps))
+            parts.finish(program, entry=all(isinstance(s, KernelStep) for s in steps))
         return program
     program.memory_plan = add_entry_point(module, program)   # a standalone object: model_run + .rodata
     budget.check(program, program.memory_plan)               # with the control-flow bodies' arena

@@ -7,6 +7,14 @@ Kernels get internal linkage, so several models link into one program; the
 only global symbol is the entry point. Nothing is called but the kernels and
 ``memcpy`` (for outputs that are inputs or constants), so the object needs no
 Python and no libc beyond ``memcpy``/``memset``. It returns 0, or 1 when a WHILE_LOOP exceeds the iteration guard.
+
+A program with multi-threaded kernels also exports ``model_run_parallel(inputs,
+outputs, arena, parallel_for, ctx)``: each such kernel's loop is handed to the
+caller's ``parallel_for(ctx, kernel, buffers, extent, tasks)``, which must run
+``kernel(buffers, begin, end)`` over a partition of ``[0, extent)`` and return
+when all of it is done (tosac's own pool, ``tosac.runtime.thread_pool``, or
+any other); ``model_run`` runs every kernel on the calling thread. The JIT
+entry takes the same two arguments after its constants table.
 """
 from __future__ import annotations
 
@@ -25,7 +33,8 @@ from tosac.runtime.memory_plan import MemoryPlan
 PTR = ir.PointerType()
 I64 = ir.IntType(64)
 ENTRY = "model_run"
-HOST_ENTRY = "tosac_host_run"        # the JIT's entry: constants passed as a fourth pointer table
+PARALLEL_SUFFIX = "_parallel"        # model_run_parallel: model_run's arguments, then parallel_for and its context
+HOST_ENTRY = "tosac_host_run"        # the JIT's entry: constants table, parallel_for, context
 
 
 def _align(n: int, to: int = 64) -> int:
@@ -47,9 +56,30 @@ def add_constants(module: ir.Module, constants: dict[str, np.ndarray], prefix: s
     return out
 
 
+def has_threaded_steps(program: Program) -> bool:
+    """Whether a kernel of ``program`` (control-flow bodies included) splits its loop over threads."""
+    return any(_threaded(s) if isinstance(s, KernelStep) else
+               isinstance(s, ControlStep) and any(has_threaded_steps(body) for body in s.bodies.values())
+               for s in program.steps)
+
+
+def _threaded(step: KernelStep) -> bool:
+    return step.threads > 1 and step.parallel_extent > 1
+
+
+# void parallel_for(void *ctx, void (*kernel)(void *buffers[], int64 begin, int64 end), void *buffers[],
+#                   int64 extent, int64 tasks)
+KERNEL_TYPE = ir.FunctionType(ir.VoidType(), [PTR, I64, I64])
+PARALLEL_FOR_TYPE = ir.FunctionType(ir.VoidType(), [PTR, PTR, PTR, I64, I64])
+
+
 def add_entry_point(module: ir.Module, program: Program, name: str = ENTRY, linkage: str = "",
-                    constants_table: bool = False) -> MemoryPlan:
+                    constants_table: bool = False, threaded: bool | None = None) -> MemoryPlan:
     """Define ``name(inputs, outputs, arena)`` running ``program``; return the plan with the full arena size.
+
+    When ``threaded`` (default: the JIT entry, or a program with threaded kernels) the function takes
+    ``parallel_for`` and its context last (a null ``parallel_for`` runs every kernel on the caller's thread);
+    a public ``name`` is then ``name_parallel``, and ``name`` without them calls it with nulls.
 
     Control-flow bodies become internal entry points of their own; they share one
     arena region after the program's own buffers (bodies never run at the same
@@ -57,6 +87,8 @@ def add_entry_point(module: ir.Module, program: Program, name: str = ENTRY, link
     JIT) constants are not copied into the module: the function takes a fourth
     argument, a table of pointers to them in ``sorted(program.constants)`` order.
     """
+    if threaded is None:
+        threaded = constants_table or has_threaded_steps(program)
     globals_ = {} if constants_table else add_constants(module, program.constants, name)
     table_names = sorted(program.constants) if constants_table else []
     plan = program.memory_plan
@@ -69,15 +101,20 @@ def add_entry_point(module: ir.Module, program: Program, name: str = ENTRY, link
         if isinstance(step, ControlStep):
             need = 0
             for body_name, body in step.bodies.items():
-                sub_plan = add_entry_point(module, body, f"{name}_s{index}_{len(bodies)}", "internal")
-                bodies[(index, body_name)] = (module.globals[f"{name}_s{index}_{len(bodies)}"], sub_plan.arena_bytes)
+                body_entry = f"{name}_s{index}_{len(bodies)}"
+                sub_plan = add_entry_point(module, body, body_entry, "internal", threaded=threaded)
+                bodies[(index, body_name)] = (module.globals[body_entry], sub_plan.arena_bytes)
                 need = max(need, sub_plan.arena_bytes)
             temps = sum(_align(program.buffers[o].nbytes) for o in step.outputs) + 64 if step.op == "WHILE_LOOP" else 0
             extra = max(extra, _align(need) + temps)
-    fn = ir.Function(module, ir.FunctionType(ir.IntType(32), [PTR] * (4 if constants_table else 3)), name=name)
+    params = [PTR] * (4 if constants_table else 3) + ([PARALLEL_FOR_TYPE.as_pointer(), PTR] if threaded else [])
+    public_wrapper = threaded and not constants_table and not linkage
+    fn = ir.Function(module, ir.FunctionType(ir.IntType(32), params),
+                     name=name + PARALLEL_SUFFIX if public_wrapper else name)
     if linkage:
         fn.linkage = linkage
     inputs, outputs, arena = fn.args[:3]
+    threading_args = list(fn.args[-2:]) if threaded else []
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     offsets = plan.offsets
 
@@ -113,12 +150,25 @@ def add_entry_point(module: ir.Module, program: Program, name: str = ENTRY, link
     def copy(dst: ir.Value, src: ir.Value, nbytes: int) -> None:
         b.call(memcpy, [dst, src, ir.Constant(I64, nbytes), ir.Constant(ir.IntType(1), 0)])
 
+    def call_body(body: ir.Function, args: list[ir.Value]) -> None:
+        b.call(body, args + threading_args)
+
     kernels = {f.name: f for f in module.functions}
     zero = ir.Constant(I64, 0)
     for index, step in enumerate(program.steps):
         if isinstance(step, KernelStep):
             args = table([pointer(n) for n in step.buffers])
-            b.call(kernels[step.function], [args, zero, ir.Constant(I64, step.parallel_extent)])
+            kernel, extent = kernels[step.function], ir.Constant(I64, step.parallel_extent)
+            if not threaded or not _threaded(step):
+                b.call(kernel, [args, zero, extent])
+                continue
+            parallel_for, context = threading_args
+            with b.if_else(b.icmp_unsigned("==", parallel_for, ir.Constant(parallel_for.type, None))) as (
+                    alone, split):
+                with alone:
+                    b.call(kernel, [args, zero, extent])
+                with split:
+                    b.call(parallel_for, [context, kernel, args, extent, ir.Constant(I64, step.threads)])
         elif step.op == "COND_IF":
             flag = b.load(pointer(step.inputs[0]), typ=ir.IntType(8))
             ins, outs = table([pointer(n) for n in step.inputs[1:]]), table([pointer(n) for n in step.outputs])
@@ -126,11 +176,11 @@ def add_entry_point(module: ir.Module, program: Program, name: str = ENTRY, link
             else_fn = bodies[(index, step.attrs["else_graph"])][0]
             with b.if_else(b.icmp_unsigned("!=", flag, ir.Constant(ir.IntType(8), 0))) as (then, other):
                 with then:
-                    b.call(then_fn, [ins, outs, at(region)])
+                    call_body(then_fn, [ins, outs, at(region)])
                 with other:
-                    b.call(else_fn, [ins, outs, at(region)])
+                    call_body(else_fn, [ins, outs, at(region)])
         else:
-            _while_loop(b, step, bodies, index, pointer, table, copy, at, region, program)
+            _while_loop(b, step, bodies, index, pointer, table, copy, at, region, program, call_body)
     for index, out in enumerate(program.outputs):         # outputs no kernel writes: constants and inputs
         if out in program.outputs[:index] and out not in program.inputs and out not in globals_ \
                 and out not in table_names:
@@ -141,11 +191,21 @@ def add_entry_point(module: ir.Module, program: Program, name: str = ENTRY, link
         elif out in program.inputs:
             copy(slot(outputs, index), slot(inputs, program.inputs.index(out)), program.buffers[out].nbytes)
     b.ret(ir.Constant(ir.IntType(32), 0))
+    if public_wrapper:
+        _single_threaded_entry(module, fn, name)
     return replace(plan, arena_bytes=region + extra if extra else plan.arena_bytes)
 
 
+def _single_threaded_entry(module: ir.Module, parallel: ir.Function, name: str) -> None:
+    """``name(inputs, outputs, arena)``: ``parallel`` with a null ``parallel_for`` (every kernel on this thread)."""
+    fn = ir.Function(module, ir.FunctionType(ir.IntType(32), [PTR] * 3), name=name)
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    none = [ir.Constant(parallel.function_type.args[3], None), ir.Constant(PTR, None)]
+    b.ret(b.call(parallel, list(fn.args) + none))
+
+
 def _while_loop(b: ir.IRBuilder, step: ControlStep, bodies, index: int, pointer, table, copy, at, region: int,
-                program: Program) -> None:
+                program: Program, call_body) -> None:
     """outputs = inputs; while cond(outputs): temps = body(outputs); outputs = temps (at most MAX_ITERATIONS)."""
     cond_fn, cond_arena = bodies[(index, step.attrs["cond_graph"])]
     body_fn, body_arena = bodies[(index, step.attrs["body_graph"])]
@@ -166,7 +226,7 @@ def _while_loop(b: ir.IRBuilder, step: ControlStep, bodies, index: int, pointer,
     head, body, done = (fn.append_basic_block(f"while{index}.{n}") for n in ("head", "body", "done"))
     b.branch(head)
     b.position_at_end(head)
-    b.call(cond_fn, [carried, flag_table, at(region)])
+    call_body(cond_fn, [carried, flag_table, at(region)])
     go = b.icmp_unsigned("!=", b.load(flag, typ=ir.IntType(8)), ir.Constant(ir.IntType(8), 0))
     b.cbranch(go, body, done)
     b.position_at_end(body)
@@ -174,7 +234,7 @@ def _while_loop(b: ir.IRBuilder, step: ControlStep, bodies, index: int, pointer,
     b.store(n, counter)
     with b.if_then(b.icmp_signed(">", n, ir.Constant(I64, MAX_ITERATIONS))):
         b.ret(ir.Constant(ir.IntType(32), 1))                  # did not terminate: an error, not a hang
-    b.call(body_fn, [carried, temp_table, at(region)])
+    call_body(body_fn, [carried, temp_table, at(region)])
     for temp, dst, size in zip(temps, step.outputs, sizes):
         copy(pointer(dst), temp, size)
     b.branch(head)
