@@ -22,7 +22,6 @@ sheet figure.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import sys
 import time
@@ -35,6 +34,7 @@ import tosac
 from tosac.ir.builder import GraphBuilder
 from tosac.ir.dtypes import DType
 from tosac.ir.reference.interpreter import run as reference
+from tosac.runtime.peak import int8_peak
 
 ZP = 3
 BLOCK = 5                      # timed runs per peer per round
@@ -207,54 +207,10 @@ def ort_qlinear_conv(layer: Layer, x: np.ndarray, w: np.ndarray):
     return call, None
 
 
-def _peak_ir(vnni: bool, chains: int) -> str:
-    """LLVM IR of ``peak(iters)``: ``chains`` independent dot-product accumulators, summed at the end."""
-    vec, ops = ("<16 x i32>", "<64 x i8>") if vnni else ("<8 x i32>", "<16 x i16>")
-    ones = "<" + ", ".join([ops.split(" x ")[1][:-1] + " 1"] * int(ops[1:].split(" ")[0])) + ">"
-    if vnni:
-        decl = f"declare {vec} @llvm.x86.avx512.vpdpbusd.512({vec}, {ops}, {ops})"
-        step = [f"  %n{i} = call {vec} @llvm.x86.avx512.vpdpbusd.512({vec} %a{i}, {ops} %x, {ops} %x)"
-                for i in range(chains)]
-    else:
-        decl = f"declare {vec} @llvm.x86.avx2.pmadd.wd({ops}, {ops})"
-        step = [f"  %p{i} = call {vec} @llvm.x86.avx2.pmadd.wd({ops} %x, {ops} %x)\n  %n{i} = add {vec} %a{i}, %p{i}"
-                for i in range(chains)]
-    phis = [f"  %a{i} = phi {vec} [ zeroinitializer, %entry ], [ %n{i}, %loop ]" for i in range(chains)]
-    sums = [f"  %s{i} = add {vec} %s{i - 1}, %n{i}" for i in range(1, chains)]
-    return "\n".join([
-        decl, "define i32 @peak(i64 %iters) {", "entry:", "  br label %loop", "loop:",
-        "  %i = phi i64 [ 0, %entry ], [ %i.next, %loop ]", *phis,
-        f"  %x = select i1 true, {ops} {ones}, {ops} {ones}", *step, "  %i.next = add i64 %i, 1", "  %done = icmp eq i64 %i.next, %iters",
-        "  br i1 %done, label %exit, label %loop", "exit:", f"  %s0 = add {vec} zeroinitializer, %n0", *sums,
-        f"  %r = extractelement {vec} %s{chains - 1}, i32 0", "  ret i32 %r", "}"])
-
-
 def peak_gops() -> tuple[float, str]:
-    """The core's int8 MAC rate from independent dot-product chains (see the module docstring)."""
-    import llvmlite.binding as llvm
-
-    from tosac.targets import host_target
-
-    target = host_target()
-    vnni = {"avx512vnni", "avx512bw"} <= set(target.features)
-    if not vnni and "avx2" not in target.features:
-        return float("nan"), "no VNNI or AVX2: peak not measured"
-    chains, macs = (24, 64) if vnni else (12, 16)
-    llvm.initialize_native_target()
-    llvm.initialize_native_asmprinter()
-    module = llvm.parse_assembly(_peak_ir(vnni, chains))
-    tm = llvm.Target.from_default_triple().create_target_machine(cpu=target.cpu, features=target.feature_string(),
-                                                                 opt=2)
-    engine = llvm.create_mcjit_compiler(module, tm)
-    engine.finalize_object()
-    fn = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_int64)(engine.get_function_address("peak"))
-    iters, best = 1_000_000, 0.0
-    for _ in range(5):
-        start = time.perf_counter()
-        fn(iters)
-        best = max(best, 2 * macs * chains * iters / (time.perf_counter() - start) / 1e9)
-    label = f"{chains} x {'vpdpbusd zmm' if vnni else 'vpmaddwd ymm'} chains, best of 5"
-    return best, label
+    """The core's int8 MAC rate from independent dot-product chains (``tosac.runtime.peak``)."""
+    peak = int8_peak(cached=False)
+    return peak.gops, peak.method
 
 
 def main(argv: list[str] | None = None) -> int:

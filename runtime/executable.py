@@ -25,7 +25,7 @@ from tosac.errors import InterpreterError, UnsupportedError
 from tosac.runtime.cross import CrossRun, run_batch
 from tosac.runtime.jit import LoadedObject
 from tosac.runtime.memory_plan import MemoryLimitError, MemoryPlan, human_bytes
-from tosac.runtime.thread_pool import ThreadPool, shared_pool
+from tosac.runtime.thread_pool import ThreadPool, repeat_kernel, shared_pool
 from tosac.targets import Target
 
 
@@ -50,6 +50,7 @@ class KernelStep:
     threads: int = 1
     parallel_extent: int = 0
     label: str = ""
+    kernel: str = ""          # the fused op group (kernel) this call belongs to: one or two calls per group
 
 
 @dataclass
@@ -246,14 +247,9 @@ class Executable:
             self._free.append(arena)
 
     def _run_steps(self, arena: _Arena, checked: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Kernels called one by one from Python (control flow in Python, or kernels split over threads)."""
+        """Kernels called one by one from Python (a program with control flow run by Python)."""
         p = self.program
-        arrays = dict(arena.static)
-        arrays.update(checked)
-        for name in p.outputs:
-            if name not in arrays:
-                spec = p.buffers[name]
-                arrays[name] = _allocate(spec.shape, spec.dtype, f"output '{name}'")
+        arrays = self._bind(arena, checked)
         for step, bound in zip(p.steps, arena.bound):
             if bound is None:
                 step.run(arrays)
@@ -264,6 +260,57 @@ class Executable:
             self._call(step, address)
         fresh = set(p.outputs) - set(p.inputs) - set(arena.static)
         return {n: arrays[n] if n in fresh else np.array(arrays[n], copy=True) for n in p.outputs}
+
+    def _bind(self, arena: _Arena, checked: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Every buffer by name for one call: the arena's, the inputs and fresh outputs."""
+        arrays = dict(arena.static)
+        arrays.update(checked)
+        for name in self.program.outputs:
+            if name not in arrays:
+                spec = self.program.buffers[name]
+                arrays[name] = _allocate(spec.shape, spec.dtype, f"output '{name}'")
+        return arrays
+
+    def time_kernels(self, inputs: Mapping[str, Any], seconds: float = 0.02) -> list[float | None]:
+        """Seconds per call of every step (None for a step Python runs), each timed alone in native code.
+
+        The steps first run once in order, so each kernel is then repeated on the
+        buffers of a real run (threaded kernels on the pool, as in ``run``),
+        about ``seconds`` per measurement, median of three.
+        """
+        if self._functions is None:
+            raise UnsupportedError(f"kernels compiled for {self.program.info.get('target')} cannot be timed "
+                                   "in this process")
+        checked = self._checked_inputs(inputs)
+        arena = self._acquire()
+        try:
+            arrays = self._bind(arena, checked)
+            for step, bound in zip(self.program.steps, arena.bound):
+                if bound is None:
+                    step.run(arrays)
+                else:
+                    pointers, address, slots = bound
+                    for i, name in slots:
+                        pointers[i] = arrays[name].ctypes.data
+                    self._call(step, address)
+            return [None if bound is None else self._time_step(step, bound[1], seconds)
+                    for step, bound in zip(self.program.steps, arena.bound)]
+        finally:
+            self._free.append(arena)
+
+    def _time_step(self, step: KernelStep, address: ctypes.c_void_p, seconds: float) -> float:
+        threaded = step.threads > 1 and step.parallel_extent > 1
+        pool = self._pool() if threaded else None
+        kernel = self._loaded.addresses[step.function]
+
+        def measure(runs: int) -> float:
+            start = time.perf_counter()
+            repeat_kernel(pool, kernel, address, step.parallel_extent, step.threads if threaded else 1, runs)
+            return (time.perf_counter() - start) / runs
+
+        once = max(measure(1), 1e-7)
+        runs = int(min(max(seconds / once, 1), 1_000_000))
+        return float(np.median([measure(runs) for _ in range(3)]))
 
     def _entry_arguments(self, arena: _Arena, checked: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], tuple]:
         p = self.program

@@ -317,24 +317,16 @@ class ThreadPool:
     """``threads`` native threads (the caller's included) that run kernels' parallel loops."""
 
     def __init__(self, threads: int):
-        arch = platform.machine()
-        if arch not in _SYS_FUTEX:
-            raise UnsupportedError(f"no native thread pool for {arch} in this version")
-        functions = _library(arch)
+        functions = _library()
         self._destroy = functions["tosac_pool_destroy"]
         self.handle = ctypes.c_void_p(functions["tosac_pool_create"](threads))
         self.threads = int(functions["tosac_pool_threads"](self.handle))
         self.parallel_for_address = ctypes.cast(functions["tosac_parallel_for"], ctypes.c_void_p).value
         self._parallel_for = functions["tosac_parallel_for"]
-        self._repeat = functions["tosac_pool_repeat"]
 
     def parallel_for(self, kernel: int, buffers: int, extent: int, tasks: int) -> None:
         """Run ``kernel`` (an address) over ``[0, extent)`` in ``tasks`` chunks on this pool's threads."""
         self._parallel_for(self.handle, kernel, buffers, extent, tasks)
-
-    def repeat(self, kernel: int, buffers: int, extent: int, tasks: int, runs: int) -> None:
-        """``runs`` back-to-back ``parallel_for`` calls in native code (per-kernel timing)."""
-        self._repeat(self.handle, kernel, buffers, extent, tasks, runs)
 
     def close(self) -> None:
         if self.handle:
@@ -359,6 +351,13 @@ def shared_pool(threads: int) -> ThreadPool | None:
         return pool
 
 
+def repeat_kernel(pool: ThreadPool | None, kernel: int, buffers, extent: int, tasks: int, runs: int) -> None:
+    """``runs`` back-to-back ``parallel_for`` calls of ``kernel`` in native code (on the caller's thread alone
+    when ``pool`` is None): one kernel timed without a foreign call per run."""
+    _library()["tosac_pool_repeat"](pool.handle if pool is not None else None, kernel, buffers, extent, tasks,
+                                        runs)
+
+
 def usable_cpus() -> int:
     """The CPUs this process may run on (its affinity mask, not the machine's count)."""
     try:
@@ -367,8 +366,11 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def _library(arch: str) -> dict:
+def _library() -> dict:
     """The pool's functions, compiled (cached like every object) and loaded once per process."""
+    arch = platform.machine()
+    if arch not in _SYS_FUTEX:
+        raise UnsupportedError(f"no native thread pool for {arch} in this version")
     with _LOCK:
         if arch not in _LIBRARIES:
             code = compile_object(_pool_ir(arch), host_target())

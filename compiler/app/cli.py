@@ -207,6 +207,29 @@ def _save_npy(folder: Path, name: str, value: np.ndarray) -> None:
     write_output(folder / f"{safe}.npy", buffer.getvalue(), f"--output-dir (output '{name}')")
 
 
+def cmd_profile(args: argparse.Namespace) -> int:
+    from tosac.app.profile import plot_profile, profile_graph
+    from tosac.ir.atomic_io import check_outputs, write_output
+    from tosac.ir.random_inputs import random_inputs
+
+    check_outputs({"the model": args.model}, {"--plot": args.plot, "--json": args.json})
+    for option in ("plot", "json"):
+        check_output_file(getattr(args, option), "--" + option)
+    graph = _load(args)
+    inputs = random_inputs(graph.input_types(), args.seed)
+    report = profile_graph(graph, inputs, Path(args.model).name, args.target, args.threads, args.tuning_log,
+                           seconds=args.seconds)
+    print(report.table(args.top))
+    if args.json:
+        import json
+        write_output(args.json, json.dumps(report.to_json(), indent=1).encode(), "--json")
+        print(f"wrote {args.json}")
+    if args.plot:
+        plot_profile(report, args.plot, args.top or 20)
+        print(f"wrote {args.plot}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from tosac.app.demo import run_demo
     return run_demo(args.model, Path(args.out_dir), runs=args.runs)
@@ -457,6 +480,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tuning-log", metavar="LOG.jsonl", help="use the best records of this tuning log")
     _threads_argument(p, "; the object then also exports model_run_parallel, which takes your thread pool")
     p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("profile", help="time every kernel of a compiled model: share, GOPS, % of peak, config",
+                       description="Compile a model for --target (which must run on this machine) and time each "
+                       "kernel alone in native code on the buffers of a real run (seeded random inputs), threaded "
+                       "kernels on the thread pool; print per kernel its share of the time, microseconds, GOPS, "
+                       "% of the measured int8 peak of the cores it used, GB/s, template and config, and the "
+                       "whole run's time.")
+    _model_argument(p)
+    p.add_argument("--target", default="host", help="a target that runs here (default host)")
+    _threads_argument(p)
+    p.add_argument("--tuning-log", metavar="LOG.jsonl", help="use the best records of this tuning log")
+    p.add_argument("--top", type=int, default=25, help="list the N slowest kernels (0: all; default 25)")
+    p.add_argument("--seconds", type=float, default=0.02, help="time per kernel measurement (default 0.02)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    p.add_argument("--plot", metavar="PROFILE.png", help="also draw the slowest kernels' times (needs matplotlib)")
+    p.add_argument("--json", metavar="FILE", help="also write the profile as JSON")
+    p.set_defaults(func=cmd_profile)
 
     p = sub.add_parser("tune", help="tune a model's kernels (or: tosac tune report LOG)",
                        description="Search the config space of every kernel of MODEL with an XGBoost cost model "

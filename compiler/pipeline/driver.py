@@ -192,7 +192,7 @@ def _compile_into(graph: Graph, block: Block, target: Target, configs: dict[str,
             else:
                 emitter.emit_kernel(kernel, "" if target.is_host else "internal")
             steps.append(KernelStep(kernel.name, [p.name for p in kernel.params], threads, kernel.parallel_extent,
-                                    group.pattern))
+                                    group.pattern, kb.name))
         infos.append(KernelInfo(kb.name, kb.pattern, kb.space.template, chosen, kb.op_count(chosen)))
     external = set(block.inputs) | set(block.outputs) | set(constants)
     step_io = [(list(s.buffers if isinstance(s, KernelStep) else s.reads),
