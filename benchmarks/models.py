@@ -96,11 +96,11 @@ def compile_times(name: str, fmt: str, jobs: int | None) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def session(path: Path):
+def session(path: Path, threads: int = 1):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
+    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -175,11 +175,11 @@ def bench(name: str, fmt: str, args: argparse.Namespace) -> dict:
     return row
 
 
-def litert_interpreter(path: Path, reference: bool):
+def litert_interpreter(path: Path, reference: bool, threads: int = 1):
     from ai_edge_litert import interpreter as litert
 
     resolver = litert.OpResolverType.BUILTIN_REF if reference else litert.OpResolverType.AUTO
-    it = litert.Interpreter(model_path=str(path), experimental_op_resolver_type=resolver, num_threads=1)
+    it = litert.Interpreter(model_path=str(path), experimental_op_resolver_type=resolver, num_threads=threads)
     it.allocate_tensors()
     return it
 
@@ -226,6 +226,38 @@ def bench_tflite(name: str, args: argparse.Namespace) -> dict:
     return row
 
 
+def bench_threads(name: str, threads: list[int], seconds: float) -> list[dict]:
+    """Per thread count: tosac on the ONNX (QDQ) and TFLite forms, ORT on the ONNX form, LiteRT-XNNPACK on the
+    TFLite form, all with that many threads, in alternating rounds; and tosac's scaling over one thread."""
+    import tosac
+    from tosac import models
+
+    graph = models.load(name)
+    (feed,) = models.sample_inputs(name, graph, count=1)
+    has_tflite = "tflite" in models.MODELS[name].formats
+    tgraph = models.load(name, "tflite") if has_tflite else None
+    rows = []
+    for t in threads:
+        exe = tosac.compile(graph, "host", threads=t)
+        sess = session(models.path(name), t)
+        real = ort_feed(graph, sess, feed)
+        peers = {"tosac": lambda: exe.run(feed), "ort": lambda: sess.run(None, real)}
+        if has_tflite:
+            texe = tosac.compile(tgraph, "host", threads=t)
+            xnnpack = litert_interpreter(models.path(name, "tflite"), False, t)
+            (tfeed,) = models.sample_inputs(name, tgraph, count=1)
+            litert_run(xnnpack, [tfeed[n] for n in tgraph.inputs])
+            peers.update({"tosac_tflite": lambda: texe.run(tfeed), "xnnpack": xnnpack.invoke})
+        times = latencies(peers, seconds)
+        rows.append({"model": name, "threads": t, **{f"{k}_ms": v * 1e3 for k, v in times.items()}})
+    base = rows[0]["tosac_ms"] if threads[0] == 1 else None
+    for row in rows:
+        best_peer = min(row.get("ort_ms", np.inf), row.get("xnnpack_ms", np.inf))
+        row["best_peer_over_tosac"] = best_peer / row["tosac_ms"]
+        row["tosac_scaling"] = base / row["tosac_ms"] if base else None
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", help="comma-separated (default: every model of tosac.models)")
@@ -235,6 +267,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="timing budget per peer and model")
     parser.add_argument("--inputs", type=int, default=4, help="seeded sample inputs for the agreement figure")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--threads", metavar="N,N,...",
+                        help="instead of the tables above: tosac, ORT and LiteRT-XNNPACK with each thread count "
+                        "(e.g. 1,2; 'all' = the usable cores), and tosac's scaling")
     parser.add_argument("--compile-child", nargs=2, metavar=("MODEL", "FORMAT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.compile_child:
@@ -260,6 +295,9 @@ def main() -> None:
     except ImportError:
         if "tflite" in args.formats.split(",") and not args.compile_only:
             parser.error("ai-edge-litert is needed for the tflite comparison (pip install 'tosac[test]')")
+    if args.threads:
+        threads_table(args, cpu, peer)
+        return
     print(f"tosac {getattr(tosac, '__version__', '')} vs {peer}; one thread each, medians of alternating rounds")
     print(f"CPU: {cpu['cpu']}, {cpu['cores']} usable cores; AVX-512 VNNI: {'yes' if cpu['avx512_vnni'] else 'no'}, "
           f"AVX-VNNI: {'yes' if cpu['avx_vnni'] else 'no'}, AMX: {'yes' if cpu['amx'] else 'no'}; "
@@ -315,6 +353,36 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": cpu, "peer": peer, "rows": rows}, f, indent=1)
+
+
+def threads_table(args: argparse.Namespace, cpu: dict, peer: str) -> None:
+    from tosac import models
+
+    counts = [len(os.sched_getaffinity(0)) if t == "all" else int(t) for t in args.threads.split(",")]
+    print(f"tosac vs {peer}; medians of alternating rounds. CPU: {cpu['cpu']}, {cpu['cores']} usable cores, "
+          f"AVX-512 VNNI {'yes' if cpu['avx512_vnni'] else 'no'}, AMX {'yes' if cpu['amx'] else 'no'}; "
+          f"load average {cpu['load_average']:.1f}")
+    print("tosac: ONNX (QDQ) form; tosac tfl: the TFLite form; ORT on the ONNX form; XNN: LiteRT-XNNPACK on the "
+          "TFLite form; best/tosac: the faster peer's time over tosac's; scaling: tosac over its 1-thread time")
+    print(f"{'model':<20}{'thr':>4}{'tosac ms':>10}{'tosac tfl':>10}{'ORT ms':>9}{'XNN ms':>9}{'best/tosac':>11}"
+          f"{'scaling':>9}")
+    rows = []
+    for name in (args.models.split(",") if args.models else models.names()):
+        try:
+            found = bench_threads(name, counts, args.seconds)
+        except Exception as exc:               # noqa: BLE001 - a model that does not import yet is skipped
+            print(f"{name:<20}skipped: {type(exc).__name__}: {str(exc).splitlines()[0][:150]}")
+            continue
+        rows += found
+        for row in found:
+            def cell(key: str, width: int, spec: str = ".3f", unit: str = "") -> str:
+                return f"{'-' if row.get(key) is None else format(row[key], spec) + unit:>{width}}"
+            print(f"{name:<20}{row['threads']:>4}{cell('tosac_ms', 10)}{cell('tosac_tflite_ms', 10)}"
+                  f"{cell('ort_ms', 9)}{cell('xnnpack_ms', 9)}{cell('best_peer_over_tosac', 10, '.2f', 'x')} "
+                  f"{cell('tosac_scaling', 8, '.2f', 'x')}", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": cpu, "peer": peer, "threads": rows}, f, indent=1)
 
 
 if __name__ == "__main__":
