@@ -1,6 +1,6 @@
-"""int8 kernel benchmark: tosac (default schedules) against numpy and ONNX Runtime, single thread.
+"""int8 kernel benchmark: tosac (default schedules) against numpy and ONNX Runtime, one thread (or --threads N).
 
-    python benchmarks/kernels.py [--repeats 30] [--only gemm,conv3x3] [--json out.json]
+    python benchmarks/kernels.py [--repeats 30] [--only gemm,conv3x3] [--threads 1] [--json out.json]
 
 Every layer is the raw integer op (int8 x int8 -> int32, input zero point 3,
 weight zero point 0, constant weights), so all peers compute the same numbers;
@@ -55,6 +55,7 @@ class Layer:
         return int(np.prod(out_shape)) * reduce
 
 
+THREADS = 1                   # tosac's pool and ORT's intra-op threads (--threads)
 LAYERS = [Layer("gemm", "matmul", (1, 512, 512), (512, 512)),
           Layer("fc", "matmul", (1, 1, 1024), (1024, 1024)),
           Layer("conv3x3", "conv", (1, 56, 56, 64), (64, 3, 3, 64), pad=1),
@@ -160,7 +161,7 @@ def ort_layer(layer: Layer, x: np.ndarray, w: np.ndarray, unsigned: bool):
                               [helper.make_tensor_value_info("y", TensorProto.INT32, None)], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     options = ort.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    options.intra_op_num_threads, options.inter_op_num_threads = THREADS, 1
     try:
         session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
         session.run(None, {"x": x_in})
@@ -198,7 +199,7 @@ def ort_qlinear_conv(layer: Layer, x: np.ndarray, w: np.ndarray):
                               [helper.make_tensor_value_info("y", TensorProto.UINT8, None)], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     options = ort.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    options.intra_op_num_threads, options.inter_op_num_threads = THREADS, 1
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
     def call() -> np.ndarray:
@@ -217,10 +218,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--only", help="comma-separated layer names")
+    parser.add_argument("--threads", type=int, default=1, help="threads for tosac and ORT (%% peak: of that many cores)")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args(argv)
+    global THREADS
+    THREADS = args.threads
     peak, how = peak_gops()
-    print(f"peak int8 rate of one core: {peak:.0f} GOPS ({how}; measured again at the end)\n")
+    print(f"peak int8 rate of one core: {peak:.0f} GOPS ({how}; measured again at the end); {THREADS} thread(s)\n")
     rng = np.random.default_rng(0)
     rows = []
     header = f"{'layer':<10} {'tosac':>8} {'tosac+rq':>9} {'numpy':>7} {'ORT u8s8':>9} {'ORT qlin':>9} " \
@@ -234,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         graph = tosac_graph(layer, w)
         expected = reference(graph, {"x": x})[graph.outputs[0]]
         start = time.perf_counter()
-        exe = tosac.compile(graph, "host")
+        exe = tosac.compile(graph, "host", threads=THREADS)
         compile_ms = (time.perf_counter() - start) * 1e3
         if not np.array_equal(exe.run({"x": x})[graph.outputs[0]], expected):
             print(f"MISMATCH: tosac {layer.name} differs from the reference interpreter")
@@ -242,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         macs = layer.macs(expected.shape)
         row = {"layer": layer.name, "macs": macs, "compile_ms": compile_ms}
         rq_graph = tosac_graph(layer, w, requantize=True)
-        rq_exe = tosac.compile(rq_graph, "host")
+        rq_exe = tosac.compile(rq_graph, "host", threads=THREADS)
         rq_expected = reference(rq_graph, {"x": x})[rq_graph.outputs[0]]
         if not np.array_equal(rq_exe.run({"x": x})[rq_graph.outputs[0]], rq_expected):
             print(f"MISMATCH: tosac requantized {layer.name} differs from the reference interpreter")
@@ -279,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         row["ratio_vs_ort_best"] = ratio
         print(f"{layer.name:<10} {fmt(gops['tosac']):>8} {fmt(gops['tosac_rq']):>9} {fmt(gops['numpy']):>7} "
               f"{fmt(gops['ort_u8s8']):>9} {fmt(gops['ort_qlinear']):>9} {fmt(gops['ort_s8s8']):>9} "
-              f"{(f'{ratio:.2f}x' if ratio else 'n/a'):>9} {100 * gops['tosac'] / peak:>6.0f}% {compile_ms:>10.0f}")
+              f"{(f'{ratio:.2f}x' if ratio else 'n/a'):>9} {100 * gops['tosac'] / (peak * THREADS):>6.0f}% {compile_ms:>10.0f}")
         for key in ("ort_u8s8", "ort_s8s8", "ort_qlinear"):
             if row[key + "_note"]:
                 print(f"    {key}: {row[key + '_note']}")
@@ -287,13 +291,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"    QLinearConv vs exact requantization: max |difference| {row['ort_qlinear_max_diff']} LSB")
     peak_after, _ = peak_gops()
     print(f"\npeak measured again: {peak_after:.0f} GOPS (the % peak column used {peak:.0f})")
-    print("GOPS = 2 x int8 MACs / median time; single thread; tosac with default configs (untuned).\n"
+    print(f"GOPS = 2 x int8 MACs / median time; {THREADS} thread(s); tosac with default configs (untuned).\n"
           "tosac = int8 layer -> int32; tosac+rq = the same layer fused with RESCALE to int8. ORT u8s8 = "
           "MatMulInteger/ConvInteger on uint8 activations; ORT qlin = QLinearConv (requantized, compare with "
           "tosac+rq); ORT s8s8 = the all-int8 path. tosac/ORT = the lower of the like-for-like ratios.")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"peak_gops": peak, "peak_method": how, "layers": rows}, f, indent=1)
+            json.dump({"peak_gops": peak, "peak_method": how, "threads": THREADS, "layers": rows}, f, indent=1)
     return 0
 
 

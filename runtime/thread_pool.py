@@ -2,21 +2,32 @@
 
 A compiled program calls ``parallel_for(ctx, kernel, buffers, extent, tasks)``
 for every kernel whose schedule splits its outermost loop: ``[0, extent)`` is
-cut into ``tasks`` equal chunks, chunk ``j`` runs on pool thread ``j mod T``
-(thread 0 is the caller), and the call returns when every chunk is done. The
-pool is LLVM IR (``POOL_IR``) compiled like any kernel and loaded into this
-process, so a whole model run (``tosac_host_run``) stays one native call.
+cut into ``tasks`` equal chunks (at most 40), and the call returns when every
+chunk is done. The pool is LLVM IR (``POOL_IR``) compiled like any kernel and
+loaded into this process, so a whole model run (``tosac_host_run``) stays one
+native call.
+
+Thread ``t`` of ``T`` (the caller is 0) first claims its own chunks ``t, t +
+T, ...`` — every kernel splits its rows the same way, so a thread mostly reads
+what it wrote in the previous kernel, from its own cache — then any chunk
+still unclaimed. On a loaded machine a worker that is not running claims
+nothing and the running threads do its share: with a fixed assignment the
+caller waited for a descheduled worker's time slice at every kernel.
 
 Synchronisation, and why it is safe:
-- a job is published by writing its fields and then incrementing ``seq`` (a
-  sequentially consistent read-modify-write; workers read ``seq`` with acquire
-  before reading the fields);
-- every worker takes part in every job and increments ``finished`` (release)
-  when its chunks are done; the caller returns only when all ``T - 1`` have,
-  so no field is rewritten while a worker may still read it;
-- a worker spins for a while, then sleeps on a futex on ``seq``; it counts
-  itself in ``sleepers`` first, so the caller either sees it and wakes it or
-  the futex sees the new ``seq`` and does not sleep;
+- a job's fields (kernel, buffers, extent, tasks) are written, then the 64-bit
+  ``word`` = job number (24 bits) | claimed chunks (40 bits, those past
+  ``tasks`` set from the start) is stored with release; a chunk is claimed by
+  a compare-and-swap (acquire) setting its bit, so a thread claims a chunk of
+  job ``g`` only while ``word`` still says job ``g``: a worker late from an
+  older job fails its swap and never reads the new job's fields half-written,
+  and it reads them only after claiming (the job cannot end before that chunk);
+- every claimed chunk increments ``done`` (release) when it has run; the
+  caller returns when ``done == tasks``, so a job's fields are never rewritten
+  while a claimed chunk may still read them;
+- job announcements increment ``seq``; a worker spins a while on it, then
+  sleeps on a futex; it counts itself in ``sleepers`` first, so the caller
+  either sees it and wakes it or the futex sees the new ``seq`` and returns;
 - ``busy`` is a try-lock: a second caller (another Python thread running a
   model on the same pool) does not wait, it runs its kernel on its own thread.
 
@@ -53,18 +64,18 @@ def _pool_ir(arch: str) -> str:
 
 
 POOL_IR = r"""
-%Pool = type { i32, i32, i32, i32, i64, ptr, ptr, i64, i64, i64, ptr, ptr }
-; 0 seq, 1 stop, 2 busy, 3 sleepers, 4 finished, 5 kernel, 6 buffers, 7 extent, 8 tasks, 9 threads,
-; 10 thread ids (pthread_t[threads]), 11 worker arguments (%Worker[threads])
-%Worker = type { ptr, i64 }
-
+%Pool = type { i32, i32, i32, i32, i64, ptr, ptr, i64, i64, i64, ptr, ptr, i64, i64, i64 }
+; 0 seq, 1 stop, 2 busy, 3 sleepers, 4 done, 5 kernel, 6 buffers, 7 extent, 8 word (job | claimed chunks),
+; 9 threads, 10 thread ids (pthread_t[threads]), 11 worker arguments (%Worker[threads]), 12 job number, 13 tasks,
+; 14 workers created + 1
+%Worker = type { ptr, i64 }                            ; pool, thread index
 declare ptr @calloc(i64, i64)
 declare void @free(ptr)
 declare i32 @pthread_create(ptr, ptr, ptr, ptr)
 declare i32 @pthread_join(i64, ptr)
 declare i32 @sched_yield()
 declare i64 @syscall(i64, ...)
-
+declare i64 @llvm.cttz.i64(i64, i1)
 declare void @HINT(HINT_ARGS)
 
 define internal void @spin_hint() {
@@ -72,39 +83,75 @@ define internal void @spin_hint() {
   ret void
 }
 
-; This thread's chunks of the current job: chunk j = index, index + threads, ... while j < tasks.
-define internal void @run_share(ptr %p, i64 %index) {
+; Chunks index, index + threads, ... as bits of a claimed-chunks mask.
+define internal i64 @own_chunks(i64 %index, i64 %threads) {
 entry:
+  br label %head
+head:
+  %c = phi i64 [ %index, %entry ], [ %c1, %body ]
+  %mask = phi i64 [ 0, %entry ], [ %mask1, %body ]
+  %more = icmp ult i64 %c, 40
+  br i1 %more, label %body, label %done
+body:
+  %bit = shl i64 1, %c
+  %mask1 = or i64 %mask, %bit
+  %c1 = add i64 %c, %threads
+  br label %head
+done:
+  ret i64 %mask
+}
+
+; Claim and run chunks of job `job` (this thread's own first) until none is unclaimed or another job started.
+define internal void @work(ptr %p, i64 %job, i64 %own) {
+entry:
+  %word_at = getelementptr %Pool, ptr %p, i32 0, i32 8
+  %done_at = getelementptr %Pool, ptr %p, i32 0, i32 4
+  br label %look
+look:
+  %w = load atomic i64, ptr %word_at acquire, align 8
+  %w_job = lshr i64 %w, 40
+  %same = icmp eq i64 %w_job, %job
+  br i1 %same, label %check, label %out
+check:
+  %claimed = and i64 %w, 1099511627775
+  %free = xor i64 %claimed, 1099511627775
+  %none = icmp eq i64 %free, 0
+  br i1 %none, label %out, label %pick
+pick:
+  %mine = and i64 %free, %own
+  %have_mine = icmp ne i64 %mine, 0
+  %choice = select i1 %have_mine, i64 %mine, i64 %free
+  %chunk = call i64 @llvm.cttz.i64(i64 %choice, i1 true)
+  %bit = shl i64 1, %chunk
+  %w1 = or i64 %w, %bit
+  %cx = cmpxchg ptr %word_at, i64 %w, i64 %w1 acq_rel acquire
+  %ok = extractvalue { i64, i1 } %cx, 1
+  br i1 %ok, label %run, label %look
+run:
   %kernel_at = getelementptr %Pool, ptr %p, i32 0, i32 5
   %kernel = load ptr, ptr %kernel_at
   %buffers_at = getelementptr %Pool, ptr %p, i32 0, i32 6
   %buffers = load ptr, ptr %buffers_at
   %extent_at = getelementptr %Pool, ptr %p, i32 0, i32 7
   %extent = load i64, ptr %extent_at
-  %tasks_at = getelementptr %Pool, ptr %p, i32 0, i32 8
+  %tasks_at = getelementptr %Pool, ptr %p, i32 0, i32 13
   %tasks = load i64, ptr %tasks_at
-  %threads_at = getelementptr %Pool, ptr %p, i32 0, i32 9
-  %threads = load i64, ptr %threads_at
   %sum = add i64 %extent, %tasks
   %sum1 = sub i64 %sum, 1
-  %chunk = udiv i64 %sum1, %tasks
-  br label %head
-head:
-  %j = phi i64 [ %index, %entry ], [ %next, %body ]
-  %more = icmp ult i64 %j, %tasks
-  br i1 %more, label %check, label %done
-check:
-  %begin = mul i64 %j, %chunk
+  %size = udiv i64 %sum1, %tasks
+  %begin = mul i64 %chunk, %size
   %inside = icmp ult i64 %begin, %extent
-  br i1 %inside, label %body, label %done
-body:
-  %stop = add i64 %begin, %chunk
+  br i1 %inside, label %call, label %count
+call:
+  %stop = add i64 %begin, %size
   %short = icmp ult i64 %stop, %extent
   %end = select i1 %short, i64 %stop, i64 %extent
   call void %kernel(ptr %buffers, i64 %begin, i64 %end)
-  %next = add i64 %j, %threads
-  br label %head
-done:
+  br label %count
+count:
+  %d = atomicrmw add ptr %done_at, i64 1 release
+  br label %look
+out:
   ret void
 }
 
@@ -113,10 +160,13 @@ entry:
   %p = load ptr, ptr %arg
   %index_at = getelementptr %Worker, ptr %arg, i32 0, i32 1
   %index = load i64, ptr %index_at
+  %threads_at = getelementptr %Pool, ptr %p, i32 0, i32 9
+  %threads = load i64, ptr %threads_at
+  %own = call i64 @own_chunks(i64 %index, i64 %threads)
   %seq_at = getelementptr %Pool, ptr %p, i32 0, i32 0
   %stop_at = getelementptr %Pool, ptr %p, i32 0, i32 1
   %sleepers_at = getelementptr %Pool, ptr %p, i32 0, i32 3
-  %finished_at = getelementptr %Pool, ptr %p, i32 0, i32 4
+  %word_at = getelementptr %Pool, ptr %p, i32 0, i32 8
   br label %outer
 outer:
   %seen = phi i32 [ 0, %entry ], [ %now, %work ]
@@ -144,14 +194,15 @@ got:
   %stopping = icmp ne i32 %stop, 0
   br i1 %stopping, label %exit, label %work
 work:
-  call void @run_share(ptr %p, i64 %index)
-  %f = atomicrmw add ptr %finished_at, i64 1 release
+  %w = load atomic i64, ptr %word_at acquire, align 8
+  %job = lshr i64 %w, 40
+  call void @work(ptr %p, i64 %job, i64 %own)
   br label %outer
 exit:
   ret ptr null
 }
 
-define internal void @publish(ptr %p) {
+define internal void @announce(ptr %p) {
   %seq_at = getelementptr %Pool, ptr %p, i32 0, i32 0
   %sleepers_at = getelementptr %Pool, ptr %p, i32 0, i32 3
   %old = atomicrmw add ptr %seq_at, i32 1 seq_cst
@@ -165,7 +216,8 @@ done:
   ret void
 }
 
-; A pool of `threads` threads: the caller and threads - 1 workers (fewer when the system refuses to create them).
+; A pool of `threads` threads: the caller and threads - 1 workers (fewer when the system refuses to create them:
+; their chunks are then claimed by the others).
 define ptr @tosac_pool_create(i64 %threads) {
 entry:
   %p = call ptr @calloc(i64 1, i64 128)
@@ -191,13 +243,13 @@ body:
   %rc = call i32 @pthread_create(ptr %tid, ptr null, ptr @worker, ptr %arg)
   %ok = icmp eq i32 %rc, 0
   %t1 = add i64 %t, 1
-  br i1 %ok, label %created, label %refused
+  br i1 %ok, label %created, label %done
 created:
   br label %head
-refused:
-  store i64 %t, ptr %threads_at           ; the threads that exist (workers read this only once a job is published)
-  br label %done
 done:
+  %made = phi i64 [ %t, %head ], [ %t, %body ]
+  %made_at = getelementptr %Pool, ptr %p, i32 0, i32 14
+  store i64 %made, ptr %made_at            ; the threads that exist, for joining
   ret ptr %p
 }
 
@@ -207,9 +259,9 @@ define i64 @tosac_pool_threads(ptr %p) {
   ret i64 %threads
 }
 
-; Run kernel(buffers, begin, end) over [0, extent) in `tasks` chunks; serially when the pool is null, has one
-; thread, or is busy with another caller's job.
-define void @tosac_parallel_for(ptr %p, ptr %kernel, ptr %buffers, i64 %extent, i64 %tasks) {
+; Run kernel(buffers, begin, end) over [0, extent) in `tasks` chunks; on the caller's thread alone when the pool
+; is null, has one thread, or is busy with another caller's job.
+define void @tosac_parallel_for(ptr %p, ptr %kernel, ptr %buffers, i64 %extent, i64 %tasks_asked) {
 entry:
   %no_pool = icmp eq ptr %p, null
   br i1 %no_pool, label %serial, label %check
@@ -217,7 +269,7 @@ check:
   %threads_at = getelementptr %Pool, ptr %p, i32 0, i32 9
   %threads = load i64, ptr %threads_at
   %one = icmp ule i64 %threads, 1
-  %few = icmp ule i64 %tasks, 1
+  %few = icmp ule i64 %tasks_asked, 1
   %small = icmp ule i64 %extent, 1
   %a = or i1 %one, %few
   %b = or i1 %a, %small
@@ -228,25 +280,39 @@ lock:
   %locked = extractvalue { i32, i1 } %cx, 1
   br i1 %locked, label %parallel, label %serial
 parallel:
+  %big = icmp ugt i64 %tasks_asked, 40
+  %tasks = select i1 %big, i64 40, i64 %tasks_asked
   %kernel_at = getelementptr %Pool, ptr %p, i32 0, i32 5
   store ptr %kernel, ptr %kernel_at
   %buffers_at = getelementptr %Pool, ptr %p, i32 0, i32 6
   store ptr %buffers, ptr %buffers_at
   %extent_at = getelementptr %Pool, ptr %p, i32 0, i32 7
   store i64 %extent, ptr %extent_at
-  %tasks_at = getelementptr %Pool, ptr %p, i32 0, i32 8
+  %tasks_at = getelementptr %Pool, ptr %p, i32 0, i32 13
   store i64 %tasks, ptr %tasks_at
-  %finished_at = getelementptr %Pool, ptr %p, i32 0, i32 4
-  store atomic i64 0, ptr %finished_at monotonic, align 8
-  call void @publish(ptr %p)
-  call void @run_share(ptr %p, i64 0)
-  %workers = sub i64 %threads, 1
+  %done_at = getelementptr %Pool, ptr %p, i32 0, i32 4
+  store atomic i64 0, ptr %done_at monotonic, align 8
+  %job_at = getelementptr %Pool, ptr %p, i32 0, i32 12
+  %last = load i64, ptr %job_at
+  %next = add i64 %last, 1
+  %job = and i64 %next, 16777215
+  store i64 %job, ptr %job_at
+  %job_bits = shl i64 %job, 40
+  %real = shl i64 1, %tasks
+  %real_mask = sub i64 %real, 1
+  %absent = xor i64 %real_mask, 1099511627775        ; chunks past `tasks` count as claimed
+  %word = or i64 %job_bits, %absent
+  %word_at = getelementptr %Pool, ptr %p, i32 0, i32 8
+  store atomic i64 %word, ptr %word_at release, align 8
+  call void @announce(ptr %p)
+  %own = call i64 @own_chunks(i64 0, i64 %threads)
+  call void @work(ptr %p, i64 %job, i64 %own)
   br label %wait
 wait:
   %i = phi i64 [ 0, %parallel ], [ %i1, %pause ], [ 0, %yield ]
-  %f = load atomic i64, ptr %finished_at acquire, align 8
-  %all = icmp eq i64 %f, %workers
-  br i1 %all, label %done, label %idle
+  %d = load atomic i64, ptr %done_at acquire, align 8
+  %all = icmp eq i64 %d, %tasks
+  br i1 %all, label %finish, label %idle
 idle:
   %i1 = add i64 %i, 1
   %long = icmp ugt i64 %i1, 4096
@@ -257,7 +323,7 @@ pause:
 yield:
   %y = call i32 @sched_yield()
   br label %wait
-done:
+finish:
   store atomic i32 0, ptr %busy_at release, align 4
   ret void
 serial:
@@ -286,15 +352,15 @@ define void @tosac_pool_destroy(ptr %p) {
 entry:
   %stop_at = getelementptr %Pool, ptr %p, i32 0, i32 1
   store atomic i32 1, ptr %stop_at release, align 4
-  call void @publish(ptr %p)
-  %threads_at = getelementptr %Pool, ptr %p, i32 0, i32 9
-  %threads = load i64, ptr %threads_at
+  call void @announce(ptr %p)
+  %made_at = getelementptr %Pool, ptr %p, i32 0, i32 14
+  %made = load i64, ptr %made_at
   %tids_at = getelementptr %Pool, ptr %p, i32 0, i32 10
   %tids = load ptr, ptr %tids_at
   br label %head
 head:
   %t = phi i64 [ 1, %entry ], [ %t1, %body ]
-  %more = icmp ult i64 %t, %threads
+  %more = icmp ult i64 %t, %made
   br i1 %more, label %body, label %done
 body:
   %tid_at = getelementptr i64, ptr %tids, i64 %t

@@ -115,7 +115,8 @@ def dense_schedule(c: DenseCompute, config: Config, target: Target) -> Schedule:
     act = ln.Param(f"{c.name}.act", micro.act_type, batch * ihp * iwp * icp)
     wname, cname = f"{c.name}.wpack", f"{c.name}.corr"
     constants = {wname: pack_weights(c.weights, micro, nr), cname: column_correction(c, micro)}
-    prologue = _pack_activations(c, micro, act, (ihp, iwp, icp))
+    prologue = pack_activations(f"{c.name}_pack", c.input, c.pad, c.input_zp, micro.act_type, micro.encode_offset(),
+                                act, (ihp, iwp, icp), threads)
 
     geo = GemmGeometry(mr, nr, icp // g, m, c.out_hw, (ihp, iwp), (kh, kw), c.stride, c.dilation,
                        int(config["unroll_k"]))
@@ -189,16 +190,12 @@ def tile_epilogue(c: DenseCompute, corr: str, row0: ln.Expr, rows: int, tile_row
                                             min(lanes, 16) if width >= 4 else 1),)),))
 
 
-def _pack_activations(c: DenseCompute, micro: DotKernel, act: ln.Param, padded) -> ln.Kernel:
-    return pack_activations(f"{c.name}_pack", c.input, c.pad, c.input_zp, micro.act_type, micro.encode_offset(),
-                            act, padded)
-
-
 def pack_activations(name: str, source: TensorArg, pad: tuple[int, int, int, int], input_zp: int, act_type: str,
-                     offset: int, act: ln.Param, padded: tuple[int, int, int]) -> ln.Kernel:
+                     offset: int, act: ln.Param, padded: tuple[int, int, int], threads: int = 1) -> ln.Kernel:
     """act[n, y, x, ch] = encode(input[n, y - top, x - left, ch]), or encode(zero point) outside.
 
     ``i16`` buffers hold ``x - input_zp`` (so padding is 0); ``i8`` buffers hold ``x + offset``.
+    With ``threads`` > 1 the rows are split over threads (the loop over rows is outermost).
     """
     ihp, iwp, icp = padded
     batch, ih, iw, ic = source.shape
@@ -219,6 +216,9 @@ def pack_activations(name: str, source: TensorArg, pad: tuple[int, int, int, int
     else:
         encoded = ln.cast(value + offset, "i8")
     store = ln.Store(act.name, ln.row_major([n, y, x, ch], [batch, ihp, iwp, icp]), encoded)
-    nest = ln.loops([("n", batch), ("y", ihp), ("x", iwp)],
-                    [ln.For("ch", icp, (store,), ln.LoopKind.VECTORIZE, 16 if icp >= 16 else 1)])
+    channels = [ln.For("ch", icp, (store,), ln.LoopKind.VECTORIZE, 16 if icp >= 16 else 1)]
+    if threads > 1 and ihp > 1:
+        nest = (ln.For("y", ihp, ln.loops([("n", batch), ("x", iwp)], channels), ln.LoopKind.PARALLEL),)
+    else:
+        nest = ln.loops([("n", batch), ("y", ihp), ("x", iwp)], channels)
     return ln.Kernel(name, (source.param(), act), nest)

@@ -36,7 +36,8 @@ class TensorArg:
 class Schedule:
     """A template's result: loop nests and how the runtime runs them.
 
-    ``prologue`` (e.g. activation packing) runs first and serially; ``scratch``
+    ``prologue`` (e.g. activation packing) runs first (split over ``threads`` too when it has a parallel
+    loop); ``scratch``
     buffers are workspace the runtime provides from the arena.
     """
     kernel: ln.Kernel
@@ -46,7 +47,8 @@ class Schedule:
     constants: dict[str, np.ndarray] = field(default_factory=dict)    # packed at schedule time
 
     def kernels(self) -> list[tuple[ln.Kernel, int]]:
-        return ([(self.prologue, 1)] if self.prologue else []) + [(self.kernel, self.threads)]
+        prologue = [(self.prologue, self.threads if self.prologue.parallel_extent else 1)] if self.prologue else []
+        return prologue + [(self.kernel, self.threads)]
 
 
 class ElementContext:
@@ -114,15 +116,18 @@ def map_schedule(compute: MapCompute, config: Config) -> Schedule:
     else:
         shape = out.shape or (1,)
         names = [f"d{k}" for k in range(len(shape))]
-        index = [ln.Var(n) for n in names] if out.shape else []
+        # Threads split the first dimension with extent > 1 (but not the innermost): leading 1s get no loop.
+        split = next((k for k, extent in enumerate(shape[:-1]) if extent > 1), None) if threads > 1 else None
+        first = split if split is not None else 0
+        index = [ln.Const(0) if k < first else ln.Var(n) for k, n in enumerate(names)] if out.shape else []
         ctx = ElementContext(out, index, None)
         body = (ln.Store(out.name, ln.row_major(index, out.shape) if out.shape else ln.Const(0),
                          compute.element(ctx)),)
         nest = _inner_loop(names[-1], shape[-1], body, lanes)
-        for name, extent in reversed(list(zip(names[:-1], shape[:-1]))):
+        for name, extent in reversed(list(zip(names[first:-1], shape[first:-1]))):
             nest = (ln.For(name, extent, nest),)
-        if threads > 1 and len(shape) > 1 and shape[0] > 1:
-            nest = (ln.For(names[0], shape[0], nest[0].body, ln.LoopKind.PARALLEL),)
+        if split is not None:
+            nest = (ln.For(names[split], shape[split], nest[0].body, ln.LoopKind.PARALLEL),)
         else:
             threads = 1
     params = tuple(a.param() for a in [*compute.inputs, out])

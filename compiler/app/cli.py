@@ -481,11 +481,11 @@ def build_parser() -> argparse.ArgumentParser:
     _threads_argument(p, "; the object then also exports model_run_parallel, which takes your thread pool")
     p.set_defaults(func=cmd_compile)
 
-    p = sub.add_parser("profile", help="time every kernel of a compiled model: share, GOPS, % of peak, config",
+    p = sub.add_parser("profile", help="time every kernel of a compiled model: share, GOPS, %% of peak, config",
                        description="Compile a model for --target (which must run on this machine) and time each "
                        "kernel alone in native code on the buffers of a real run (seeded random inputs), threaded "
                        "kernels on the thread pool; print per kernel its share of the time, microseconds, GOPS, "
-                       "% of the measured int8 peak of the cores it used, GB/s, template and config, and the "
+                       "%% of the measured int8 peak of the cores it used, GB/s, template and config, and the "
                        "whole run's time.")
     _model_argument(p)
     p.add_argument("--target", default="host", help="a target that runs here (default host)")
