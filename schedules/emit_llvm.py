@@ -84,8 +84,9 @@ def _type_suffix(ty: ir.Type) -> str:
 class Emitter:
     """Emits kernels into one ``ir.Module``; micro-kernels use its helpers."""
 
-    def __init__(self, module: ir.Module):
+    def __init__(self, module: ir.Module, features: Iterable[str] = ()):
         self.module = module
+        self.features = frozenset(features)             # the target's LLVM features (instruction choices)
         self.builder: ir.IRBuilder | None = None
         self.buffers: dict[str, tuple[ir.Value, ir.Type]] = {}
         self.env: dict[str, ir.Value] = {}
@@ -228,6 +229,9 @@ class Emitter:
         return ln.linear_coefficient(index, var, self._reads.setdefault(var, {}))
 
     def _store(self, st: ln.Store) -> None:
+        if isinstance(st, ln.InterleavedStore):
+            self._interleaved_store(st)
+            return
         b = self.builder
         value = self.expr(st.value)
         _, ety = self.buffers[st.buffer]
@@ -248,6 +252,28 @@ class Emitter:
         for lane in range(lanes):
             at = ir.Constant(ir.IntType(32), lane)
             b.store(b.extract_element(value, at), self.element_pointer(st.buffer, b.extract_element(indices, at)))
+
+    def _interleaved_store(self, st: ln.InterleavedStore) -> None:
+        b, count = self.builder, len(st.values)
+        values = [self.expr(v) for v in st.values]
+        lanes = self.vector[1] if self.vector is not None else None
+        if lanes is None or self._stride(st.index, self.vector[0]) != count or count & (count - 1):
+            # Scalar code, or an index that is not a group per lane: one store per value. The stores are built
+            # first and kept alive: expressions are memoised by identity within a statement.
+            stores = [ln.Store(st.buffer, st.index + ln.Const(k), v) for k, v in enumerate(st.values)]
+            for store in stores:
+                self._store(store)
+            return
+        values = [v if isinstance(v.type, ir.VectorType) else self.splat(v, lanes) for v in values]
+        while len(values) > 1:                        # concatenate pairwise: [v0 | v1 | ... ]
+            width = values[0].type.count
+            mask = ir.Constant(ir.VectorType(ir.IntType(32), 2 * width), list(range(2 * width)))
+            values = [b.shuffle_vector(values[i], values[i + 1], mask) for i in range(0, len(values), 2)]
+        order = [k * lanes + lane for lane in range(lanes) for k in range(count)]
+        grouped = b.shuffle_vector(values[0], undefined(values[0].type),
+                                   ir.Constant(ir.VectorType(ir.IntType(32), lanes * count), order))
+        ptr = self.element_pointer(st.buffer, self._scalar_index(st.index))
+        b.store(grouped, b.bitcast(ptr, grouped.type.as_pointer()), align=1)
 
     # ------------------------------------------------------------------ expressions
     def _broadcast(self, *values: ir.Value) -> list[ir.Value]:
@@ -326,6 +352,8 @@ class Emitter:
             cond = yield e.cond
             a = yield e.a
             c, x, y = self._broadcast(cond, a, (yield e.b))
+            if not isinstance(cond.type, ir.VectorType):
+                c = cond            # one condition for every lane: a scalar select of vectors, not a lane mask
             return b.select(c, x, y)
         if isinstance(e, ln.Intrinsic):
             values = []
@@ -343,6 +371,8 @@ class Emitter:
         stride = self._stride(e.index, var)
         if stride == 0:
             return b.load(self.element_pointer(e.buffer, (yield _Scalar(e.index))), typ=ety)
+        if isinstance(e, ln.TableLoad) and "avx512vbmi" in self.features and lanes <= 64:
+            return self._table_lookup(e.buffer, (yield e.index), lanes)
         if stride == 1:
             ptr = self.element_pointer(e.buffer, (yield _Scalar(e.index)))
             vty = ir.VectorType(ety, lanes)
@@ -354,6 +384,27 @@ class Emitter:
             value = b.load(self.element_pointer(e.buffer, b.extract_element(indices, at)), typ=ety)
             out = b.insert_element(out, value, at)
         return out
+
+    def _table_lookup(self, buffer: str, indices: ir.Value, lanes: int) -> ir.Value:
+        """``lanes`` bytes of a 256-byte table at ``indices`` (0..255): two ``vpermi2b`` pick from its halves
+        (index bits 0-6 choose among 128 bytes), bit 7 selects the half. Up to 64 lanes at once."""
+        b = self.builder
+        byte, wide = ir.IntType(8), ir.VectorType(ir.IntType(8), 64)
+        base = self.element_pointer(buffer, ir.Constant(I64, 0))
+        quarters = [b.load(b.gep(base, [ir.Constant(I64, 64 * q)], source_etype=byte), typ=wide, align=1)
+                    for q in range(4)]
+        index = b.trunc(indices, ir.VectorType(byte, lanes))
+        if lanes < 64:
+            index = b.shuffle_vector(index, undefined(index.type),
+                                     ir.Constant(ir.VectorType(ir.IntType(32), 64), [k % lanes for k in range(64)]))
+        permute = self.intrinsic("llvm.x86.avx512.vpermi2var.qi.512", wide, [wide] * 3)
+        low = b.call(permute, [quarters[0], index, quarters[1]])
+        high = b.call(permute, [quarters[2], index, quarters[3]])
+        picked = b.select(b.icmp_signed("<", index, ir.Constant(wide, None)), high, low)
+        if lanes == 64:
+            return picked
+        return b.shuffle_vector(picked, undefined(wide), ir.Constant(ir.VectorType(ir.IntType(32), lanes),
+                                                                     list(range(lanes))))
 
     def _double_to_half(self, value: ir.Value, half: ir.Type) -> ir.Value:
         """f64 -> f16 correctly rounded without the ``__truncdfhf2`` library call (which the JIT cannot resolve

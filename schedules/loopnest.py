@@ -73,6 +73,12 @@ class Load(Expr):
 
 
 @dataclass(frozen=True, eq=False)
+class TableLoad(Load):
+    """``buffer[index]`` from a table of 256 bytes with ``0 <= index < 256`` (int8 TABLE): vector lanes look it
+    up in registers where the target can (AVX-512 VBMI ``vpermi2b``), not with one load per lane."""
+
+
+@dataclass(frozen=True, eq=False)
 class Binary(Expr):
     op: str
     a: Expr
@@ -188,6 +194,18 @@ class Store(Stmt):
     buffer: str
     index: Expr
     value: Expr
+
+
+@dataclass(frozen=True, eq=False)
+class InterleavedStore(Store):
+    """``buffer[index + k] = values[k]`` for each k. In a vector loop whose ``index`` advances by
+    ``len(values)`` per lane this is one contiguous store of the values interleaved lane by lane (activations
+    packed in groups of taps for dot-product instructions), not a store per lane."""
+    rest: tuple[Expr, ...] = ()
+
+    @property
+    def values(self) -> tuple[Expr, ...]:
+        return (self.value, *self.rest)
 
 
 @dataclass(frozen=True, eq=False)

@@ -145,10 +145,12 @@ def test_matmul(m, k, n, a_zp, b_zp, runtime_b, seed, data):
 
 
 @SETTINGS
-@given(st.integers(1, 2), st.integers(2, 10), st.integers(2, 10), st.integers(1, 24), st.integers(1, 2),
-       st.integers(1, 3), st.integers(1, 2), st.integers(0, 1), st.integers(-128, 127), st.integers(0, 1000),
+@given(st.integers(1, 2), st.integers(2, 10), st.integers(2, 10), st.integers(1, 40), st.integers(1, 2),
+       st.integers(1, 5), st.integers(1, 2), st.integers(0, 2), st.integers(-128, 127), st.integers(0, 1000),
        st.data())
 def test_depthwise_conv2d(n, h, w, c, mult, k, stride, pad, input_zp, seed, data):
+    """Every target's kinds (taps in vpdpbusd / vpmaddwd groups, int16 products), kernels up to 5x5 (two groups of
+    four taps), channel counts that leave a partial vector."""
     assume((h + 2 * pad - k) % stride == 0 and (w + 2 * pad - k) % stride == 0 and h + 2 * pad >= k
            and w + 2 * pad >= k)
     g = GraphBuilder()
@@ -157,7 +159,40 @@ def test_depthwise_conv2d(n, h, w, c, mult, k, stride, pad, input_zp, seed, data
     y = g.depthwise_conv2d(x, wt, g.const(ints(data.draw, DType.INT32, (c * mult,), -999, 999)),
                            pad=(pad,) * 4, stride=(stride, stride), input_zp=input_zp)
     g.output(g.rescale(y, DType.INT8, multiplier=1 << 30, shift=38, output_zp=-4))
-    check(g.build(), {"x": ints(data.draw, DType.INT8, (n, h, w, c))}, seed)
+    check(g.build(), {"x": ints(data.draw, DType.INT8, (n, h, w, c))}, seed, runnable_targets())
+
+
+@pytest.mark.parametrize("target, kind", [("x86_64", "int16"), ("x86_64-avx2", "avx2"),
+                                          ("x86_64-avx512vnni", "vnni"), ("aarch64", "int16"),
+                                          ("aarch64-dotprod", "sdot"), ("armv7", "int16")])
+def test_depthwise_takes_the_targets_dot_product(target, kind, require_cross):
+    """The default depthwise kind per target; on ARM the compiled layer runs under qemu against the interpreter."""
+    rng = np.random.default_rng(3)
+    g = GraphBuilder()
+    x = g.input("x", DType.INT8, (1, 9, 11, 21))
+    y = g.depthwise_conv2d(x, g.const(rng.integers(-128, 128, (3, 5, 21, 1), dtype=np.int8)), pad=(1, 1, 2, 2),
+                           input_zp=-7)
+    g.output(g.rescale(y, DType.INT8, multiplier=1 << 30, shift=40, output_zp=3))
+    graph = g.build()
+    (kb,) = [k for k in kernel_builders(optimise_graph(graph), get_target(target)) if "depthwise" in k.name]
+    assert kb.space.default["kind"] == kind
+    if not get_target(target).is_host or target in runnable_targets():
+        if not get_target(target).is_host:
+            require_cross(target)
+        check(graph, {"x": rng.integers(-128, 128, (1, 9, 11, 21), dtype=np.int8)}, targets=(target,))
+
+
+@SETTINGS
+@given(st.lists(st.integers(1, 40), min_size=2, max_size=4), st.sampled_from([DType.INT8, DType.INT16, DType.INT32]),
+       st.integers(0, 2**32 - 1), st.data())
+def test_transpose(shape, dtype, seed, data):
+    """TRANSPOSE, register-transposed tiles where the innermost axis moves (overlapping edge tiles), else a map."""
+    assume(int(np.prod(shape)) <= 100_000)
+    perms = data.draw(st.permutations(range(len(shape))))
+    g = GraphBuilder()
+    x = g.input("x", dtype, tuple(shape))
+    g.output(g.transpose(x, perms=tuple(perms)))
+    check(g.build(), {"x": ints(data.draw, dtype, tuple(shape))}, seed, runnable_targets())
 
 
 @SETTINGS

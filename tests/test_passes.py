@@ -392,3 +392,44 @@ def test_pad_fold_is_exact_and_removes_the_pad(data):
     got = tosac.compile(graph, "host").run(feed)
     for name, value in got.items():
         np.testing.assert_array_equal(value, want[name])
+
+
+# ---------------------------------------------------------------- element-wise regions on int8 as one TABLE
+def _swish_like(data, per_channel_last: bool = False, leak_intermediate: bool = False) -> Graph:
+    """x (int8) -> TABLE, RESCALE to int32; x -> RESCALE to int32; MUL; RESCALE back to int8 (and an ADD)."""
+    g = GraphBuilder()
+    x = g.input("x", DType.INT8, (1, 3, 5, 4))
+    draw = data.draw
+    table = np.array(draw(st.lists(st.integers(-128, 127), min_size=256, max_size=256)), dtype=np.int8)
+    t = g.rescale(g.table(x, table), DType.INT32, multiplier=1 << 30, shift=30, input_zp=-128)
+    u = g.rescale(x, DType.INT32, multiplier=1 << 30, shift=30, input_zp=draw(st.integers(-128, 127)))
+    m = g.mul(t, u, shift=draw(st.sampled_from([0, 3])))
+    channels = 4 if per_channel_last else 1
+    multiplier = [draw(st.integers(1 << 29, (1 << 31) - 1)) for _ in range(channels)]
+    y = g.rescale(m, DType.INT8, multiplier=multiplier, shift=[draw(st.integers(30, 45))] * channels,
+                  output_zp=draw(st.integers(-128, 127)))
+    y = g.clamp(y, min_val=draw(st.integers(-128, 0)), max_val=127)
+    g.output(y, u) if leak_intermediate else g.output(y)
+    return g.build()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_an_elementwise_region_on_int8_becomes_one_exact_table(data):
+    from tosac.passes.lut_fold import fold_lookup_tables
+    graph = _swish_like(data)
+    folded = run_passes(graph, [fold_lookup_tables, remove_dead_code])
+    assert [op.name for op in folded.main.ops if op.name != "CONST"] == ["TABLE"]
+    values = np.arange(-128, 128, dtype=np.int8)
+    for start in range(0, 256, 60):                     # every int8 value, 60 at a time
+        inputs = {"x": np.resize(values[start:start + 60], (1, 3, 5, 4))}
+        assert np.array_equal(run(folded, inputs)[folded.outputs[0]], run(graph, inputs)[graph.outputs[0]])
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.data())
+def test_regions_that_depend_on_position_or_leak_values_are_left_alone(data):
+    from tosac.passes.lut_fold import fold_lookup_tables
+    for graph in (_swish_like(data, per_channel_last=True), _swish_like(data, leak_intermediate=True)):
+        folded = run_passes(graph, [fold_lookup_tables, remove_dead_code])
+        assert [op.name for op in folded.main.ops] == [op.name for op in graph.main.ops]

@@ -176,7 +176,7 @@ def _table(e: ElementOp, x):
     t_type = storage_type(e.operands.type(1).dtype)
     v = to_i64(x[0], e.in_dtypes[0])
     if e.in_dtypes[0] is DType.INT8:
-        return ln.Load(table, v + i64(128), t_type)
+        return ln.TableLoad(table, v + i64(128), t_type)
     biased = v + i64(32768)
     index = binary("ashr", biased, i64(7))
     fraction = binary("and", biased, i64(0x7F))

@@ -18,7 +18,7 @@ from tosac.lower import int8_layers
 from tosac.lower.elementwise import ElementOp, element, uses_channel
 from tosac.lower.values import Operands, loaded, stored, tensor_arg
 from tosac.passes.fusion import OpGroup
-from tosac.schedules import dense, depthwise, generic, sparse, taps
+from tosac.schedules import dense, depthwise, generic, sparse, taps, transpose
 from tosac.schedules import loopnest as ln
 from tosac.schedules.generic import ElementContext, MapCompute, Schedule, TensorArg
 from tosac.schedules.microkernels import WeightFormat
@@ -106,6 +106,10 @@ class KernelBuilder:
     def _lower_anchor(self, lw: lower.OpLowering):
         name, category = lw.op.name, schema(lw.op.name).category
         if category is OpCategory.DATA_MOVEMENT:
+            if name == "TRANSPOSE" and not self.group.epilogue:
+                tiled = lower.tiled_transpose(lw)
+                if tiled is not None:
+                    return tiled
             return lower.lower_data_movement(lw)
         if category is OpCategory.REDUCTION:
             return lower.lower_reduction(lw)
@@ -136,8 +140,9 @@ class KernelBuilder:
             (dense.DenseCompute, lambda c: sparse.add_sparse_knobs(dense.dense_space(c, t), c, t),
              lambda c, cfg: (dense.dense_schedule if WeightFormat.of(cfg).dense_layout
                              else sparse.sparse_schedule)(c, cfg, t)),
-            (depthwise.DepthwiseCompute, lambda c: depthwise.depthwise_space(c, t.vector_bits),
-             depthwise.depthwise_schedule),
+            (transpose.TransposeCompute, transpose.transpose_space, transpose.transpose_schedule),
+            (depthwise.DepthwiseCompute, lambda c: depthwise.depthwise_space(c, t),
+             lambda c, cfg: depthwise.depthwise_schedule(c, cfg, t)),
         ]
         for kind, space, schedule in table:
             if isinstance(self.compute, kind):

@@ -22,6 +22,7 @@ from tosac.schedules import loopnest as ln
 from tosac.schedules.generic import ElementContext, MapCompute, ReduceCompute, TensorArg
 from tosac.schedules.loopnest import binary, cast, clamp_index, select, smax, smin
 from tosac.schedules.taps import TapCompute, all_of, in_bounds
+from tosac.schedules.transpose import TransposeCompute, tiled_transpose_applies
 
 Epilogue = Callable[[ln.Expr, ElementContext], ln.Expr]
 
@@ -66,6 +67,14 @@ class OpLowering:
 
 
 # ----------------------------------------------------------------------------- data movement
+
+def tiled_transpose(lw: OpLowering) -> TransposeCompute | None:
+    """A TRANSPOSE that changes the innermost axis, as register-transposed tiles (nothing fused after it)."""
+    x, perms = lw.arg(0), tuple(int(p) for p in lw.attrs["perms"])
+    if not tiled_transpose_applies(x.shape, perms):
+        return None
+    return TransposeCompute(lw.name, x, lw.output, perms)
+
 
 def lower_data_movement(lw: OpLowering) -> MapCompute:
     op, x = lw.op, lw.arg(0)

@@ -52,7 +52,7 @@ class HostModules:
     def _start_module(self) -> None:
         self.module = ir.Module(name="tosac")
         self.module.triple = self.target.triple
-        self.emitter = Emitter(self.module)
+        self.emitter = Emitter(self.module, self.target.features)
         self._kernels = self._instructions = 0
 
     def emit(self, kernel: ln.Kernel) -> None:

@@ -12,13 +12,14 @@ from tosac.ir.graph import Block, Graph
 from tosac.lower.kernels import KernelBuilder
 from tosac.passes import fold_constants, remove_dead_code, run_passes
 from tosac.passes.fusion import CONTROL_FLOW, OpGroup, group_ops
+from tosac.passes.lut_fold import fold_lookup_tables
 from tosac.passes.pad_fold import fold_padding
 from tosac.targets import Target
 
 
 def optimise_graph(graph: Graph) -> Graph:
     """The graph passes, each followed by the verifier (``run_passes`` verifies the input first)."""
-    return run_passes(graph, [fold_constants, fold_padding, remove_dead_code])
+    return run_passes(graph, [fold_constants, fold_padding, fold_lookup_tables, remove_dead_code])
 
 
 def kernel_name(index: int, group: OpGroup) -> str:
