@@ -433,3 +433,27 @@ def test_regions_that_depend_on_position_or_leak_values_are_left_alone(data):
     for graph in (_swish_like(data, per_channel_last=True), _swish_like(data, leak_intermediate=True)):
         folded = run_passes(graph, [fold_lookup_tables, remove_dead_code])
         assert [op.name for op in folded.main.ops] == [op.name for op in graph.main.ops]
+
+
+# ---------------------------------------------------------------- fusion: a residual branch's RESCALE joins the ADD
+@settings(max_examples=15, deadline=None)
+@given(st.integers(-128, 127), st.integers(-128, 127), st.integers(1, 1 << 30), st.integers(11, 20), st.data())
+def test_the_residual_branchs_rescale_runs_in_the_convolutions_epilogue(zp_a, zp_r, multiplier, shift, data):
+    import tosac
+    from tosac.passes.fusion import group_ops
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    g = GraphBuilder()
+    x = g.input("x", DType.INT8, (1, 5, 6, 8))
+    residual = g.input("residual", DType.INT8, (1, 5, 6, 16))
+    acc = g.conv2d(x, g.const(rng.integers(-128, 128, (16, 1, 1, 8), dtype=np.int8)), input_zp=3)
+    a = g.rescale(acc, DType.INT8, multiplier=[1 << 30] * 16, shift=[38] * 16, output_zp=zp_a)
+    left = g.rescale(a, DType.INT32, multiplier=1 << 30, shift=11, input_zp=zp_a)
+    right = g.rescale(residual, DType.INT32, multiplier=multiplier, shift=shift, input_zp=zp_r)
+    g.output(g.rescale(g.add(left, right), DType.INT8, multiplier=1381758904, shift=49, output_zp=-128))
+    graph = g.build()
+    groups = group_ops(run_passes(graph, [fold_constants, remove_dead_code]).main)
+    assert [grp.pattern for grp in groups] == ["CONV2D+RESCALE+RESCALE+RESCALE+ADD+RESCALE"]
+    inputs = {"x": rng.integers(-128, 128, (1, 5, 6, 8), dtype=np.int8),
+              "residual": rng.integers(-128, 128, (1, 5, 6, 16), dtype=np.int8)}
+    got = tosac.compile(graph, "host").run(inputs)
+    assert np.array_equal(got[graph.outputs[0]], run(graph, inputs)[graph.outputs[0]])
