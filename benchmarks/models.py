@@ -137,16 +137,17 @@ def agreement(graph, exe, sess, feeds: list[dict]) -> float:
     return worst
 
 
-def latencies(peers: dict, seconds: float, rounds: int = 5) -> dict[str, float]:
-    """Median seconds per call of each peer; rounds alternate between the peers (same machine state for each)."""
-    for fn in peers.values():
-        fn()                                             # warm-up
-    estimate = {k: _time(fn, 1) for k, fn in peers.items()}
+def latencies(timers: dict, seconds: float, rounds: int = 5) -> dict[str, float]:
+    """Median seconds per call of each peer, given as a timer ``runs -> seconds per run``; rounds alternate
+    between the peers (same machine state for each)."""
+    for timer in timers.values():
+        timer(1)                                         # warm-up
+    estimate = {k: timer(1) for k, timer in timers.items()}
     runs = {k: max(1, int(seconds / rounds / max(t, 1e-7))) for k, t in estimate.items()}
-    samples: dict[str, list[float]] = {k: [] for k in peers}
+    samples: dict[str, list[float]] = {k: [] for k in timers}
     for _ in range(rounds):
-        for key, fn in peers.items():
-            samples[key].append(_time(fn, runs[key]))
+        for key, timer in timers.items():
+            samples[key].append(timer(runs[key]))
     return {k: float(np.median(v)) for k, v in samples.items()}
 
 
@@ -169,7 +170,8 @@ def bench(name: str, fmt: str, args: argparse.Namespace) -> dict:
     sess = session(models.path(name, fmt))
     feeds = models.sample_inputs(name, graph, count=max(1, args.inputs))
     feed, real = feeds[0], ort_feed(graph, sess, feeds[0])
-    times = latencies({"tosac": lambda: exe.run(feed), "ort": lambda: sess.run(None, real)}, args.seconds)
+    times = latencies({"tosac": _timer(lambda: exe.run(feed)), "ort": _timer(lambda: sess.run(None, real))},
+                      args.seconds)
     row.update(tosac_ms=times["tosac"] * 1e3, ort_ms=times["ort"] * 1e3, speedup_vs_ort=times["ort"] / times["tosac"],
                max_diff_vs_ort=agreement(graph, exe, sess, feeds) if args.inputs else None)
     return row
@@ -217,8 +219,8 @@ def bench_tflite(name: str, args: argparse.Namespace) -> dict:
     values = [feed[n] for n in graph.inputs]
     litert_run(xnnpack, values)
     litert_run(ref, values)
-    times = latencies({"tosac": lambda: exe.run(feed), "xnnpack": xnnpack.invoke, "reference": ref.invoke},
-                      args.seconds)
+    times = latencies({"tosac": _timer(lambda: exe.run(feed)), "xnnpack": _timer(xnnpack.invoke),
+                       "reference": _timer(ref.invoke)}, args.seconds)
     row.update(tosac_ms=times["tosac"] * 1e3, xnnpack_ms=times["xnnpack"] * 1e3,
                reference_ms=times["reference"] * 1e3, speedup_vs_xnnpack=times["xnnpack"] / times["tosac"],
                speedup_vs_reference=times["reference"] / times["tosac"], exact_share=equal / total,
@@ -228,7 +230,11 @@ def bench_tflite(name: str, args: argparse.Namespace) -> dict:
 
 def bench_threads(name: str, threads: list[int], seconds: float) -> list[dict]:
     """Per thread count: tosac on the ONNX (QDQ) and TFLite forms, ORT on the ONNX form, LiteRT-XNNPACK on the
-    TFLite form, all with that many threads, in alternating rounds; and tosac's scaling over one thread."""
+    TFLite form, all with that many threads, in alternating rounds; and tosac's scaling over one thread.
+
+    tosac is timed in its native loop (``time_runs``: what a C caller of the compiled model sees) and through
+    ``Executable.run`` (plus input checks and output allocation in Python); the peers through their Python
+    calls with inputs set once (``invoke``, ``session.run``)."""
     import tosac
     from tosac import models
 
@@ -241,13 +247,14 @@ def bench_threads(name: str, threads: list[int], seconds: float) -> list[dict]:
         exe = tosac.compile(graph, "host", threads=t)
         sess = session(models.path(name), t)
         real = ort_feed(graph, sess, feed)
-        peers = {"tosac": lambda: exe.run(feed), "ort": lambda: sess.run(None, real)}
+        peers = {"tosac": lambda runs: exe.time_runs(feed, runs),
+                 "tosac_run": _timer(lambda: exe.run(feed)), "ort": _timer(lambda: sess.run(None, real))}
         if has_tflite:
             texe = tosac.compile(tgraph, "host", threads=t)
             xnnpack = litert_interpreter(models.path(name, "tflite"), False, t)
             (tfeed,) = models.sample_inputs(name, tgraph, count=1)
             litert_run(xnnpack, [tfeed[n] for n in tgraph.inputs])
-            peers.update({"tosac_tflite": lambda: texe.run(tfeed), "xnnpack": xnnpack.invoke})
+            peers.update({"tosac_tflite": lambda runs: texe.time_runs(tfeed, runs), "xnnpack": _timer(xnnpack.invoke)})
         times = latencies(peers, seconds)
         rows.append({"model": name, "threads": t, **{f"{k}_ms": v * 1e3 for k, v in times.items()}})
     base = rows[0]["tosac_ms"] if threads[0] == 1 else None
@@ -256,6 +263,11 @@ def bench_threads(name: str, threads: list[int], seconds: float) -> list[dict]:
         row["best_peer_over_tosac"] = best_peer / row["tosac_ms"]
         row["tosac_scaling"] = base / row["tosac_ms"] if base else None
     return rows
+
+
+def _timer(fn):
+    """``fn`` as a timer: seconds per call over ``runs`` back-to-back calls."""
+    return lambda runs: _time(fn, runs)
 
 
 def main() -> None:
@@ -362,10 +374,12 @@ def threads_table(args: argparse.Namespace, cpu: dict, peer: str) -> None:
     print(f"tosac vs {peer}; medians of alternating rounds. CPU: {cpu['cpu']}, {cpu['cores']} usable cores, "
           f"AVX-512 VNNI {'yes' if cpu['avx512_vnni'] else 'no'}, AMX {'yes' if cpu['amx'] else 'no'}; "
           f"load average {cpu['load_average']:.1f}")
-    print("tosac: ONNX (QDQ) form; tosac tfl: the TFLite form; ORT on the ONNX form; XNN: LiteRT-XNNPACK on the "
-          "TFLite form; best/tosac: the faster peer's time over tosac's; scaling: tosac over its 1-thread time")
-    print(f"{'model':<20}{'thr':>4}{'tosac ms':>10}{'tosac tfl':>10}{'ORT ms':>9}{'XNN ms':>9}{'best/tosac':>11}"
-          f"{'scaling':>9}")
+    print("tosac: ONNX (QDQ) form, native loop; run(): the same through Executable.run (Python checks and output "
+          "allocation); tosac tfl: the TFLite form, native; ORT on the ONNX form and XNN (LiteRT-XNNPACK, TFLite "
+          "form) through their Python calls; best/tosac: the faster peer's time over tosac's; scaling: tosac over "
+          "its 1-thread time")
+    print(f"{'model':<20}{'thr':>4}{'tosac ms':>10}{'run() ms':>10}{'tosac tfl':>10}{'ORT ms':>9}{'XNN ms':>9}"
+          f"{'best/tosac':>11}{'scaling':>9}")
     rows = []
     for name in (args.models.split(",") if args.models else models.names()):
         try:
@@ -377,7 +391,7 @@ def threads_table(args: argparse.Namespace, cpu: dict, peer: str) -> None:
         for row in found:
             def cell(key: str, width: int, spec: str = ".3f", unit: str = "") -> str:
                 return f"{'-' if row.get(key) is None else format(row[key], spec) + unit:>{width}}"
-            print(f"{name:<20}{row['threads']:>4}{cell('tosac_ms', 10)}{cell('tosac_tflite_ms', 10)}"
+            print(f"{name:<20}{row['threads']:>4}{cell('tosac_ms', 10)}{cell('tosac_run_ms', 10)}{cell('tosac_tflite_ms', 10)}"
                   f"{cell('ort_ms', 9)}{cell('xnnpack_ms', 9)}{cell('best_peer_over_tosac', 10, '.2f', 'x')} "
                   f"{cell('tosac_scaling', 8, '.2f', 'x')}", flush=True)
     if args.json:

@@ -14,6 +14,7 @@ are allocated on first use, one per call running at the same moment, and kept.
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -161,19 +162,24 @@ class Executable:
         self._lock = threading.Lock()         # guards the creation of the constants
         self._free: list[_Arena] = []         # arenas no call is using
         self._constants: dict[str, np.ndarray] | None = None
+        self._threading: tuple[int, tuple] | None = None      # (pid, the entry point's threading arguments)
 
     @property
     def threads(self) -> int:
         """The most threads a kernel of this program splits its loop over (1: single-threaded)."""
-        return max([s.threads for s in _kernel_steps(self.program)] + [1])
+        return max([s.threads for s in _kernel_steps(self.program) if s.parallel_extent > 1] + [1])
 
     def _pool(self) -> ThreadPool | None:
         return shared_pool(self.threads)
 
     def _threading_args(self) -> tuple[int | None, Any]:
-        """The entry point's last two arguments: the pool's parallel_for and the pool (nulls: one thread)."""
-        pool = self._pool()
-        return (pool.parallel_for_address, pool.handle) if pool is not None else (None, None)
+        """The entry point's last two arguments: the pool's parallel_for and the pool (nulls: one thread).
+        Kept per process (a forked child gets pools of its own), so a run costs no lookup."""
+        pid = os.getpid()
+        if self._threading is None or self._threading[0] != pid:
+            pool = self._pool()
+            self._threading = (pid, (pool.parallel_for_address, pool.handle) if pool is not None else (None, None))
+        return self._threading[1]
 
     @property
     def memory_plan(self) -> MemoryPlan:
