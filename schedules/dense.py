@@ -187,7 +187,7 @@ def tile_epilogue(c: DenseCompute, corr: str, row0: ln.Expr, rows: int, tile_row
     store = ln.Store(c.output.name, row * c.n + channel, c.finalize(acc, ln.unravel(row, c.output.shape[:-1]), channel))
     return ln.For("r", rows, (ln.If(ln.binary("slt", row, ln.Const(c.m)),
                                     (ln.For("ch", width, (store,), ln.LoopKind.VECTORIZE,
-                                            min(lanes, 16) if width >= 4 else 1),)),))
+                                            ln.vector_factor(width, min(lanes, 16))),)),))
 
 
 def pack_activations(name: str, source: TensorArg, pad: tuple[int, int, int, int], input_zp: int, act_type: str,
@@ -200,23 +200,36 @@ def pack_activations(name: str, source: TensorArg, pad: tuple[int, int, int, int
     ihp, iwp, icp = padded
     batch, ih, iw, ic = source.shape
     top, _, left, _ = pad
-    n, y, x, ch = (ln.Var(v) for v in ("n", "y", "x", "ch"))
+    n, y, x = (ln.Var(v) for v in ("n", "y", "x"))
     iy, ix = y - top, x - left
     inside = all_of([in_bounds(iy, ih) if pad[0] or pad[1] else None,
-                     in_bounds(ix, iw) if pad[2] or pad[3] else None,
-                     in_bounds(ch, ic) if icp != ic else None])
-    channel = ln.clamp_index(ch, ic) if icp != ic else ch      # clamping makes the load a gather: only if needed
-    src = ln.row_major([n, ln.clamp_index(iy, ih), ln.clamp_index(ix, iw), channel], source.shape)
-    value = ln.cast(ln.Load(source.name, src, "i8"), "i32")
+                     in_bounds(ix, iw) if pad[2] or pad[3] else None])
     pad_value = ln.Const(input_zp, "i32")
-    if inside is not None:
-        value = ln.select(inside, value, pad_value)
-    if act_type == "i16":
-        encoded = ln.cast(value - pad_value, "i16")
+
+    def store(ch: ln.Expr, real: bool) -> ln.Store:
+        value = pad_value
+        if real:
+            src = ln.row_major([n, ln.clamp_index(iy, ih), ln.clamp_index(ix, iw), ch], source.shape)
+            value = ln.cast(ln.Load(source.name, src, "i8"), "i32")
+            value = value if inside is None else ln.select(inside, value, pad_value)
+        encoded = ln.cast(value - pad_value, "i16") if act_type == "i16" else ln.cast(value + offset, "i8")
+        return ln.Store(act.name, ln.row_major([n, y, x, ch], [batch, ihp, iwp, icp]), encoded)
+
+    if icp != ic and icp <= 16:
+        # A few channels padded to a group (RGB -> 4): one store per channel, so LLVM vectorizes along the row
+        # (a per-lane channel check in a vector of channels would be a gather per pixel).
+        channels = [store(ln.Const(c), c < ic) for c in range(icp)]
+    elif icp != ic:
+        ch = ln.Var("ch")                        # clamping makes the load a gather: only here
+        value = ln.cast(ln.Load(source.name, ln.row_major([n, ln.clamp_index(iy, ih), ln.clamp_index(ix, iw),
+                                                           ln.clamp_index(ch, ic)], source.shape), "i8"), "i32")
+        real = all_of([inside, in_bounds(ch, ic)])
+        value = ln.select(real, value, pad_value)
+        encoded = ln.cast(value - pad_value, "i16") if act_type == "i16" else ln.cast(value + offset, "i8")
+        channels = [ln.For("ch", icp, (ln.Store(act.name, ln.row_major([n, y, x, ch], [batch, ihp, iwp, icp]),
+                                                 encoded),), ln.LoopKind.VECTORIZE, ln.vector_factor(icp))]
     else:
-        encoded = ln.cast(value + offset, "i8")
-    store = ln.Store(act.name, ln.row_major([n, y, x, ch], [batch, ihp, iwp, icp]), encoded)
-    channels = [ln.For("ch", icp, (store,), ln.LoopKind.VECTORIZE, 16 if icp >= 16 else 1)]
+        channels = [ln.For("ch", icp, (store(ln.Var("ch"), True),), ln.LoopKind.VECTORIZE, ln.vector_factor(icp))]
     if threads > 1 and ihp > 1:
         nest = (ln.For("y", ihp, ln.loops([("n", batch), ("x", iwp)], channels), ln.LoopKind.PARALLEL),)
     else:

@@ -193,7 +193,7 @@ def _dot_schedule(c: DepthwiseCompute, config: Config, micro: DotKernel) -> Sche
                          c.finalize(acc, [n, oy, ox], channel))
         epilogue = ln.For("p", pixels, (ln.If(ln.binary("slt", ox, ln.Const(ow)),
                                              (ln.For("ch", width, (store,), ln.LoopKind.VECTORIZE,
-                                                     min(lanes, 16) if width >= 4 else 1),)),))
+                                                     ln.vector_factor(width, min(lanes, 16))),)),))
         return call, epilogue
 
     full, tail = divmod(channels, lanes)
@@ -215,7 +215,7 @@ def _dot_schedule(c: DepthwiseCompute, config: Config, micro: DotKernel) -> Sche
 def _pack_taps(c: DepthwiseCompute, micro: DotKernel, act: ln.Param, groups: int, padded_channels: int,
                threads: int) -> ln.Kernel:
     """act[n][y][ox][j][ch][k] = encode(input[n][y - top][ox * sx + (j * g + k) * dx - left][ch]) (the encoded
-    zero point outside the input, beyond the kernel's width and the channels)."""
+    zero point outside the input and beyond the kernel's width; channels past the real ones are not written)."""
     batch, ih, iw, channels = c.input.shape
     top, bottom, left, _ = c.pad
     ihp = ih + top + bottom
@@ -232,8 +232,6 @@ def _pack_taps(c: DepthwiseCompute, micro: DotKernel, act: ln.Param, groups: int
 
     iy = y - ln.Const(top)
     row_inside = in_bounds(iy, ih) if top or bottom else None
-    channel_inside = in_bounds(ch, channels) if padded_channels != channels else None
-    channel = ln.clamp_index(ch, channels) if padded_channels != channels else ch
     per_group = []
     for j in range(groups):
         values = []
@@ -243,14 +241,14 @@ def _pack_taps(c: DepthwiseCompute, micro: DotKernel, act: ln.Param, groups: int
                 values.append(encode(zp))
                 continue
             ix = ox * ln.Const(sx) + ln.Const(kx * dx - c.pad[2])
-            inside = all_of([row_inside, in_bounds(ix, iw), channel_inside])
-            src = ln.row_major([n, ln.clamp_index(iy, ih), ln.clamp_index(ix, iw), channel], c.input.shape)
+            inside = all_of([row_inside, in_bounds(ix, iw)])
+            src = ln.row_major([n, ln.clamp_index(iy, ih), ln.clamp_index(ix, iw), ch], c.input.shape)
             value = ln.cast(ln.Load(c.input.name, src, "i8"), "i32")
             values.append(encode(value if inside is None else ln.select(inside, value, zp)))
         at = ln.row_major([n, y, ox, ln.Const(j), ch], [batch, ihp, ow, groups, padded_channels]) * ln.Const(g)
         store = ln.InterleavedStore(act.name, at, values[0], tuple(values[1:]))
-        per_group.append(ln.For("ch", padded_channels, (store,), ln.LoopKind.VECTORIZE,
-                                min(16, padded_channels)))
+        # Only the real channels: the padded ones meet zero weights, so whatever their bytes hold adds 0.
+        per_group.append(ln.For("ch", channels, (store,), ln.LoopKind.VECTORIZE, ln.vector_factor(channels)))
     inner = ln.loops([("n", batch), ("ox", ow)], per_group)
     if threads > 1 and ihp > 1:
         nest: tuple[ln.Stmt, ...] = (ln.For("y", ihp, inner, ln.LoopKind.PARALLEL),)

@@ -257,6 +257,15 @@ class Kernel:
         return 0
 
 
+def vector_factor(extent: int, most: int = 16) -> int:
+    """Lanes for a vectorized loop of ``extent`` iterations: the largest power of two up to ``most`` that
+    fits, so a short loop (8 channels) is one vector, not a scalar remainder."""
+    factor = 1
+    while factor * 2 <= min(extent, most):
+        factor *= 2
+    return factor
+
+
 def loops(vars_extents: Sequence[tuple[str, int]], body: Sequence[Stmt]) -> tuple[Stmt, ...]:
     """A perfect serial nest, outermost first."""
     inner: tuple[Stmt, ...] = tuple(body)
