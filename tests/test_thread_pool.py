@@ -49,8 +49,8 @@ def test_parallel_for_runs_every_index_exactly_once(threads, extent, tasks):
 def test_threaded_networks_are_bit_exact(name, threads):
     graph = tosac.models.load(name)
     exe = tosac.compile(graph, "host", threads=threads)
-    threaded = [s for s in exe.program.steps if getattr(s, "threads", 1) == threads]
-    assert len(threaded) >= 5 and exe.threads == threads
+    split = [s.threads for s in exe.program.steps if getattr(s, "threads", 1) > 1]
+    assert split and max(split) <= threads      # small kernels stay on one thread (worthwhile_threads)
     assert exe.program.info.get("host_entry"), "a threaded program still runs as one native call"
     for inputs in tosac.models.sample_inputs(name, graph, count=2, seed=18):
         expected = run(graph, inputs)
