@@ -162,6 +162,7 @@ def ort_layer(layer: Layer, x: np.ndarray, w: np.ndarray, unsigned: bool):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = THREADS, 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")   # spinning workers slow the next peer
     try:
         session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
         session.run(None, {"x": x_in})
@@ -200,6 +201,7 @@ def ort_qlinear_conv(layer: Layer, x: np.ndarray, w: np.ndarray):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = THREADS, 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")   # spinning workers slow the next peer
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
     def call() -> np.ndarray:
