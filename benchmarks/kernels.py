@@ -220,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--only", help="comma-separated layer names")
-    parser.add_argument("--threads", type=int, default=1, help="threads for tosac and ORT (%% peak: of that many cores)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads for tosac and ORT (%% peak: of that many cores)")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args(argv)
     global THREADS
@@ -285,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
         row["ratio_vs_ort_best"] = ratio
         print(f"{layer.name:<10} {fmt(gops['tosac']):>8} {fmt(gops['tosac_rq']):>9} {fmt(gops['numpy']):>7} "
               f"{fmt(gops['ort_u8s8']):>9} {fmt(gops['ort_qlinear']):>9} {fmt(gops['ort_s8s8']):>9} "
-              f"{(f'{ratio:.2f}x' if ratio else 'n/a'):>9} {100 * gops['tosac'] / (peak * THREADS):>6.0f}% {compile_ms:>10.0f}")
+              f"{(f'{ratio:.2f}x' if ratio else 'n/a'):>9} {100 * gops['tosac'] / (peak * THREADS):>6.0f}% "
+              f"{compile_ms:>10.0f}")
         for key in ("ort_u8s8", "ort_s8s8", "ort_qlinear"):
             if row[key + "_note"]:
                 print(f"    {key}: {row[key + '_note']}")

@@ -393,7 +393,8 @@ def threads_table(args: argparse.Namespace, cpu: dict, peer: str) -> None:
         for row in found:
             def cell(key: str, width: int, spec: str = ".3f", unit: str = "") -> str:
                 return f"{'-' if row.get(key) is None else format(row[key], spec) + unit:>{width}}"
-            print(f"{name:<20}{row['threads']:>4}{cell('tosac_ms', 10)}{cell('tosac_run_ms', 10)}{cell('tosac_tflite_ms', 10)}"
+            print(f"{name:<20}{row['threads']:>4}{cell('tosac_ms', 10)}{cell('tosac_run_ms', 10)}"
+                  f"{cell('tosac_tflite_ms', 10)}"
                   f"{cell('ort_ms', 9)}{cell('xnnpack_ms', 9)}{cell('best_peer_over_tosac', 10, '.2f', 'x')} "
                   f"{cell('tosac_scaling', 8, '.2f', 'x')}", flush=True)
     if args.json:

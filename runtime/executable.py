@@ -53,6 +53,11 @@ class KernelStep:
     label: str = ""
     kernel: str = ""          # the fused op group (kernel) this call belongs to: one or two calls per group
 
+    @property
+    def threaded(self) -> bool:
+        """Whether the call is split over threads (its loop has more than one chunk to give)."""
+        return self.threads > 1 and self.parallel_extent > 1
+
 
 @dataclass
 class HostStep:
@@ -167,7 +172,7 @@ class Executable:
     @property
     def threads(self) -> int:
         """The most threads a kernel of this program splits its loop over (1: single-threaded)."""
-        return max([s.threads for s in _kernel_steps(self.program) if s.parallel_extent > 1] + [1])
+        return max([s.threads for s in kernel_steps(self.program) if s.threaded] + [1])
 
     def _pool(self) -> ThreadPool | None:
         return shared_pool(self.threads)
@@ -256,14 +261,7 @@ class Executable:
         """Kernels called one by one from Python (a program with control flow run by Python)."""
         p = self.program
         arrays = self._bind(arena, checked)
-        for step, bound in zip(p.steps, arena.bound):
-            if bound is None:
-                step.run(arrays)
-                continue
-            pointers, address, slots = bound
-            for i, name in slots:
-                pointers[i] = arrays[name].ctypes.data
-            self._call(step, address)
+        self._call_steps(arena, arrays)
         fresh = set(p.outputs) - set(p.inputs) - set(arena.static)
         return {n: arrays[n] if n in fresh else np.array(arrays[n], copy=True) for n in p.outputs}
 
@@ -276,6 +274,17 @@ class Executable:
                 spec = self.program.buffers[name]
                 arrays[name] = _allocate(spec.shape, spec.dtype, f"output '{name}'")
         return arrays
+
+    def _call_steps(self, arena: _Arena, arrays: dict[str, np.ndarray]) -> None:
+        """Every step in order, one Python call each, on ``arrays`` (bound into the arena's pointer tables)."""
+        for step, bound in zip(self.program.steps, arena.bound):
+            if bound is None:
+                step.run(arrays)
+                continue
+            pointers, address, slots = bound
+            for i, name in slots:
+                pointers[i] = arrays[name].ctypes.data
+            self._call(step, address)
 
     def time_kernels(self, inputs: Mapping[str, Any], seconds: float = 0.02) -> list[float | None]:
         """Seconds per call of every step (None for a step Python runs), each timed alone in native code.
@@ -290,28 +299,20 @@ class Executable:
         checked = self._checked_inputs(inputs)
         arena = self._acquire()
         try:
-            arrays = self._bind(arena, checked)
-            for step, bound in zip(self.program.steps, arena.bound):
-                if bound is None:
-                    step.run(arrays)
-                else:
-                    pointers, address, slots = bound
-                    for i, name in slots:
-                        pointers[i] = arrays[name].ctypes.data
-                    self._call(step, address)
+            arrays = self._bind(arena, checked)      # kept until the timing ends: kernels write into its outputs
+            self._call_steps(arena, arrays)
             return [None if bound is None else self._time_step(step, bound[1], seconds)
                     for step, bound in zip(self.program.steps, arena.bound)]
         finally:
             self._free.append(arena)
 
     def _time_step(self, step: KernelStep, address: ctypes.c_void_p, seconds: float) -> float:
-        threaded = step.threads > 1 and step.parallel_extent > 1
-        pool = self._pool() if threaded else None
+        pool = self._pool() if step.threaded else None
         kernel = self._loaded.addresses[step.function]
 
         def measure(runs: int) -> float:
             start = time.perf_counter()
-            repeat_kernel(pool, kernel, address, step.parallel_extent, step.threads if threaded else 1, runs)
+            repeat_kernel(pool, kernel, address, step.parallel_extent, step.threads if step.threaded else 1, runs)
             return (time.perf_counter() - start) / runs
 
         once = max(measure(1), 1e-7)
@@ -356,14 +357,14 @@ class Executable:
 
     def _call(self, step: KernelStep, address: ctypes.c_void_p) -> None:
         fn = self._functions[step.function]
-        pool = self._pool() if step.threads > 1 and step.parallel_extent > 1 else None
+        pool = self._pool() if step.threaded else None
         if pool is None:
             fn(address, 0, step.parallel_extent)
         else:
             pool.parallel_for(self._loaded.addresses[step.function], address, step.parallel_extent, step.threads)
 
 
-def _kernel_steps(program: Program) -> list[KernelStep]:
+def kernel_steps(program: Program) -> list[KernelStep]:
     return [s for s in program.steps if isinstance(s, KernelStep)]
 
 

@@ -396,6 +396,7 @@ class ThreadPool:
         self._parallel_for(self.handle, kernel, buffers, extent, tasks)
 
     def close(self) -> None:
+        """Stop and join the workers (no job may be running); a shared pool lives until the process ends."""
         if self.handle:
             self._destroy(self.handle)
             self.handle = ctypes.c_void_p(None)
@@ -421,8 +422,8 @@ def shared_pool(threads: int) -> ThreadPool | None:
 def repeat_kernel(pool: ThreadPool | None, kernel: int, buffers, extent: int, tasks: int, runs: int) -> None:
     """``runs`` back-to-back ``parallel_for`` calls of ``kernel`` in native code (on the caller's thread alone
     when ``pool`` is None): one kernel timed without a foreign call per run."""
-    _library()["tosac_pool_repeat"](pool.handle if pool is not None else None, kernel, buffers, extent, tasks,
-                                        runs)
+    handle = pool.handle if pool is not None else None
+    _library()["tosac_pool_repeat"](handle, kernel, buffers, extent, tasks, runs)
 
 
 def usable_cpus() -> int:

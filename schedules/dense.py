@@ -190,12 +190,16 @@ def tile_epilogue(c: DenseCompute, corr: str, row0: ln.Expr, rows: int, tile_row
                                             ln.vector_factor(width, min(lanes, 16))),)),))
 
 
+def encode_activation(value: ln.Expr, zero_point: ln.Expr, act_type: str, offset: int) -> ln.Expr:
+    """An int32 activation as the packed buffer holds it: ``i16`` buffers ``x - zero point`` (padding is 0),
+    ``i8`` buffers ``x + offset`` (the micro-kernel's encoding)."""
+    return ln.cast(value - zero_point, "i16") if act_type == "i16" else ln.cast(value + offset, "i8")
+
+
 def pack_activations(name: str, source: TensorArg, pad: tuple[int, int, int, int], input_zp: int, act_type: str,
                      offset: int, act: ln.Param, padded: tuple[int, int, int], threads: int = 1) -> ln.Kernel:
-    """act[n, y, x, ch] = encode(input[n, y - top, x - left, ch]), or encode(zero point) outside.
-
-    ``i16`` buffers hold ``x - input_zp`` (so padding is 0); ``i8`` buffers hold ``x + offset``.
-    With ``threads`` > 1 the rows are split over threads (the loop over rows is outermost).
+    """act[n, y, x, ch] = encode(input[n, y - top, x - left, ch]), or encode(zero point) outside
+    (``encode_activation``). With ``threads`` > 1 the rows are split over threads (the loop over rows is outermost).
     """
     ihp, iwp, icp = padded
     batch, ih, iw, ic = source.shape
@@ -206,30 +210,26 @@ def pack_activations(name: str, source: TensorArg, pad: tuple[int, int, int, int
                      in_bounds(ix, iw) if pad[2] or pad[3] else None])
     pad_value = ln.Const(input_zp, "i32")
 
-    def store(ch: ln.Expr, real: bool) -> ln.Store:
+    def store(ch: ln.Expr, real: bool = True, clamp: bool = False) -> ln.Store:
+        """act at channel ``ch``: the input's value (``real``), or the zero point's; ``clamp`` keeps a vector of
+        channels that runs past the real ones in bounds (a gather: only where needed)."""
         value = pad_value
         if real:
-            src = ln.row_major([n, ln.clamp_index(iy, ih), ln.clamp_index(ix, iw), ch], source.shape)
+            channel = ln.clamp_index(ch, ic) if clamp else ch
+            src = ln.row_major([n, ln.clamp_index(iy, ih), ln.clamp_index(ix, iw), channel], source.shape)
             value = ln.cast(ln.Load(source.name, src, "i8"), "i32")
-            value = value if inside is None else ln.select(inside, value, pad_value)
-        encoded = ln.cast(value - pad_value, "i16") if act_type == "i16" else ln.cast(value + offset, "i8")
-        return ln.Store(act.name, ln.row_major([n, y, x, ch], [batch, ihp, iwp, icp]), encoded)
+            cond = all_of([inside, in_bounds(ch, ic) if clamp else None])
+            value = value if cond is None else ln.select(cond, value, pad_value)
+        return ln.Store(act.name, ln.row_major([n, y, x, ch], [batch, ihp, iwp, icp]),
+                        encode_activation(value, pad_value, act_type, offset))
 
     if icp != ic and icp <= 16:
         # A few channels padded to a group (RGB -> 4): one store per channel, so LLVM vectorizes along the row
         # (a per-lane channel check in a vector of channels would be a gather per pixel).
-        channels = [store(ln.Const(c), c < ic) for c in range(icp)]
-    elif icp != ic:
-        ch = ln.Var("ch")                        # clamping makes the load a gather: only here
-        value = ln.cast(ln.Load(source.name, ln.row_major([n, ln.clamp_index(iy, ih), ln.clamp_index(ix, iw),
-                                                           ln.clamp_index(ch, ic)], source.shape), "i8"), "i32")
-        real = all_of([inside, in_bounds(ch, ic)])
-        value = ln.select(real, value, pad_value)
-        encoded = ln.cast(value - pad_value, "i16") if act_type == "i16" else ln.cast(value + offset, "i8")
-        channels = [ln.For("ch", icp, (ln.Store(act.name, ln.row_major([n, y, x, ch], [batch, ihp, iwp, icp]),
-                                                 encoded),), ln.LoopKind.VECTORIZE, ln.vector_factor(icp))]
+        channels = [store(ln.Const(c), real=c < ic) for c in range(icp)]
     else:
-        channels = [ln.For("ch", icp, (store(ln.Var("ch"), True),), ln.LoopKind.VECTORIZE, ln.vector_factor(icp))]
+        channels = [ln.For("ch", icp, (store(ln.Var("ch"), clamp=icp != ic),), ln.LoopKind.VECTORIZE,
+                           ln.vector_factor(icp))]
     if threads > 1 and ihp > 1:
         nest = (ln.For("y", ihp, ln.loops([("n", batch), ("x", iwp)], channels), ln.LoopKind.PARALLEL),)
     else:

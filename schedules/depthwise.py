@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from tosac.schedules import loopnest as ln
-from tosac.schedules.dense import pack_activations
+from tosac.schedules.dense import encode_activation, pack_activations
 from tosac.schedules.generic import Schedule, TensorArg
 from tosac.schedules.microkernels.base import DotKernel, kind_for, kinds_for
 from tosac.schedules.microkernels.depthwise import (DepthwiseGeometry, depthwise_block, pack_depthwise_weights,
@@ -226,9 +226,7 @@ def _pack_taps(c: DepthwiseCompute, micro: DotKernel, act: ln.Param, groups: int
     zp = ln.Const(c.input_zp, "i32")
 
     def encode(value: ln.Expr) -> ln.Expr:
-        if micro.act_type == "i16":                           # vpmaddwd: x - zp itself, padding 0
-            return ln.cast(value - zp, "i16")
-        return ln.cast(value + ln.Const(micro.encode_offset(), "i32"), "i8")
+        return encode_activation(value, zp, micro.act_type, micro.encode_offset())
 
     iy = y - ln.Const(top)
     row_inside = in_bounds(iy, ih) if top or bottom else None

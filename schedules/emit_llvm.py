@@ -91,8 +91,8 @@ class Emitter:
         self.buffers: dict[str, tuple[ir.Value, ir.Type]] = {}
         self.env: dict[str, ir.Value] = {}
         self.vector: tuple[str, int] | None = None      # (loop variable, lanes) inside a vector body
-        self._memo: dict[int, ir.Value] = {}
-        self._reads: dict[str, dict[int, bool]] = {}    # loop variable -> node id -> reads it (per kernel)
+        self._memo: dict[ln.Expr, ir.Value] = {}          # per statement, keyed by node (kept alive: no id reuse)
+        self._reads: dict[str, dict[ln.Expr, bool]] = {}    # loop variable -> node -> reads it (per kernel)
 
     # ------------------------------------------------------------------ helpers for micro-kernels
     def intrinsic(self, name: str, ret: ir.Type, arg_types: Iterable[ir.Type]) -> ir.Function:
@@ -255,15 +255,12 @@ class Emitter:
 
     def _interleaved_store(self, st: ln.InterleavedStore) -> None:
         b, count = self.builder, len(st.values)
-        values = [self.expr(v) for v in st.values]
         lanes = self.vector[1] if self.vector is not None else None
         if lanes is None or self._stride(st.index, self.vector[0]) != count or count & (count - 1):
-            # Scalar code, or an index that is not a group per lane: one store per value. The stores are built
-            # first and kept alive: expressions are memoised by identity within a statement.
-            stores = [ln.Store(st.buffer, st.index + ln.Const(k), v) for k, v in enumerate(st.values)]
-            for store in stores:
-                self._store(store)
+            for k, v in enumerate(st.values):   # scalar code, or not one group per lane: a store per value
+                self._store(ln.Store(st.buffer, st.index + ln.Const(k), v))
             return
+        values = [self.expr(v) for v in st.values]
         values = [v if isinstance(v.type, ir.VectorType) else self.splat(v, lanes) for v in values]
         while len(values) > 1:                        # concatenate pairwise: [v0 | v1 | ... ]
             width = values[0].type.count
@@ -287,7 +284,7 @@ class Emitter:
     # recursive evaluator visited them, and ``_evaluate`` runs those generators on an explicit stack. The
     # instructions come out in the same order, so the IR text is the same.
     def _evaluate(self, root: "ln.Expr | _Scalar") -> ir.Value:
-        stack: list[tuple[Generator, int | None, tuple | None]] = []
+        stack: list[tuple[Generator, ln.Expr | None, tuple | None]] = []
         value = self._need(root, stack)
         while stack:
             steps, key, saved = stack[-1]
@@ -310,7 +307,7 @@ class Emitter:
             stack.append((self._steps(request.index), None, (self.vector, self._memo)))
             self.vector, self._memo = None, {}
             return None
-        key = id(request)
+        key = request
         value = self._memo.get(key, _MISSING)
         if value is not _MISSING:
             return value

@@ -357,7 +357,7 @@ def post_order(root: Expr, visit: Callable[[Expr, list[Any]], Any],
     return done[id(root)]
 
 
-def linear_coefficient(expr: Expr, var: str, reads: dict[int, bool] | None = None) -> int | None:
+def linear_coefficient(expr: Expr, var: str, reads: dict[Expr, bool] | None = None) -> int | None:
     """The constant ``c`` with ``expr = c * var + (terms free of var)``, or None if not affine in var.
 
     ``reads`` is a cache for :func:`reads_var` with the same ``var``, shared by the caller across the
@@ -397,23 +397,25 @@ def _combine(e: Binary, ca: int | None, cb: int | None) -> int | None:
     return 0 if ca == 0 and cb == 0 else None
 
 
-def reads_var(expr: Expr, var: str, cache: dict[int, bool] | None = None) -> bool:
-    """Whether ``expr`` reads loop variable ``var``; ``cache`` (node id -> answer, for this ``var``) persists."""
+def reads_var(expr: Expr, var: str, cache: dict[Expr, bool] | None = None) -> bool:
+    """Whether ``expr`` reads loop variable ``var``; ``cache`` (node -> answer, for this ``var``) persists. It is
+    keyed by the nodes themselves, not their ids: it keeps them alive, so a node built later cannot reuse the
+    id of a freed one and inherit its answer."""
     cache = {} if cache is None else cache
     stack = [expr]
     while stack:
         node = stack[-1]
-        if id(node) in cache:
+        if node in cache:
             stack.pop()
             continue
         operands = children(node)
-        pending = [k for k in operands if id(k) not in cache]
+        pending = [k for k in operands if k not in cache]
         if pending:
             stack.extend(pending)
             continue
         stack.pop()
-        cache[id(node)] = node.name == var if isinstance(node, Var) else any(cache[id(k)] for k in operands)
-    return cache[id(expr)]
+        cache[node] = node.name == var if isinstance(node, Var) else any(cache[k] for k in operands)
+    return cache[expr]
 
 
 def free_vars(expr: Expr) -> set[str]:

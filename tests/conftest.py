@@ -67,3 +67,35 @@ def require_cross():
         tools = toolchain(target)
         require_tool(available(target), f"{tools.gcc} / {tools.qemu}", f"apt-get install {' '.join(tools.packages)}")
     return check
+
+
+_C_MODEL_MAIN = r"""
+#include <stdio.h>
+#include "model.h"
+{prelude}
+static unsigned char arena[MODEL_ARENA_BYTES] __attribute__((aligned(64)));
+int main(int argc, char **argv) {{
+    static signed char x[MODEL_INPUT_0_BYTES], y[MODEL_OUTPUT_0_BYTES];
+    FILE *f = fopen(argv[1], "rb");
+    if (!f || fread(x, 1, sizeof x, f) != sizeof x) return 3;
+    fclose(f);
+    const void *inputs[MODEL_NUM_INPUTS] = {{x}};
+    void *outputs[MODEL_NUM_OUTPUTS] = {{y}};
+    if ({call} != 0) return 4;
+    {after}
+    f = fopen(argv[2], "wb");
+    fwrite(y, 1, sizeof y, f);
+    fclose(f);
+    return 0;
+}}
+"""
+
+
+@pytest.fixture
+def c_model_main() -> Callable[..., str]:
+    """``c_model_main(call, prelude="", after="")``: a C program for a one-input, one-output int8 model whose
+    ``model.h`` tosac wrote: it reads argv[1] into the input, evaluates ``call`` (over ``inputs``, ``outputs``,
+    ``arena``; nonzero is a failure), runs ``after`` and writes the output to argv[2]."""
+    def source(call: str, prelude: str = "", after: str = "") -> str:
+        return _C_MODEL_MAIN.format(call=call, prelude=prelude, after=after)
+    return source

@@ -74,7 +74,7 @@ def test_builtin_suite_across_targets(require_cross):
     assert len(results) - len(skipped) >= 2 * len({r.op for r in results})
 
 
-def test_deployable_object_links_into_a_plain_c_program(tmp_path, require_cross):
+def test_deployable_object_links_into_a_plain_c_program(tmp_path, require_cross, c_model_main):
     """model.o + model.h from `tosac compile`, a C main, the cross gcc, qemu: the host's bits."""
     require_cross("aarch64")
     graph = example_int8_net()
@@ -85,25 +85,7 @@ def test_deployable_object_links_into_a_plain_c_program(tmp_path, require_cross)
     undefined = subprocess.run(["aarch64-linux-gnu-nm", "-u", str(tmp_path / "model.o")], capture_output=True,
                                text=True, check=True).stdout.split()
     assert set(undefined) <= {"U", "memcpy", "memset"}, undefined
-    (tmp_path / "main.c").write_text(r'''
-#include <stdio.h>
-#include <stdlib.h>
-#include "model.h"
-static unsigned char arena[MODEL_ARENA_BYTES] __attribute__((aligned(64)));
-int main(int argc, char **argv) {
-    static signed char x[MODEL_INPUT_0_BYTES], y[MODEL_OUTPUT_0_BYTES];
-    FILE *f = fopen(argv[1], "rb");
-    if (!f || fread(x, 1, sizeof x, f) != sizeof x) return 3;
-    fclose(f);
-    const void *inputs[MODEL_NUM_INPUTS] = {x};
-    void *outputs[MODEL_NUM_OUTPUTS] = {y};
-    if (model_run(inputs, outputs, arena) != 0) return 4;
-    f = fopen(argv[2], "wb");
-    fwrite(y, 1, sizeof y, f);
-    fclose(f);
-    return 0;
-}
-''')
+    (tmp_path / "main.c").write_text(c_model_main("model_run(inputs, outputs, arena)"))
     subprocess.run(["aarch64-linux-gnu-gcc", "-static", "-O2", "-o", str(tmp_path / "app"), str(tmp_path / "main.c"),
                     "-L", str(tmp_path), "-lmodel"], check=True, cwd=tmp_path)
     x = np.random.default_rng(9).integers(-128, 128, (1, 16, 16, 8), dtype=np.int8)

@@ -23,7 +23,7 @@ from tosac.errors import UnsupportedError
 from tosac.ir.reference.interpreter import run
 from tosac.ir.serialize import save
 from tosac.runtime.jit import KERNEL_SIGNATURE
-from tosac.runtime.thread_pool import shared_pool
+from tosac.runtime.thread_pool import ThreadPool, shared_pool
 
 
 @settings(max_examples=60, deadline=None)
@@ -42,6 +42,24 @@ def test_parallel_for_runs_every_index_exactly_once(threads, extent, tasks):
     assert [i for b, e in covered for i in range(b, e)] == list(range(extent))
     assert len(covered) <= max(tasks, 1)
     assert len({t for *_, t in ranges}) <= pool.threads
+
+
+def test_a_pool_of_its_own_runs_then_joins_its_workers():
+    """ThreadPool.close() stops and joins the workers (a hang here is the stop path broken)."""
+    ranges, lock = [], threading.Lock()
+
+    @KERNEL_SIGNATURE
+    def kernel(buffers, begin, end):
+        with lock:
+            ranges.append((begin, end))
+
+    pool = ThreadPool(3)
+    pool.parallel_for(ctypes.cast(kernel, ctypes.c_void_p).value, 0, 30, 3)
+    closer = threading.Thread(target=pool.close, daemon=True)
+    closer.start()
+    closer.join(20)
+    assert not closer.is_alive(), "closing the pool did not return"
+    assert sorted(ranges) == [(0, 10), (10, 20), (20, 30)] and not pool.handle
 
 
 @pytest.mark.parametrize("name", ["kws", "ic"])
@@ -106,10 +124,8 @@ def test_cli_run_with_threads_is_bit_exact(tmp_path, capsys):
     assert main(["run", str(tmp_path / "kws.tosa"), "--random-inputs", "--threads", "lots"]) == 2
 
 
-PARALLEL_MAIN = r'''
+POOL_IN_C = r'''
 #include <pthread.h>
-#include <stdio.h>
-#include "model.h"
 /* A user's pool in its simplest form: one pthread per chunk, joined before returning. */
 struct chunk { tosac_kernel_fn kernel; void *const *buffers; int64_t begin, end; };
 static void *run_chunk(void *arg) {
@@ -129,25 +145,10 @@ static void parallel_for(void *ctx, tosac_kernel_fn kernel, void *const *buffers
     for (int64_t i = 0; i < used; i++) pthread_join(ids[i], 0);
     ++*(int *)ctx;
 }
-static unsigned char arena[MODEL_ARENA_BYTES] __attribute__((aligned(64)));
-int main(int argc, char **argv) {
-    static signed char x[MODEL_INPUT_0_BYTES], y[MODEL_OUTPUT_0_BYTES];
-    FILE *f = fopen(argv[1], "rb");
-    if (!f || fread(x, 1, sizeof x, f) != sizeof x) return 3;
-    fclose(f);
-    const void *inputs[MODEL_NUM_INPUTS] = {x};
-    void *outputs[MODEL_NUM_OUTPUTS] = {y};
-    if (model_run_parallel(inputs, outputs, arena, parallel_for, &calls) != 0) return 4;
-    if (calls == 0) return 5;
-    f = fopen(argv[2], "wb");
-    fwrite(y, 1, sizeof y, f);
-    fclose(f);
-    return 0;
-}
 '''
 
 
-def test_deployable_object_takes_the_callers_thread_pool(tmp_path, require_cross):
+def test_deployable_object_takes_the_callers_thread_pool(tmp_path, require_cross, c_model_main):
     """`tosac compile --threads 2 --header`: model_run_parallel with a pthread pool in C, on AArch64 (qemu)."""
     require_cross("aarch64")
     graph = tosac.models.load("kws")
@@ -157,9 +158,11 @@ def test_deployable_object_takes_the_callers_thread_pool(tmp_path, require_cross
     header = (tmp_path / "model.h").read_text()
     assert "model_run_parallel" in header and "tosac_parallel_for_fn" in header
     subprocess.run(["aarch64-linux-gnu-gcc", "-static", "-O2", "-pthread", "-o", str(tmp_path / "app"), "-x", "c",
-                    "-", "-L", str(tmp_path), "-lmodel"], input=PARALLEL_MAIN, text=True, check=True, cwd=tmp_path)
+                    "-", "-L", str(tmp_path), "-lmodel"], text=True,
+                   input=c_model_main("model_run_parallel(inputs, outputs, arena, parallel_for, &calls)", POOL_IN_C,
+                                      "if (calls == 0) return 5;"), check=True, cwd=tmp_path)
     (inputs,) = tosac.models.sample_inputs("kws", graph, count=1, seed=7)
-    (name, x), = inputs.items()
+    (x,) = inputs.values()
     x.tofile(tmp_path / "x.bin")
     subprocess.run(["qemu-aarch64", str(tmp_path / "app"), str(tmp_path / "x.bin"), str(tmp_path / "y.bin")],
                    check=True)

@@ -111,9 +111,8 @@ def profile_graph(graph: Graph, inputs: Mapping[str, np.ndarray], model: str = "
     exe = compile_graph(graph, resolved, tuning_log=tuning_log, threads=threads)
     steps = exe.program.steps
     timings = exe.time_kernels(inputs, seconds)
-    run_seconds = float(np.median([exe.time_runs(inputs, max(1, int(seconds / max(sum(t or 0 for t in timings),
-                                                                                   1e-7))))
-                                   for _ in range(3)]))
+    runs = max(1, int(seconds / max(sum(t or 0 for t in timings), 1e-7)))      # about ``seconds`` of whole runs
+    run_seconds = float(np.median([exe.time_runs(inputs, runs) for _ in range(3)]))
     kernels = {info.name: KernelProfile(info.name, info.pattern, info.template, dict(info.config), info.mac_count,
                                         0.0, 0, 1) for info in exe.program.info["kernels"]}
     for step, seconds_ in zip(steps, timings):
@@ -122,7 +121,7 @@ def profile_graph(graph: Graph, inputs: Mapping[str, np.ndarray], model: str = "
         k = kernels[step.kernel]
         k.seconds += seconds_
         k.bytes += sum(exe.program.buffers[name].nbytes for name in step.buffers)
-        if step.threads > 1 and step.parallel_extent > 1:
+        if step.threaded:
             k.threads = max(k.threads, min(step.threads, step.parallel_extent))
     timed = [k for k in kernels.values() if k.seconds > 0]
     total = sum(k.seconds for k in timed) or 1.0

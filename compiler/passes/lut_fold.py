@@ -19,6 +19,7 @@ shape for the rest of the graph. Only regions of two or more ops are folded
 from __future__ import annotations
 
 import copy
+import heapq
 
 import numpy as np
 
@@ -74,12 +75,17 @@ def _region(block: Block, source: str, consumers: dict[str, list[int]],
             folded: set[int]) -> tuple[list[int], str] | None:
     """The op indices of the region on ``source`` and its one int8 result, or None when there is none to fold."""
     values, members = {source}, []
-    start = min(consumers.get(source, [len(block.ops)]))
-    for index in range(start, len(block.ops)):
+    waiting = sorted(set(consumers.get(source, [])))       # readers of the region's values, in block order
+    while waiting:
+        index = heapq.heappop(waiting)
         op = block.ops[index]
-        if index not in folded and _pointwise(block, op, values):
-            members.append(index)
-            values.update(op.outputs)
+        if index in folded or index in members or not _pointwise(block, op, values):
+            continue
+        members.append(index)
+        values.update(op.outputs)
+        for name in op.outputs:
+            for reader in consumers.get(name, []):
+                heapq.heappush(waiting, reader)
     member_set = set(members)
     escaping = [name for name in values - {source}
                 if name in block.outputs or any(c not in member_set for c in consumers.get(name, []))]

@@ -87,8 +87,8 @@ def header_text(graph: Graph, exe: Executable, target: Target, entry: str = "mod
     if exe.threads > 1:
         lines += [
             "",
-            f"/* {entry}_parallel: the same, with the loops of {exe.threads}-way threaded kernels handed to your",
-            " * thread pool. parallel_for(ctx, kernel, buffers, extent, tasks) must call kernel(buffers, begin,",
+            f"/* {entry}{PARALLEL_SUFFIX}: the same, with the loops of {exe.threads}-way threaded kernels handed to",
+            " * your thread pool. parallel_for(ctx, kernel, buffers, extent, tasks) must call kernel(buffers, begin,",
             " * end) for disjoint [begin, end) ranges covering [0, extent) (ideally `tasks` of them, on",
             " * different threads) and return when all calls have returned; ctx is passed through. A null",
             f" * parallel_for runs everything on the calling thread (that is {entry}). */",

@@ -30,7 +30,7 @@ from tosac.pipeline.host_modules import HostModules
 from tosac.pipeline.optimise import kernel_name, optimise_graph
 from tosac.pipeline.tuned_configs import tuned_configs
 from tosac.pipeline.tuning_log import TuningLog
-from tosac.runtime.executable import BufferSpec, ControlStep, Executable, HostStep, KernelStep, Program
+from tosac.runtime.executable import BufferSpec, ControlStep, Executable, HostStep, KernelStep, Program, kernel_steps
 from tosac.runtime.jit import LoadedObject
 from tosac.runtime.memory_plan import MemoryPlan, check_budget, liveness, plan_memory
 from tosac.runtime.memory_plan import memory_limit as resolve_memory_limit
@@ -148,12 +148,8 @@ def _load(program: Program, target: Target) -> Executable:
     if not target.is_host:
         return Executable(program, None, cross_target=target)
     return Executable(program, LoadedObject(program.parts or program.object_code,
-                                            [s.function for s in _kernel_steps(program)],
+                                            [s.function for s in kernel_steps(program)],
                                             program.info.get("host_entry")))
-
-
-def _kernel_steps(program: Program) -> list[KernelStep]:
-    return [s for s in program.steps if isinstance(s, KernelStep)]
 
 
 def _compile_block(graph: Graph, block: Block, target: Target, configs: dict[str, Config],

@@ -58,18 +58,13 @@ def add_constants(module: ir.Module, constants: dict[str, np.ndarray], prefix: s
 
 def has_threaded_steps(program: Program) -> bool:
     """Whether a kernel of ``program`` (control-flow bodies included) splits its loop over threads."""
-    return any(_threaded(s) if isinstance(s, KernelStep) else
+    return any(s.threaded if isinstance(s, KernelStep) else
                isinstance(s, ControlStep) and any(has_threaded_steps(body) for body in s.bodies.values())
                for s in program.steps)
 
 
-def _threaded(step: KernelStep) -> bool:
-    return step.threads > 1 and step.parallel_extent > 1
-
-
 # void parallel_for(void *ctx, void (*kernel)(void *buffers[], int64 begin, int64 end), void *buffers[],
 #                   int64 extent, int64 tasks)
-KERNEL_TYPE = ir.FunctionType(ir.VoidType(), [PTR, I64, I64])
 PARALLEL_FOR_TYPE = ir.FunctionType(ir.VoidType(), [PTR, PTR, PTR, I64, I64])
 
 
@@ -159,7 +154,7 @@ def add_entry_point(module: ir.Module, program: Program, name: str = ENTRY, link
         if isinstance(step, KernelStep):
             args = table([pointer(n) for n in step.buffers])
             kernel, extent = kernels[step.function], ir.Constant(I64, step.parallel_extent)
-            if not threaded or not _threaded(step):
+            if not threaded or not step.threaded:
                 b.call(kernel, [args, zero, extent])
                 continue
             parallel_for, context = threading_args
