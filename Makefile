@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh Debian/Ubuntu machine:
 #   make demo   installs tosac into .venv and runs the whole product on the bundled KWS model (MODEL=vww|ic|ad)
-#   make test   installs tosac with its test and conformance extras and runs the tests
+#   make test   installs tosac with its test, conformance and cluster extras and runs the tests
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,conformance]'
+	$(PY) -m pip install --quiet -e '.[test,conformance,cluster]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -57,7 +57,7 @@ test-full: $(STAMP) system-deps
 
 # int8 kernels and the bundled models against numpy and ONNX Runtime (installs the 'bench' extra).
 bench: $(STAMP)
-	$(PY) -m pip install --quiet -e '.[test,conformance,bench]'
+	$(PY) -m pip install --quiet -e '.[test,conformance,cluster,bench]'
 	$(PY) benchmarks/kernels.py --json bench-kernels.json
 	$(PY) benchmarks/models.py --json bench-models.json
 

@@ -60,5 +60,10 @@ class TuningError(TosacError):
     """A tuning job or tuning log problem (e.g. unknown log schema version)."""
 
 
+class NoMeasuringMachineError(TuningError):
+    """No machine can time a target's code natively (no matching host or cluster worker, or all were lost):
+    the whole job stops, since emulator times are not measurements."""
+
+
 class PruneError(TosacError):
     """A pruning request cannot be carried out (bad pattern or sparsity, unknown or unprunable layer)."""

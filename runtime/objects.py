@@ -18,13 +18,14 @@ emitting the next ones.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
 import threading
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import llvmlite.binding as llvm
 
@@ -33,6 +34,7 @@ from tosac.runtime import workers
 from tosac.targets import Target
 
 _MEMORY: dict[str, bytes] = {}
+_RECORDERS: list[dict[str, bytes]] = []          # open recorded() blocks
 _MAX_MEMORY_ENTRIES = 4096
 
 
@@ -236,24 +238,53 @@ def clear_memory_cache() -> None:
     _MEMORY.clear()
 
 
-def _cached(key: str) -> bytes | None:
-    if key in _MEMORY:
-        return _MEMORY[key]
-    data = _read_cached(cache_dir() / key[:2] / f"{key}.o", key)
-    if data is not None:
+@contextlib.contextmanager
+def recorded() -> Iterator[dict[str, bytes]]:
+    """Every object this process looks up or builds inside the block, by cache key.
+
+    What another machine needs to load the same program without running LLVM: a tuning cluster builds a
+    candidate on one node and measures it on another, which :func:`preload` s these objects first.
+    """
+    objects: dict[str, bytes] = {}
+    _RECORDERS.append(objects)
+    try:
+        yield objects
+    finally:
+        _RECORDERS.remove(objects)
+
+
+def preload(objects: dict[str, bytes]) -> None:
+    """Keep objects built elsewhere (:func:`recorded`) in this process's memory cache."""
+    for key, data in objects.items():
         _keep(key, data)
+
+
+def _cached(key: str) -> bytes | None:
+    data = _MEMORY.get(key)
+    if data is None:
+        data = _read_cached(cache_dir() / key[:2] / f"{key}.o", key)
+        if data is not None:
+            _keep(key, data)
+    if data is not None:
+        _record(key, data)
     return data
 
 
 def _remember(key: str, data: bytes) -> None:
     _write_cached(cache_dir() / key[:2] / f"{key}.o", key, data)
     _keep(key, data)
+    _record(key, data)
 
 
 def _keep(key: str, data: bytes) -> None:
     if len(_MEMORY) >= _MAX_MEMORY_ENTRIES:
         _MEMORY.clear()
     _MEMORY[key] = data
+
+
+def _record(key: str, data: bytes) -> None:
+    for objects in _RECORDERS:
+        objects[key] = data
 
 
 def optimised_assembly(ir_text: str, target: Target, opt: int = 3) -> str:

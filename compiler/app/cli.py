@@ -4,6 +4,8 @@
     tosac compile MODEL -o model.o      compile a graph for a target; print its kernels and memory plan
     tosac run MODEL --input x=x.npy     run a graph (compiled for the host, or on the reference interpreter)
     tosac demo [--model kws[.tflite]]   the whole product on a bundled MLPerf Tiny model
+    tosac tune MODEL [--cluster auto]   tune a model's kernels (here, or on a Ray cluster of workers)
+    tosac worker --connect HOST:PORT    lend this machine's cores to a tuning cluster
     tosac prune MODEL --sparsity 0.8    compiler-aware pruning (tuned sparse kernels decide the choices)
     tosac conformance tosa-cts ...      the official TOSA conformance tests
     tosac conformance onnx-node ...     ONNX's backend node tests for the ops the ONNX frontend claims
@@ -283,12 +285,24 @@ def cmd_tune(args: argparse.Namespace) -> int:
         if not sep:
             raise TosacError(f"--fix '{pair}': expected KNOB=VALUE")
         fixed[knob] = int(value) if value.lstrip("-").isdigit() else value
+    runner = None
+    if args.cluster:
+        from tosac.tune.cluster import RayRunner
+        runner = RayRunner(args.cluster, timeout=args.timeout, seed=args.seed)
     reports = tune(graph, args.target, trials=args.trials, log=log, tuner=args.tuner, seed=args.seed,
-                   jobs=args.jobs, timeout=args.timeout, early_stopping=args.early_stopping, progress=not args.quiet,
-                   fixed=fixed)
+                   runner=runner, jobs=args.jobs, timeout=args.timeout, early_stopping=args.early_stopping,
+                   progress=not args.quiet, fixed=fixed)
     print(summary_table(reports))
     print(f"log: {log}  (use it with: tosac compile {args.model} --tuning-log {log})")
     return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from tosac.tune.cluster import start_worker
+
+    if args.cores is not None and args.cores < 1:
+        raise TosacError(f"--cores {args.cores}: expected at least 1")
+    return start_worker(args.connect, args.head, args.port, args.cores, block=not args.no_block)
 
 
 def _csv(text: str | None, what: str, convert=str) -> list | None:
@@ -517,9 +531,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop a kernel after N trials without improvement")
     p.add_argument("--fix", action="append", metavar="KNOB=VALUE",
                    help="pin a knob in every kernel that has it, e.g. --fix threads=1 (repeatable)")
+    p.add_argument("--cluster", metavar="auto|ray://HOST:PORT|local:N",
+                   help="measure on a Ray cluster (needs tosac[cluster]): 'auto' = the cluster this machine "
+                   "joined (tosac worker), ray://HOST:PORT = a remote one, local:N = N worker slots here. Each "
+                   "candidate is timed on a worker whose CPU runs the target natively, one per core")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--plot", help="with 'report': write best-so-far curves to this PNG (needs matplotlib)")
     p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser("worker", help="lend this machine's cores to a tuning cluster (Ray)",
+                       description="Start Ray on this machine (ray start) advertising the target classes it runs "
+                       "natively, from its own host detection (e.g. tosac/x86_64/avx512vnni/512 or "
+                       "tosac/aarch64/sdot/128), one measuring slot per core. On the first machine: tosac worker "
+                       "--head; on every other one (an AArch64 board included): tosac worker --connect HEAD:6379; "
+                       "then, on any of them: tosac tune MODEL --target T --cluster auto.")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--connect", metavar="HOST:PORT", help="join the cluster whose head listens there")
+    where.add_argument("--head", action="store_true", help="start a new cluster with this machine as its head")
+    p.add_argument("--port", type=int, default=6379, help="with --head: the port to listen on (default 6379)")
+    p.add_argument("--cores", type=int, help="measuring slots to lend (default: the CPUs this process may use)")
+    p.add_argument("--no-block", action="store_true", help="return once Ray runs in the background "
+                   "(stop it with 'ray stop')")
+    p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("prune", help="compiler-aware pruning: prune where the tuned kernels get faster",
                        description="For each searched layer and each pattern x density, prune only that layer, "

@@ -23,7 +23,7 @@ from tosac.lower.kernels import KernelBuilder
 from tosac.passes.fusion import CONST_OPS, CONTROL_FLOW, OpGroup, group_ops
 from tosac.pipeline.optimise import kernel_name, optimise_graph
 from tosac.schedules.space import ConfigSpace
-from tosac.targets import Target, get_target
+from tosac.targets import NAMED_TARGETS, Target, get_target
 
 SMALL_CONSTANT = 16          # constants up to this many elements are part of the task key
 
@@ -31,6 +31,18 @@ SMALL_CONSTANT = 16          # constants up to this many elements are part of th
 def target_class(target: Target) -> str:
     """What a tuning record is valid for: the ISA family, not the machine's name."""
     return f"{target.triple.split('-')[0]}/{target.dot_product.value}/{target.vector_bits}"
+
+
+def runnable_classes(host: Target | None = None) -> list[str]:
+    """The target classes whose code ``host`` (default: this machine) runs natively, so can time: its own
+    class and that of every named target of its architecture whose features it has (an AVX-512 machine
+    runs ``x86_64-avx2`` code too). Everything else would run under an emulator, whose times are no measurements."""
+    host = host or get_target("host")
+    classes = [target_class(host)]
+    for target in NAMED_TARGETS.values():
+        if target.arch == host.arch and set(target.features) <= set(host.features):
+            classes.append(target_class(target))
+    return list(dict.fromkeys(classes))
 
 
 def _attr(value) -> object:

@@ -36,6 +36,7 @@ class ErrorCode:
     RUNTIME_ERROR = "RUNTIME_ERROR"          # the kernel crashed the measuring process
     TIMEOUT = "TIMEOUT"
     WRONG_ANSWER = "WRONG_ANSWER"            # output differs from the reference interpreter
+    WORKER_LOST = "WORKER_LOST"              # the cluster lost the machine measuring it (the config is not to blame)
 
 
 class Measured:
@@ -68,6 +69,8 @@ class Record(Measured):
     timestamp: float = field(default_factory=time.time)
     schema: int = SCHEMA_VERSION
     tosac_version: str = __version__
+    worker: dict = field(default_factory=dict)     # the machine that measured it: host name, CPU
+    group: str = ""                 # a confirmation: the records timed against each other in interleaved rounds
 
 
 def median(costs: Iterable[float]) -> float:
@@ -133,7 +136,8 @@ class TuningLog:
         """The best record of the task (on ``target_class``, when given; fitting ``space``, when given) by
         :func:`best_of`."""
         return best_of([r for r in self.for_task(task_key, space)
-                        if target_class is None or r.target.get("class") == target_class])
+                        if target_class is None or r.target.get("class") == target_class],
+                       space.default if space is not None else None)
 
     def where(self, record: Record) -> str:
         """``path:line`` of a record read from the file (the path alone for one appended since)."""
@@ -152,23 +156,49 @@ class TuningLog:
             return False
 
 
-def best_of(records: list[Record]) -> Record | None:
+def best_of(records: list[Record], default: dict | None = None) -> Record | None:
     """The one rule for a task's best config; the job's report and ``compile`` (``TuningLog.best``) both use it.
 
-    The deciding records are the valid confirmation re-measurements (tuner ``CONFIRM``) when there are any,
-    else all valid records: the job ends by measuring its finalists and the default again, back to back, the
-    fairest comparison, whereas the search's fastest record may owe its place to one lucky measurement (so a
-    config found after the last confirmation counts only once a later job confirms it). Among the deciding
-    records the config with the lowest cost wins; a config measured in several records counts with its
-    :func:`upper_median` record. None when no record is valid.
+    A tuning job ends with a confirmation: its finalists and the template's ``default`` timed against each
+    other on one machine in interleaved rounds (records of tuner ``CONFIRM`` sharing a ``group``). The latest
+    confirmation decides, as the fairest comparison (a search record may owe its place to one lucky
+    measurement, or to a faster worker): a challenger replaces the default only when it wins by more than the
+    measured spread, i.e. its slower quartile of rounds beats the default's faster quartile
+    (:func:`beats`); of those that do, the lowest median wins. Without a grouped confirmation (older logs) the
+    deciding records are the ungrouped confirmations, else all valid records, and the lowest cost wins; a
+    config measured in several records counts with its :func:`upper_median` record. None when no record is
+    valid.
     """
     valid = [r for r in records if r.valid]
+    grouped = [r for r in valid if r.tuner == CONFIRM and r.group]
+    if grouped:
+        latest = max(grouped, key=lambda r: r.timestamp).group
+        deciding = [r for r in grouped if r.group == latest]
+        baseline = next((r for r in deciding if default is not None and config_key(r.config) == config_key(default)),
+                        None)
+        if baseline is not None:
+            deciding = [r for r in deciding if r is baseline or beats(r, baseline)]
+        return min(deciding, key=lambda r: r.median)
     deciding = [r for r in valid if r.tuner == CONFIRM] or valid
     by_config: dict[str, list[Record]] = {}
     for r in deciding:
         by_config.setdefault(config_key(r.config), []).append(r)
     medians = [upper_median(rs, key=lambda r: r.median) for rs in by_config.values()]
     return min(medians, key=lambda r: r.median, default=None)
+
+
+def beats(challenger: Measured, baseline: Measured) -> bool:
+    """``challenger`` is faster by more than the spread of the two: the upper quartile of its costs lies below
+    the lower quartile of ``baseline``'s (costs of interleaved rounds)."""
+    return quartile(challenger.costs, 3) < quartile(baseline.costs, 1)
+
+
+def quartile(costs: list[float], which: int) -> float:
+    """The ``which``-th quartile (1 or 3) of ``costs``, taken as a measured value (no interpolation):
+    the lower one rounds down, the upper one rounds up, so a close call counts against the challenger."""
+    ordered = sorted(costs)
+    position = (len(ordered) - 1) * which / 4
+    return ordered[math.floor(position) if which < 2 else math.ceil(position)]
 
 
 def _ends_with_newline(path: Path) -> bool:
@@ -224,7 +254,7 @@ def read_numbered_records(path: Path) -> Iterable[tuple[int, Record]]:
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "task": (str,), "pattern": (str,), "config": (dict,), "costs": (list,), "error": (str,),
     "error_message": (str,), "target": (dict,), "seed": (int,), "trial": (int,), "tuner": (str,),
-    "timestamp": (int, float), "tosac_version": (str,)}
+    "timestamp": (int, float), "tosac_version": (str,), "worker": (dict,), "group": (str,)}
 
 
 def _schema_problem(data: dict) -> str | None:

@@ -11,16 +11,17 @@ appended to the log the moment it is known.
 from __future__ import annotations
 
 import hashlib
+import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from tosac.errors import TuningError
+from tosac.errors import NoMeasuringMachineError, TuningError
 from tosac.ir.graph import Graph
 from tosac.pipeline.tasks import Task, extract_tasks, target_class
-from tosac.pipeline.tuning_log import CONFIRM, Record, TuningLog, best_of, config_key, target_info
+from tosac.pipeline.tuning_log import CONFIRM, ErrorCode, Record, TuningLog, best_of, config_key, target_info
 from tosac.schedules.space import Config
 from tosac.targets import Target, get_target
 from tosac.tune.features import Featurizer
@@ -60,15 +61,15 @@ def _result_of(record: Record) -> MeasureResult:
 class _Progress:
     """A tqdm bar when asked for (best-so-far GOPS, trials/s and ETA come with it)."""
 
-    def __init__(self, enabled: bool, total: int, label: str):
-        self.bar = None
+    def __init__(self, enabled: bool, total: int, label: str, runner: Runner):
+        self.bar, self.runner = None, runner
         if enabled:
             from tqdm import tqdm
             self.bar = tqdm(total=total, desc=label, unit="trial", leave=True, dynamic_ncols=True)
 
     def update(self, best_gops: float) -> None:
         if self.bar is not None:
-            self.bar.set_postfix_str(f"best {best_gops:.1f} GOPS")
+            self.bar.set_postfix_str(f"best {best_gops:.1f} GOPS, {self.runner.describe()}")
             self.bar.update(1)
 
     def close(self) -> None:
@@ -79,17 +80,20 @@ class _Progress:
 def tune_task(task: Task, trials: int, log: TuningLog, tuner: str = "xgb", seed: int = 0,
               runner: Runner | None = None, early_stopping: int | None = None, progress: bool = False,
               transfer: tuple[np.ndarray, np.ndarray] | None = None, fixed: dict | None = None,
-              finalists: int = 3) -> TaskReport:
+              finalists: int = 3, rounds: int = 7) -> TaskReport:
     """Tune one task up to ``trials`` measured trials in total (earlier records count).
 
     ``fixed`` pins knobs (``{"threads": 1}``). At the end the ``finalists`` best
-    configs and the default are measured once more, so the reported best and
-    speedup do not rest on one lucky (or unlucky) measurement. The reported best
-    is ``tuning_log.best_of``'s, the config ``compile`` then picks from the log.
+    configs and the default are timed against each other in ``rounds``
+    interleaved rounds on one machine (``Runner.compare``), so the choice rests
+    neither on one lucky measurement nor on a faster worker; a finalist replaces
+    the default only when it wins by more than the measured spread
+    (``tuning_log.best_of``, the rule ``compile`` uses too).
     """
     if tuner not in TUNERS:
         raise TuningError(f"unknown tuner '{tuner}'; choose one of {sorted(TUNERS)}")
     runner = runner or LocalRunner()
+    runner.check_target(task.target)
     builder = task.builder()
     space = builder.space.restrict({k: v for k, v in (fixed or {}).items() if k in builder.space.default})
     s = task_seed(seed, task)
@@ -101,18 +105,19 @@ def tune_task(task: Task, trials: int, log: TuningLog, tuner: str = "xgb", seed:
     # Only records whose config is a point of the template's (unrestricted) space count: a hand-edited or
     # foreign record must neither steer the search nor become the best config (it is skipped with a warning).
     previous = [r for r in log.for_task(task.key, builder.space) if r.target.get("class") == klass]
-    search.update([_result_of(r) for r in previous])
+    search.update([_result_of(r) for r in previous if r.error != ErrorCode.WORKER_LOST])   # those may be tried again
     history = _best_so_far([r.median if r.valid else float("inf") for r in previous])
     default = space.default
     done = len(previous)
     new = 0
-    bar = _Progress(progress, max(trials - done, 0), task.pattern[:28])
+    bar = _Progress(progress, max(trials - done, 0), task.pattern[:28], runner)
 
-    def record(result: MeasureResult, phase: str = "") -> None:
+    def record(result: MeasureResult, phase: str = "", group: str = "") -> None:
         nonlocal done, new
         done, new = done + 1, new + 1
         log.append(Record(task.key, task.pattern, result.config, result.costs, result.error, result.message,
-                          target_info(task.target), s, done, phase or search.name))
+                          target_info(task.target), s, done, phase or search.name, worker=result.worker,
+                          group=group))
         if phase:
             return
         history.append(min(history[-1] if history else float("inf"), result.median if result.valid else float("inf")))
@@ -138,11 +143,13 @@ def tune_task(task: Task, trials: int, log: TuningLog, tuner: str = "xgb", seed:
                             key=lambda r: r.median)
             confirm = list({config_key(r.config): r.config for r in ranked[:finalists * 3]}.values())[:finalists]
             confirm += [default] if config_key(default) not in map(config_key, confirm) else []
-            runner.measure(task, confirm, lambda r: record(r, CONFIRM))
+            group = uuid.uuid4().hex[:12]
+            for result in runner.compare(task, confirm, rounds):
+                record(result, CONFIRM, group)
     finally:
         bar.close()
     records = [r for r in log.for_task(task.key, builder.space) if r.target.get("class") == klass]
-    best = best_of(records)  # the rule compile uses too (prefers the finalists' re-measurement)
+    best = best_of(records, default)  # the rule compile uses too (the confirmation decides)
     default_rec = best_of([r for r in records if config_key(r.config) == config_key(default)])
     return TaskReport(task, default_rec.median if default_rec else float("nan"),
                       best.median if best else float("nan"), best.config if best else None, done, new, history)
@@ -164,6 +171,7 @@ def tune(graph: Graph, target: str | Target = "host", trials: int = 64, log: str
     tasks = extract_tasks(graph, target)
     tuning_log = TuningLog(log)
     runner = runner or LocalRunner(jobs=jobs, timeout=timeout, seed=seed)
+    runner.check_target(target)                 # before any work: no machine to measure on ends the job
     reports: list[TaskReport] = []
     seen: dict[str, tuple[list, list]] = {}             # template -> features, relative throughput
     for task in tasks:
@@ -173,6 +181,8 @@ def tune(graph: Graph, target: str | Target = "host", trials: int = 64, log: str
         try:
             report = tune_task(task, trials, tuning_log, tuner, seed, runner, early_stopping, progress, transfer,
                                fixed)
+        except NoMeasuringMachineError:
+            raise
         except TuningError as exc:               # one unmeasurable kernel keeps its default; the job goes on
             warnings.warn(f"not tuned, keeps its default config: {exc}", stacklevel=2)
             continue
