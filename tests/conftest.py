@@ -15,7 +15,7 @@ from typing import Callable
 import pytest
 
 # The extras CI installs (make test): the only ones whose modules `require_module` may ask for.
-CI_EXTRAS = ("test", "conformance")
+CI_EXTRAS = ("test", "conformance", "cluster")
 
 
 def require_tool(available: bool, what: str, how: str) -> None:

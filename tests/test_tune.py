@@ -149,6 +149,47 @@ def test_best_of_prefers_the_confirmed_remeasurement(tmp_path):
     assert best_of([Record("t", "X", {}, [], ErrorCode.TIMEOUT, tuner="confirm")]) is None
 
 
+def test_a_challenger_replaces_the_default_only_beyond_the_spread(tmp_path):
+    default = {"c": "default"}
+
+    def confirmation(group: str, when: float, **costs: list[float]) -> list[Record]:
+        return [Record("t", "X", {"c": name}, c, tuner="confirm", group=group, timestamp=when)
+                for name, c in costs.items()]
+
+    # 'close' has the lower median, but its rounds overlap the default's: the default stays
+    close = confirmation("g1", 1.0, default=[1.00, 1.02, 0.97, 1.05, 0.99], close=[0.96, 1.01, 0.95, 0.98, 1.03])
+    assert best_of(close, default).config == default
+    assert best_of(close).config == {"c": "close"}                 # without a default: plain lowest median
+    # 'fast' wins in every round by more than either spread; 'faster' too, and has the lowest median
+    clear = confirmation("g2", 2.0, default=[1.00, 1.02, 0.97, 1.05, 0.99], fast=[0.80, 0.82, 0.79, 0.81, 0.85],
+                         faster=[0.70, 0.71, 0.90, 0.72, 0.69])
+    assert best_of(clear, default).config == {"c": "faster"}
+    # the latest confirmation decides, whatever older ones said (whatever the order of the records)
+    assert best_of(clear + close, default).config == best_of(close + clear, default).config == {"c": "faster"}
+    later = confirmation("g3", 3.0, default=[1.0, 0.97, 1.03], close=[0.99, 0.96, 1.01])
+    assert best_of(later + clear, default).config == default
+
+
+def test_compare_times_every_config_in_every_round(dense_task):
+    configs = [dense_task.space.default, {**dense_task.space.default, "mr": 2}]
+    results = LocalRunner(policy=MeasurePolicy(min_repeats=2, sample_seconds=1e-4)).compare(dense_task, configs, 4)
+    assert [r.config for r in results] == configs
+    assert all(r.valid and len(r.costs) == 4 for r in results), [(r.error, r.message) for r in results]
+    assert all(r.worker["host"] and r.worker["cpu"] for r in results)
+
+
+def test_tuning_a_target_that_would_run_under_an_emulator_is_refused(tmp_path, capsys):
+    from tosac.app.cli import main
+    from tosac.errors import NoMeasuringMachineError
+
+    with pytest.raises(NoMeasuringMachineError, match="emulator times are not measurements"):
+        tune(_matmul(), "aarch64", trials=2, log=tmp_path / "arm.jsonl")
+    assert not (tmp_path / "arm.jsonl").exists()
+    assert main(["tune", "ad", "--target", "armv7", "--trials", "2", "--log", str(tmp_path / "a.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert "armv7" in err and "tosac worker --connect" in err and "Traceback" not in err
+
+
 def test_unknown_schema_is_refused(tmp_path):
     path = tmp_path / "future.jsonl"
     path.write_text(json.dumps({"schema": 99, "task": "t", "pattern": "X", "config": {}, "costs": []}) + "\n")
@@ -209,26 +250,40 @@ from tosac.tune import tune
 g = GraphBuilder()
 a = g.input("a", DType.INT8, (1, 16, 64))
 g.output(g.matmul(a, g.const(np.random.default_rng(0).integers(-128, 128, (1, 64, 64)).astype(np.int8)), a_zp=3))
-tune(g.build(), "host", trials=int(sys.argv[2]), log=sys.argv[1], tuner="random", seed=1, jobs=1)
+runner = None
+if len(sys.argv) > 3:
+    from tosac.tune.cluster import RayRunner
+    runner = RayRunner(sys.argv[3])
+tune(g.build(), "host", trials=int(sys.argv[2]), log=sys.argv[1], tuner="random", seed=1, jobs=1, runner=runner)
 """
 
 
-def test_kill_minus_nine_and_resume(tmp_path):
+@pytest.mark.parametrize("cluster", [None, "local:2"], ids=["local-runner", "ray-runner"])
+def test_kill_minus_nine_and_resume(tmp_path, cluster, require_module):
+    if cluster:
+        require_module("ray", extra="cluster")
     log = tmp_path / "killed.jsonl"
     script = tmp_path / "job.py"
     script.write_text(_KILL_SCRIPT)
-    proc = subprocess.Popen([sys.executable, str(script), str(log), "40"])
-    deadline = time.time() + 120
-    while time.time() < deadline and (not log.exists() or log.read_text().count("\n") < 3):
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")                  # the line cut by the kill, if any
-        before = list(read_records(log))
-        assert len(before) >= 3
-        subprocess.run([sys.executable, str(script), str(log), "12"], check=True)
-        after = TuningLog(log).records
+    more = [cluster] if cluster else []
+    proc = subprocess.Popen([sys.executable, str(script), str(log), "40", *more], start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and (not log.exists() or log.read_text().count("\n") < 3):
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)                  # the driver alone, mid-job
+        proc.wait()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")                  # the line cut by the kill, if any
+            before = list(read_records(log))
+            assert len(before) >= 3
+            subprocess.run([sys.executable, str(script), str(log), "12", *more], check=True, timeout=300)
+            after = TuningLog(log).records
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)          # what the killed driver left behind (a Ray agent)
+        except ProcessLookupError:
+            pass
     assert [r.config for r in after[:len(before)]] == [r.config for r in before]
     search = [r for r in after if r.tuner != "confirm"]
     assert len(search) == max(12, len(before))

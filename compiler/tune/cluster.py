@@ -79,8 +79,11 @@ def connect(cluster: str) -> None:
                 raise ValueError
         except ValueError:
             raise TosacError(f"--cluster '{cluster}': expected local:N with N >= 1 worker slots") from None
-        ray.init(num_cpus=n, resources=worker_resources(n), include_dashboard=False,
-                 object_store_memory=128 << 20, **quiet)
+        try:                           # address "local": a new instance, even where a cluster runs
+            ray.init(address="local", num_cpus=n, resources=worker_resources(n), include_dashboard=False,
+                     object_store_memory=128 << 20, **quiet)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise TosacError(f"--cluster {cluster}: cannot start a local Ray instance ({str(exc)[:300]})") from None
     elif cluster == "auto" or cluster.startswith("ray://"):
         try:
             ray.init(address=cluster, **quiet)
